@@ -1,0 +1,29 @@
+"""The OpenVoice tone-color converter, checkpoint-compatible with the published V1 and V2 weights.
+
+Plain PyTorch; knows nothing of Pipecat, the CLI or the voice library. Heavy imports (torch) happen on first
+use of a converter class, so that a command that never converts starts quickly.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import CheckpointError
+
+if TYPE_CHECKING:
+    from .config import ConverterConfig
+    from .converter import ToneColorConverter, chunk_spans
+
+__all__ = ["CheckpointError", "ConverterConfig", "ToneColorConverter", "chunk_spans"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("ToneColorConverter", "chunk_spans"):
+        from . import converter
+
+        return getattr(converter, name)
+    if name == "ConverterConfig":
+        from .config import ConverterConfig
+
+        return ConverterConfig
+    raise AttributeError(name)

@@ -1,0 +1,313 @@
+"""The converter network: posterior encoder, coupling flow, HiFi-GAN decoder and reference encoder.
+
+Parameter names follow the published checkpoints (`enc_q.enc.in_layers.0.weight`, ...), with weight norm
+already folded into plain weights by the loader. The sequence modules take and return `Segment`s so that the
+same code runs the whole utterance (numerically as the reference does) or one window of it while streaming.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import segment as sg
+from .config import ConverterConfig
+from .segment import Segment
+
+LRELU_SLOPE = 0.1
+POSTERIOR_KERNEL, POSTERIOR_LAYERS = 5, 16
+FLOW_KERNEL, FLOW_LAYERS, FLOW_COUPLINGS = 5, 4, 4
+REF_ENC_FILTERS = (32, 32, 64, 64, 128, 128)
+REF_ENC_GRU = 128
+
+
+def _conv(seg: Segment, conv: nn.Conv1d) -> Segment:
+    return sg.conv1d(seg, conv.weight, conv.bias, conv.padding[0], conv.dilation[0])
+
+
+def _pointwise(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
+    return F.conv1d(x, conv.weight, conv.bias)
+
+
+class WaveNet(nn.Module):
+    """Gated, speaker-conditioned dilated convolution stack (`WN` in VITS)."""
+
+    def __init__(self, hidden: int, kernel: int, n_layers: int, gin: int, dilation_rate: int = 1):
+        super().__init__()
+        self.hidden = hidden
+        self.cond_layer = nn.Conv1d(gin, 2 * hidden * n_layers, 1)
+        self.in_layers = nn.ModuleList()
+        self.res_skip_layers = nn.ModuleList()
+        for i in range(n_layers):
+            dilation = dilation_rate**i
+            self.in_layers.append(
+                nn.Conv1d(hidden, 2 * hidden, kernel, dilation=dilation, padding=(kernel * dilation - dilation) // 2)
+            )
+            self.res_skip_layers.append(nn.Conv1d(hidden, 2 * hidden if i < n_layers - 1 else hidden, 1))
+
+    def context(self) -> int:
+        """Steps of input needed on each side of an output step."""
+        return sum(layer.padding[0] for layer in self.in_layers)
+
+    def forward(self, seg: Segment, g: torch.Tensor) -> Segment:
+        h = self.hidden
+        cond = _pointwise(g, self.cond_layer)
+        output: Segment | None = None
+        last = len(self.in_layers) - 1
+        for i, (in_layer, res_skip) in enumerate(zip(self.in_layers, self.res_skip_layers)):
+            x_in = _conv(seg, in_layer)
+            act = x_in.x + cond[:, i * 2 * h : (i + 1) * 2 * h, :]
+            acts = torch.tanh(act[:, :h, :]) * torch.sigmoid(act[:, h:, :])
+            res_skip_acts = _pointwise(acts, res_skip)
+            if i < last:
+                seg = x_in.with_x(seg.crop(x_in.start, x_in.end).x + res_skip_acts[:, :h, :])
+                skip = res_skip_acts[:, h:, :]
+            else:
+                skip = res_skip_acts
+            if output is None:
+                output = x_in.with_x(skip)
+            else:
+                output = x_in.with_x(output.crop(x_in.start, x_in.end).x + skip)
+        assert output is not None
+        return output
+
+
+class PosteriorEncoder(nn.Module):
+    """Linear spectrogram -> latent z (mean, log-std, sample)."""
+
+    def __init__(self, spec_channels: int, out_channels: int, hidden: int, gin: int):
+        super().__init__()
+        self.out_channels = out_channels
+        self.pre = nn.Conv1d(spec_channels, hidden, 1)
+        self.enc = WaveNet(hidden, POSTERIOR_KERNEL, POSTERIOR_LAYERS, gin)
+        self.proj = nn.Conv1d(hidden, out_channels * 2, 1)
+
+    def context(self) -> int:
+        """Frames of spectrogram needed on each side of a latent frame."""
+        return self.enc.context()
+
+    def forward(self, spec: Segment, g: torch.Tensor, tau: float, noise: torch.Tensor | None) -> Segment:
+        """`noise` covers the whole utterance (None when tau is 0); the window's part of it is used."""
+        x = spec.with_x(_pointwise(spec.x, self.pre))
+        x = self.enc(x, g)
+        stats = _pointwise(x.x, self.proj)
+        m, logs = torch.split(stats, self.out_channels, dim=1)
+        eps = torch.zeros_like(m) if noise is None else noise[..., x.start : x.end]
+        return x.with_x(m + eps * tau * torch.exp(logs))
+
+
+class Coupling(nn.Module):
+    """Mean-only residual affine coupling layer."""
+
+    def __init__(self, channels: int, hidden: int, gin: int):
+        super().__init__()
+        self.half = channels // 2
+        self.pre = nn.Conv1d(self.half, hidden, 1)
+        self.enc = WaveNet(hidden, FLOW_KERNEL, FLOW_LAYERS, gin)
+        self.post = nn.Conv1d(hidden, self.half, 1)
+
+    def forward(self, seg: Segment, g: torch.Tensor, reverse: bool) -> Segment:
+        x0, x1 = torch.split(seg.x, [self.half, self.half], dim=1)
+        h = self.enc(seg.with_x(_pointwise(x0, self.pre)), g)
+        m = _pointwise(h.x, self.post)
+        lo, hi = h.start - seg.start, h.end - seg.start
+        x0, x1 = x0[..., lo:hi], x1[..., lo:hi]
+        x1 = x1 - m if reverse else m + x1
+        return h.with_x(torch.cat([x0, x1], dim=1))
+
+
+class Flow(nn.Module):
+    """Couplings interleaved with channel flips; state-dict indices 0, 2, 4, 6 (the flips hold nothing)."""
+
+    def __init__(self, channels: int, hidden: int, gin: int):
+        super().__init__()
+        self.flows = nn.ModuleList()
+        for _ in range(FLOW_COUPLINGS):
+            self.flows.append(Coupling(channels, hidden, gin))
+            self.flows.append(nn.Identity())  # Flip: a placeholder keeps the published indices
+
+    def context(self) -> int:
+        """Frames of latent needed on each side for one pass (forward or reverse)."""
+        return sum(f.enc.context() for f in self.flows if isinstance(f, Coupling))
+
+    def forward(self, seg: Segment, g: torch.Tensor, reverse: bool = False) -> Segment:
+        layers = reversed(self.flows) if reverse else self.flows
+        for layer in layers:
+            if isinstance(layer, Coupling):
+                seg = layer(seg, g, reverse)
+            else:
+                seg = seg.with_x(torch.flip(seg.x, [1]))
+        return seg
+
+
+class ResBlock1(nn.Module):
+    """HiFi-GAN residual block '1': dilated conv then plain conv, per dilation."""
+
+    def __init__(self, channels: int, kernel: int, dilations: tuple[int, ...]):
+        super().__init__()
+        self.convs1 = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel, dilation=d, padding=(kernel * d - d) // 2) for d in dilations
+        )
+        self.convs2 = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel, padding=(kernel - 1) // 2) for _ in dilations
+        )
+
+    def context(self) -> int:
+        """Samples of input needed on each side of an output sample."""
+        return sum(c.padding[0] for c in self.convs1) + sum(c.padding[0] for c in self.convs2)
+
+    def forward(self, seg: Segment) -> Segment:
+        for c1, c2 in zip(self.convs1, self.convs2):
+            xt = _conv(seg.with_x(F.leaky_relu(seg.x, LRELU_SLOPE)), c1)
+            xt = _conv(xt.with_x(F.leaky_relu(xt.x, LRELU_SLOPE)), c2)
+            seg = xt.with_x(xt.x + seg.crop(xt.start, xt.end).x)
+        return seg
+
+
+class ResBlock2(nn.Module):
+    """HiFi-GAN residual block '2': one dilated conv per dilation."""
+
+    def __init__(self, channels: int, kernel: int, dilations: tuple[int, ...]):
+        super().__init__()
+        self.convs = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel, dilation=d, padding=(kernel * d - d) // 2) for d in dilations
+        )
+
+    def context(self) -> int:
+        """Samples of input needed on each side of an output sample."""
+        return sum(c.padding[0] for c in self.convs)
+
+    def forward(self, seg: Segment) -> Segment:
+        for c in self.convs:
+            xt = _conv(seg.with_x(F.leaky_relu(seg.x, LRELU_SLOPE)), c)
+            seg = xt.with_x(xt.x + seg.crop(xt.start, xt.end).x)
+        return seg
+
+
+class Generator(nn.Module):
+    """HiFi-GAN decoder: latent frames -> waveform."""
+
+    def __init__(self, cfg: ConverterConfig):
+        super().__init__()
+        ch0 = cfg.upsample_initial_channel
+        self.conv_pre = nn.Conv1d(cfg.inter_channels, ch0, 7, padding=3)
+        self.cond = nn.Conv1d(cfg.gin_channels, ch0, 1)
+        block = ResBlock1 if cfg.resblock == "1" else ResBlock2
+        self.ups = nn.ModuleList()
+        self.resblocks = nn.ModuleList()
+        for i, (u, k) in enumerate(zip(cfg.upsample_rates, cfg.upsample_kernel_sizes)):
+            self.ups.append(nn.ConvTranspose1d(ch0 // 2**i, ch0 // 2 ** (i + 1), k, u, padding=(k - u) // 2))
+        for i in range(len(self.ups)):
+            ch = ch0 // 2 ** (i + 1)
+            for k, d in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes):
+                self.resblocks.append(block(ch, k, d))
+        self.conv_post = nn.Conv1d(ch, 1, 7, padding=3, bias=False)
+        self.num_kernels = len(cfg.resblock_kernel_sizes)
+        self.channels_last = False
+
+    def rate_exact(self) -> bool:
+        """Every upsampling makes exactly `rate` outputs per input, so frames map to whole sample ranges."""
+        return all(up.kernel_size[0] - 2 * up.padding[0] == up.stride[0] for up in self.ups)
+
+    def context_samples(self) -> tuple[int, int]:
+        """(left, right) output samples that a window without outer context loses at its inner edges."""
+        left = right = self.conv_pre.padding[0]
+        for i, up in enumerate(self.ups):
+            k, u, p = up.kernel_size[0], up.stride[0], up.padding[0]
+            blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
+            res = max(b.context() for b in blocks)
+            left = left * u + (k - p - u) + res
+            right = right * u + p + res
+        return left + self.conv_post.padding[0], right + self.conv_post.padding[0]
+
+    def use_channels_last(self) -> None:
+        """Hold weights as `[O, I, 1, k]` channels-last and run on `[N, C, 1, T]` channels-last activations.
+
+        oneDNN's CPU convolutions on this layout skip the reorders it otherwise makes around every call: the
+        narrow, long layers of the last upsampling stages run two to three times faster (whole decoder about
+        20 %). The sums are ordered differently, so results differ from the reference by float32 rounding
+        (about 1e-7 relative), well inside the parity tolerance.
+        """
+        with torch.no_grad():
+            for module in self.modules():
+                if isinstance(module, (nn.Conv1d, nn.ConvTranspose1d)) and module.weight.ndim == 3:
+                    w = module.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+                    module.weight = nn.Parameter(w, requires_grad=False)
+        self.channels_last = True
+
+    def forward(self, seg: Segment, g: torch.Tensor) -> Segment:
+        if self.channels_last:
+            seg = seg.with_x(seg.x.unsqueeze(2).contiguous(memory_format=torch.channels_last))
+            g = g.unsqueeze(2)
+        x = _conv(seg, self.conv_pre)
+        x = x.with_x(x.x + sg.conv1d(Segment.whole(g), self.cond.weight, self.cond.bias, 0).x)
+        for i, up in enumerate(self.ups):
+            x = x.with_x(F.leaky_relu(x.x, LRELU_SLOPE))
+            x = sg.conv_transpose1d(x, up.weight, up.bias, up.stride[0], up.padding[0])
+            outs = [self.resblocks[i * self.num_kernels + j](x) for j in range(self.num_kernels)]
+            outs = sg.common(*outs)
+            xs = outs[0].x
+            for o in outs[1:]:
+                xs = xs + o.x
+            x = outs[0].with_x(xs / self.num_kernels)
+        x = x.with_x(F.leaky_relu(x.x))  # slope 0.01 here, as published
+        x = _conv(x, self.conv_post)
+        y = torch.tanh(x.x)
+        return x.with_x(y.squeeze(2).contiguous() if self.channels_last else y)
+
+
+class ReferenceEncoder(nn.Module):
+    """Spectrogram -> speaker (tone color) embedding."""
+
+    def __init__(self, spec_channels: int, gin: int):
+        super().__init__()
+        self.spec_channels = spec_channels
+        filters = (1,) + REF_ENC_FILTERS
+        self.convs = nn.ModuleList(
+            nn.Conv2d(filters[i], filters[i + 1], kernel_size=3, stride=2, padding=1)
+            for i in range(len(REF_ENC_FILTERS))
+        )
+        freq = spec_channels
+        for _ in REF_ENC_FILTERS:
+            freq = (freq - 3 + 2) // 2 + 1
+        self.gru = nn.GRU(REF_ENC_FILTERS[-1] * freq, REF_ENC_GRU, batch_first=True)
+        self.proj = nn.Linear(REF_ENC_GRU, gin)
+        self.layernorm = nn.LayerNorm(spec_channels)
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        """`spec` is `[N, C, T]`; returns `[N, gin]`."""
+        inputs = spec.transpose(1, 2)
+        n = inputs.size(0)
+        out = self.layernorm(inputs.view(n, 1, -1, self.spec_channels))
+        for conv in self.convs:
+            out = F.relu(conv(out))
+        out = out.transpose(1, 2)
+        t = out.size(1)
+        out = out.contiguous().view(n, t, -1)
+        _, hidden = self.gru(out)
+        return self.proj(hidden.squeeze(0))
+
+
+class ConverterNetwork(nn.Module):
+    """The four modules of a published converter checkpoint."""
+
+    def __init__(self, cfg: ConverterConfig):
+        super().__init__()
+        self.dec = Generator(cfg)
+        self.enc_q = PosteriorEncoder(cfg.spec_channels, cfg.inter_channels, cfg.hidden_channels, cfg.gin_channels)
+        self.flow = Flow(cfg.inter_channels, cfg.hidden_channels, cfg.gin_channels)
+        self.ref_enc = ReferenceEncoder(cfg.spec_channels, cfg.gin_channels)
+
+
+_WEIGHT_NORMED = re.compile(
+    r"(enc_q|flow\.flows\.\d+)\.enc\.(cond_layer|in_layers\.\d+|res_skip_layers\.\d+)"
+    r"|dec\.ups\.\d+|dec\.resblocks\.\d+\.convs[12]?\.\d+|ref_enc\.convs\.\d+"
+)
+
+
+def weight_normed(module_name: str) -> bool:
+    """Whether the published checkpoint stores this module's weight as `weight_g` and `weight_v`."""
+    return _WEIGHT_NORMED.fullmatch(module_name) is not None

@@ -102,8 +102,6 @@ class ConverterConfig:
             raise CheckpointError(f"{source}: model.upsample_rates and model.upsample_kernel_sizes differ in length")
         if self.inter_channels % 2:
             raise CheckpointError(f"{source}: model.inter_channels must be even (the flow splits it in two)")
-        if self.upsample_initial_channel % (2 ** len(self.upsample_rates)):
-            raise CheckpointError(f"{source}: model.upsample_initial_channel cannot be halved at every upsampling")
         if self.win_length > self.filter_length:
             raise CheckpointError(f"{source}: data.win_length must not exceed data.filter_length")
         for k, u in zip(self.upsample_kernel_sizes, self.upsample_rates):

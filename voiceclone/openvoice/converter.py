@@ -6,6 +6,7 @@ import hashlib
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ CHECKPOINT_FILE = "checkpoint.pth"
 FIRST_CHUNK_FRAMES = 16
 CHUNK_FRAMES = 128
 
-AudioLike = "np.ndarray | torch.Tensor | Sequence[float]"
+AudioLike = Union[np.ndarray, torch.Tensor, Sequence[float]]
 
 
 class ToneColorConverter:
@@ -161,8 +162,8 @@ class ToneColorConverter:
         for a, b in chunk_spans(total, first_chunk_frames, chunk_frames):
             with torch.inference_mode():
                 need = min(total, b + right)
-                if need > z_hat.ready:  # latents run a chunk ahead of the decoder
-                    z_hat.ensure(need + (b - a))
+                if need > z_hat.ready:  # after the first chunk, latents run a chunk ahead of the decoder
+                    z_hat.ensure(need + (b - a) if a else need)
                 out = dec(z_hat.window(max(0, a - left), need), g_dec)
                 chunk = out.crop(a * spf, b * spf).x[0, 0].float().cpu().numpy()
             yield chunk

@@ -30,6 +30,7 @@ test: install
 ## Speed figures (medians) for the notes.
 bench: install
 	$(BIN)/python benchmarks/converter.py
+	$(BIN)/python benchmarks/enroll.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -36,3 +36,48 @@ def speech() -> np.ndarray:
     from benchmarks.speech import speech_sample
 
     return speech_sample(3.0, 22050)
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory, tiny_v2):
+    """A converter store holding the tiny V2 converter as if downloaded."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("models")
+    shutil.copytree(tiny_v2[0], root / "openvoice-v2")
+    return root
+
+
+@pytest.fixture(scope="session")
+def recordings(tmp_path_factory, speech):
+    """Recordings a user might bring, in every supported format, and broken ones."""
+    import soundfile as sf
+
+    from benchmarks.speech import speech_sample
+
+    root = tmp_path_factory.mktemp("recordings")
+    long = speech_sample(8.0, 22050)
+    stereo_44k = np.stack([long, long * 0.7], axis=1)
+    import soxr
+
+    files = {}
+    sf.write(root / "alice.wav", soxr.resample(stereo_44k, 22050, 44100), 44100)
+    sf.write(root / "bob.flac", long, 22050)
+    sf.write(root / "carol.ogg", soxr.resample(long, 22050, 16000), 16000)
+    sf.write(root / "dave.mp3", long, 22050)
+    sf.write(root / "short.wav", long[: int(22050 * 2.0)], 22050)
+    sf.write(root / "silence.wav", np.zeros(22050 * 5, dtype=np.float32), 22050)
+    sf.write(root / "hum.wav", (0.3 * np.sin(np.arange(22050 * 5) * 2 * np.pi * 50 / 22050)).astype(np.float32), 22050)
+    nan = long.copy()
+    nan[1000:1010] = np.nan
+    sf.write(root / "nan.wav", nan, 22050, subtype="FLOAT")
+    (root / "empty.wav").write_bytes(b"")
+    (root / "notes.wav").write_text("this is a text file, not audio\n" * 100)
+    whole = (root / "bob.flac").read_bytes()
+    (root / "cut_flac.flac").write_bytes(whole[: len(whole) // 2])
+    wav = (root / "alice.wav").read_bytes()
+    (root / "cut_wav.wav").write_bytes(wav[: len(wav) // 3])
+    (root / "folder.wav").mkdir()
+    for path in root.iterdir():
+        files[path.stem] = path
+    return files

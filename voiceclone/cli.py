@@ -16,6 +16,7 @@ from .config import load_settings
 from .errors import UserError
 from .models import DEFAULT_VERSION, MODELS_DIR_ENV, SOURCES, ModelStore
 from .openvoice import CheckpointError
+from .voices import VOICES_DIR_ENV, VoiceLibrary, default_voices_dir
 
 out = Console()
 err = Console(stderr=True)
@@ -29,6 +30,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="Converter checkpoints (OpenVoice V1/V2): download, list, locate.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+voices_app = typer.Typer(help="The voice library: list, show, remove, rename, export, import.", no_args_is_help=True)
+app.add_typer(voices_app, name="voices")
 
 ConfigOption = Annotated[
     Optional[Path], typer.Option("--config", "-c", help="YAML config file (reads models_dir, voices_dir).")
@@ -43,6 +46,18 @@ ModelsDirOption = Annotated[
     ),
 ]
 VersionOption = Annotated[str, typer.Option("--version", "-v", help=f"Converter version: {', '.join(SOURCES)}.")]
+VoicesDirOption = Annotated[
+    Optional[Path],
+    typer.Option("--voices-dir", envvar=VOICES_DIR_ENV, show_envvar=True, help="The voice library folder [default: ./voices]."),
+]
+ConverterOption = Annotated[
+    Optional[Path],
+    typer.Option("--converter", help="A converter folder (config.json + checkpoint.pth) to use instead of an installed one."),
+]
+ConverterVersionOption = Annotated[
+    str, typer.Option("--converter-version", help=f"Installed converter version to use: {', '.join(SOURCES)}.")
+]
+DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
 
 
 def _version_callback(value: bool) -> None:
@@ -66,6 +81,22 @@ def _root(
 def _store(models_dir: Path | None, config: Path | None) -> ModelStore:
     settings = load_settings(config)
     return ModelStore.from_settings(models_dir or settings.models_dir)
+
+
+def _library(voices_dir: Path | None, config: Path | None) -> VoiceLibrary:
+    return VoiceLibrary(default_voices_dir(voices_dir, load_settings(config).voices_dir))
+
+
+def _converter(converter: Path | None, version: str, models_dir: Path | None, config: Path | None, device: str):
+    """Load the converter a command asked for: an explicit folder, else the installed version."""
+    folder = converter or _store(models_dir, config).require(version)
+    with err.status(f"Loading the converter from {folder} ..."):
+        from .openvoice import ToneColorConverter
+
+        try:
+            return ToneColorConverter.load(folder, device=device)
+        except ValueError as exc:  # a bad --device
+            raise UserError(str(exc)) from None
 
 
 def _size(n: int) -> str:
@@ -117,6 +148,132 @@ def models_download(
         err.print(f"Downloading the {version} converter from {source.repo_id} into {store.describe()} ...")
     folder = store.download(version, force=force)
     out.print(f"[green]ready[/]: {version} converter in {folder}")
+
+
+@app.command()
+def enroll(
+    samples: Annotated[list[Path], typer.Argument(help="Recordings of one voice: WAV, FLAC, OGG or MP3.", show_default=False)],
+    name: Annotated[Optional[str], typer.Option("--name", "-n", help="Voice name [default: the first file's name].")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a voice of the same name.")] = False,
+    consent: Annotated[Optional[str], typer.Option("--consent", help="The speaker's consent, stored with the voice.")] = None,
+    voices_dir: VoicesDirOption = None,
+    converter: ConverterOption = None,
+    converter_version: ConverterVersionOption = DEFAULT_VERSION,
+    models_dir: ModelsDirOption = None,
+    device: DeviceOption = "auto",
+    config: ConfigOption = None,
+) -> None:
+    """Turn recordings of a voice into a voice in the library."""
+    from .enrollment import choose_name, create, prepare
+    from .openvoice.config import ConverterConfig
+
+    library = _library(voices_dir, config)
+    folder = converter or _store(models_dir, config).require(converter_version)
+    voice_name = choose_name(library, samples, name, force)
+    rate = ConverterConfig.from_file(folder / "config.json").sampling_rate
+    with err.status("Reading the recordings ...") as status:
+        sample = prepare(samples, rate, on_step=lambda text: status.update(f"{text} ..."))
+    conv = _converter(folder, converter_version, models_dir, config, device)
+    with err.status("Making the voice ..."):
+        voice = create(library, voice_name, sample, conv, force=force, consent=consent)
+    q = sample.quality
+    table = Table(title=f"Voice {voice.name!r}", title_justify="left", show_header=False)
+    table.add_row("recording", f"{q.duration_s:.1f} s in {len(sample.sources)} file(s)")
+    table.add_row("speech", f"{q.speech_s:.1f} s")
+    table.add_row("level", f"{q.speech_level_dbfs:.0f} dBFS (speech)")
+    table.add_row("background", f"{q.noise_level_dbfs:.0f} dBFS, {q.snr_db:.0f} dB below speech")
+    table.add_row("clipping", f"{q.clipped_fraction:.2%} of samples")
+    table.add_row("converter", f"{conv.version}")
+    out.print(table)
+    for warning in q.warnings():
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    out.print(f"[green]enrolled[/] {voice.name!r} in {voice.folder}", highlight=False)
+
+
+@voices_app.command("list")
+def voices_list(voices_dir: VoicesDirOption = None, config: ConfigOption = None) -> None:
+    """List the enrolled voices."""
+    library = _library(voices_dir, config)
+    names = library.names()
+    if not names:
+        out.print(f"No voices in {library.root} yet: enroll one with `voiceclone enroll SAMPLE.wav --name NAME`.")
+        return
+    table = Table(title=f"Voices in {library.root}", title_justify="left")
+    for column in ("name", "speech", "converters", "created", "warnings", "consent"):
+        table.add_column(column)
+    for name in names:
+        meta = library.get(name).meta
+        table.add_row(
+            name,
+            f"{meta.get('speech_seconds', 0):.1f} s",
+            ", ".join(sorted(meta.get("embeddings", {}))),
+            str(meta.get("created", "?")),
+            str(len(meta.get("warnings", []))),
+            "yes" if meta.get("consent") else "-",
+        )
+    out.print(table)
+
+
+@voices_app.command("show")
+def voices_show(name: str, voices_dir: VoicesDirOption = None, config: ConfigOption = None) -> None:
+    """Show everything stored about a voice."""
+    import json
+
+    voice = _library(voices_dir, config).get(name)
+    out.print(f"[bold]{voice.name}[/] in {voice.folder}")
+    out.print_json(json.dumps(voice.meta))
+
+
+@voices_app.command("rm")
+def voices_rm(
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    voices_dir: VoicesDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Delete a voice (asks first unless --yes)."""
+    library = _library(voices_dir, config)
+    library.get(name)  # a clear error for an unknown name before asking
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UserError(f"not removing {name!r} without confirmation: add --yes")
+        if not typer.confirm(f"Delete the voice {name!r} from {library.root}?"):
+            out.print("kept")
+            raise typer.Exit(1)
+    library.remove(name)
+    out.print(f"removed {name!r}")
+
+
+@voices_app.command("rename")
+def voices_rename(old: str, new: str, voices_dir: VoicesDirOption = None, config: ConfigOption = None) -> None:
+    """Rename a voice."""
+    voice = _library(voices_dir, config).rename(old, new)
+    out.print(f"renamed {old!r} to {voice.name!r}")
+
+
+@voices_app.command("export")
+def voices_export(
+    name: str,
+    file: Annotated[Path, typer.Argument(help="Archive to write (.tar.gz), or a folder.")],
+    voices_dir: VoicesDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Pack a voice into an archive to move it to another machine."""
+    archive = _library(voices_dir, config).export(name, file)
+    out.print(f"exported {name!r} to {archive}")
+
+
+@voices_app.command("import")
+def voices_import(
+    file: Annotated[Path, typer.Argument(help="An archive made by `voiceclone voices export`.")],
+    name: Annotated[Optional[str], typer.Option("--name", "-n", help="Store under another name.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a voice of the same name.")] = False,
+    voices_dir: VoicesDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Add a voice from an exported archive (checked: nothing may land outside the library)."""
+    voice = _library(voices_dir, config).import_archive(file, name=name, force=force)
+    out.print(f"imported {voice.name!r} into {voice.folder}")
 
 
 def main() -> None:

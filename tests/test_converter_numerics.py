@@ -142,8 +142,31 @@ def test_stream_yields_before_the_work_is_done(tiny_v2, speech):
     src, tgt = embeddings(7)
     stream = conv.convert_stream(speech, src, tgt, tau=0)
     first = next(stream)
-    assert len(first) == 16 * 256  # the first chunk is small: the rest is still to be computed
-    assert sum(len(c) for c in stream) == (len(speech) // 256 - 16) * 256
+    assert len(first) == 8 * 256  # the first chunk is small: the rest is still to be computed
+    assert sum(len(c) for c in stream) == (len(speech) // 256 - 8) * 256
+
+
+def test_stream_keeps_memory_bounded(tiny_v2, speech):
+    conv = ToneColorConverter.load(tiny_v2[0], device="cpu")
+    src, tgt = embeddings(10)
+    long = np.tile(speech, 4)
+    from voiceclone.openvoice import streaming
+
+    kept = []
+    original = streaming.Node._trim
+
+    def spy(self):
+        original(self)
+        if self._buf is not None:
+            kept.append(self._buf.shape[-1])
+
+    streaming.Node._trim = spy
+    try:
+        frames = sum(len(c) for c in conv.convert_stream(long, src, tgt, tau=0, first_chunk_frames=4, chunk_frames=16)) // 256
+    finally:
+        streaming.Node._trim = original
+    # No stage keeps more than a few chunks' worth of its sequence, however long the utterance.
+    assert max(kept) < 256 * 64 and frames > 600
 
 
 def test_resblock_2_and_other_sizes(tmp_path, speech):

@@ -25,7 +25,7 @@ CHECKPOINT_FILE = "checkpoint.pth"
 
 # Streaming schedule: a small first chunk for a fast first sound, then chunks that double (each costs well
 # under the playing time of the one before) up to a size where the recomputed context is a small overhead.
-FIRST_CHUNK_FRAMES = 16
+FIRST_CHUNK_FRAMES = 8
 CHUNK_FRAMES = 128
 
 AudioLike = Union[np.ndarray, torch.Tensor, Sequence[float]]
@@ -153,19 +153,16 @@ class ToneColorConverter:
             yield out
             return
         spf = self.config.samples_per_frame
-        left, right = (math.ceil(s / spf) for s in dec.context_samples())
-        net, g_dec = self.network, self._dec_g(g_tgt)
+        net = self.network
         g_enc = self._zero_g if self.config.zero_g else g_src
-        z = Stage(lambda seg: net.enc_q(seg, g_enc, tau, noise), net.enc_q.context(), Source(spec))
-        z_p = Stage(lambda seg: net.flow(seg, g_src), net.flow.context(), z)
-        z_hat = Stage(lambda seg: net.flow(seg, g_tgt, reverse=True), net.flow.context(), z_p)
+        with torch.inference_mode():
+            z = Stage(lambda seg: net.enc_q(seg, g_enc, tau, noise), [Source(spec)], net.enc_q.context())
+            z_p = Stage(lambda seg: net.flow(seg, g_src), [z], net.flow.context())
+            z_hat = Stage(lambda seg: net.flow(seg, g_tgt, reverse=True), [z_p], net.flow.context())
+            audio_out = dec.stream(z_hat, self._dec_g(g_tgt))
         for a, b in chunk_spans(total, first_chunk_frames, chunk_frames):
             with torch.inference_mode():
-                need = min(total, b + right)
-                if need > z_hat.ready:  # after the first chunk, latents run a chunk ahead of the decoder
-                    z_hat.ensure(need + (b - a) if a else need)
-                out = dec(z_hat.window(max(0, a - left), need), g_dec)
-                chunk = out.crop(a * spf, b * spf).x[0, 0].float().cpu().numpy()
+                chunk = audio_out.window(a * spf, b * spf).x[0, 0].float().cpu().numpy()
             yield chunk
 
     # ------------------------------------------------------------------------------------------------ helpers
@@ -224,11 +221,18 @@ class ToneColorConverter:
 
 
 def chunk_spans(total: int, first: int, steady: int) -> Iterator[tuple[int, int]]:
-    """Frame spans `[a, b)` covering `[0, total)`: `first` frames, then doubling up to `steady`."""
-    a, size = 0, min(first, steady)
+    """Frame spans `[a, b)` covering `[0, total)`: `first` frames twice, then doubling up to `steady`.
+
+    Each chunk must be computed while the ones before it play: the second is as small as the first (the
+    first has only just started playing), after that each may be twice the one before.
+    """
+    a, size, n = 0, min(first, steady), 0
     while a < total:
         b = min(total, a + size)
         if total - b < size // 4:  # fold a sliver of a last chunk into this one
             b = total
         yield a, b
-        a, size = b, min(steady, size * 2)
+        n += 1
+        a = b
+        if n >= 2:
+            size = min(steady, size * 2)

@@ -16,6 +16,7 @@ from torch import nn
 from . import segment as sg
 from .config import ConverterConfig
 from .segment import Segment
+from .streaming import Node, Stage, UpsampleStage
 
 LRELU_SLOPE = 0.1
 POSTERIOR_KERNEL, POSTERIOR_LAYERS = 5, 16
@@ -238,6 +239,43 @@ class Generator(nn.Module):
                     module.weight = nn.Parameter(w, requires_grad=False)
         self.channels_last = True
 
+    def stream(self, latents: Node, g: torch.Tensor) -> Node:
+        """The decoder as a graph of incremental stages reading `latents`; its output node yields samples."""
+        last = self.channels_last
+        cond = sg.conv1d(Segment.whole(g.unsqueeze(2) if last else g), self.cond.weight, self.cond.bias, 0).x
+
+        def pre(seg: Segment) -> Segment:
+            if last:
+                seg = seg.with_x(seg.x.unsqueeze(2).contiguous(memory_format=torch.channels_last))
+            x = _conv(seg, self.conv_pre)
+            return x.with_x(x.x + cond)
+
+        node: Node = Stage(pre, [latents], self.conv_pre.padding[0])
+        for i, up in enumerate(self.ups):
+            def upsample(seg: Segment, up=up) -> Segment:
+                x = seg.with_x(F.leaky_relu(seg.x, LRELU_SLOPE))
+                return sg.conv_transpose1d(x, up.weight, up.bias, up.stride[0], up.padding[0])
+
+            node = UpsampleStage(upsample, node, up.stride[0], up.kernel_size[0], up.padding[0])
+            branches = [
+                _stream_resblock(self.resblocks[i * self.num_kernels + j], node) for j in range(self.num_kernels)
+            ]
+
+            def mean(*segs: Segment) -> Segment:
+                xs = segs[0].x
+                for s in segs[1:]:
+                    xs = xs + s.x
+                return segs[0].with_x(xs / self.num_kernels)
+
+            node = Stage(mean, branches)
+
+        def post(seg: Segment) -> Segment:
+            x = _conv(seg.with_x(F.leaky_relu(seg.x)), self.conv_post)
+            y = torch.tanh(x.x)
+            return x.with_x(y.squeeze(2).contiguous() if last else y)
+
+        return Stage(post, [node], self.conv_post.padding[0])
+
     def forward(self, seg: Segment, g: torch.Tensor) -> Segment:
         if self.channels_last:
             seg = seg.with_x(seg.x.unsqueeze(2).contiguous(memory_format=torch.channels_last))
@@ -257,6 +295,27 @@ class Generator(nn.Module):
         x = _conv(x, self.conv_post)
         y = torch.tanh(x.x)
         return x.with_x(y.squeeze(2).contiguous() if self.channels_last else y)
+
+
+def _stream_resblock(block: nn.Module, source: Node) -> Node:
+    """A residual block as a chain of stages, one per dilation step."""
+    node = source
+    if isinstance(block, ResBlock1):
+        for c1, c2 in zip(block.convs1, block.convs2):
+            def step(seg: Segment, c1=c1, c2=c2) -> Segment:
+                xt = _conv(seg.with_x(F.leaky_relu(seg.x, LRELU_SLOPE)), c1)
+                xt = _conv(xt.with_x(F.leaky_relu(xt.x, LRELU_SLOPE)), c2)
+                return xt.with_x(xt.x + seg.crop(xt.start, xt.end).x)
+
+            node = Stage(step, [node], c1.padding[0] + c2.padding[0])
+    else:
+        for c in block.convs:
+            def step2(seg: Segment, c=c) -> Segment:
+                xt = _conv(seg.with_x(F.leaky_relu(seg.x, LRELU_SLOPE)), c)
+                return xt.with_x(xt.x + seg.crop(xt.start, xt.end).x)
+
+            node = Stage(step2, [node], c.padding[0])
+    return node
 
 
 class ReferenceEncoder(nn.Module):

@@ -8,6 +8,7 @@ import torch
 
 from checkpoints import REAL_V2, random_reference, save_converter, tiny_config
 from voiceclone.openvoice import ToneColorConverter, chunk_spans
+from voiceclone.openvoice.converter import FIRST_CHUNK_FRAMES
 from voiceclone.openvoice.config import ConverterConfig
 from voiceclone.openvoice.checkpoint import load_into
 from voiceclone.openvoice.network import ConverterNetwork
@@ -142,8 +143,8 @@ def test_stream_yields_before_the_work_is_done(tiny_v2, speech):
     src, tgt = embeddings(7)
     stream = conv.convert_stream(speech, src, tgt, tau=0)
     first = next(stream)
-    assert len(first) == 8 * 256  # the first chunk is small: the rest is still to be computed
-    assert sum(len(c) for c in stream) == (len(speech) // 256 - 8) * 256
+    assert len(first) == FIRST_CHUNK_FRAMES * 256  # the first chunk is small: the rest is still to be computed
+    assert sum(len(c) for c in stream) == (len(speech) // 256 - FIRST_CHUNK_FRAMES) * 256
 
 
 def test_stream_keeps_memory_bounded(tiny_v2, speech):

@@ -89,12 +89,15 @@ def _library(voices_dir: Path | None, config: Path | None) -> VoiceLibrary:
 
 def _converter(converter: Path | None, version: str, models_dir: Path | None, config: Path | None, device: str):
     """Load the converter a command asked for: an explicit folder, else the installed version."""
-    folder = converter or _store(models_dir, config).require(version)
-    with err.status(f"Loading the converter from {folder} ..."):
-        from .openvoice import ToneColorConverter
+    from .cache import file_sha256
+    from .openvoice import ToneColorConverter
 
+    folder = Path(converter) if converter else _store(models_dir, config).require(version)
+    with err.status(f"Loading the converter from {folder} ..."):
+        checkpoint = folder / "checkpoint.pth"
+        known = file_sha256(checkpoint) if checkpoint.is_file() else None
         try:
-            return ToneColorConverter.load(folder, device=device)
+            return ToneColorConverter.load(folder, device=device, checkpoint_sha256=known)
         except ValueError as exc:  # a bad --device
             raise UserError(str(exc)) from None
 
@@ -276,8 +279,147 @@ def voices_import(
     out.print(f"imported {voice.name!r} into {voice.folder}")
 
 
+def _read_text(text: str | None, file: Path | None) -> str:
+    if text is not None and file is not None:
+        raise UserError("give the text as an argument or with --file, not both")
+    if file is not None:
+        try:
+            return file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UserError(f"{file}: file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"{file}: cannot read it as text ({exc})") from None
+    if text is None or text == "-":
+        if sys.stdin is None or (sys.stdin.isatty() and text is None):
+            raise UserError("nothing to say: give TEXT, --file FILE, or pipe text in")
+        return sys.stdin.read()
+    return text
+
+
+@app.command()
+def speak(
+    text: Annotated[Optional[str], typer.Argument(help="What to say ('-' or nothing: read standard input).", show_default=False)] = None,
+    voice: Annotated[Optional[str], typer.Option("--voice", help="An enrolled voice's name, or an audio file to clone on the fly.")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Read the text from a file.")] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="WAV file to write, or '-' for raw 16-bit PCM on standard output.")] = None,
+    play: Annotated[bool, typer.Option("--play", help="Play on the default output device as it is made.")] = False,
+    tau: Annotated[Optional[float], typer.Option("--tau", help="Conversion sampling temperature [default: 0.3; 0 = deterministic].")] = None,
+    engine: Annotated[Optional[str], typer.Option("--engine", "-e", help="Base voice engine: piper or openai [default: piper].")] = None,
+    piper_voice: Annotated[Optional[Path], typer.Option("--piper-voice", help="A Piper .onnx voice [default: the bundled en_US joe voice].")] = None,
+    no_clone: Annotated[bool, typer.Option("--no-clone", help="Speak the base voice, unconverted (for A/B listening).")] = False,
+    sample_rate: Annotated[int, typer.Option("--sample-rate", help="Output sample rate.", min=8000, max=192000)] = 22050,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for reproducible output with tau > 0.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-V", help="Say what happens and show timing per run.")] = False,
+    voices_dir: VoicesDirOption = None,
+    converter: ConverterOption = None,
+    converter_version: Annotated[Optional[str], typer.Option("--converter-version", help="v1 or v2 [default: v2].")] = None,
+    models_dir: ModelsDirOption = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Speak text in a cloned voice, streaming: each chunk is written or played as soon as it exists."""
+    from .speaking import speak_to
+    from .tts import OpenAISettings, PiperSettings, make_engine
+    from .tts.sentences import split_sentences
+
+    settings = load_settings(config)
+    tts = settings.tts
+    sentences = split_sentences(_read_text(text, file))
+    if not sentences:
+        raise UserError("nothing to say: the text is empty")
+    voice = voice or tts.voice
+    if not no_clone and not voice:
+        raise UserError("say whose voice: --voice NAME (see `voiceclone voices list`) or --voice sample.wav")
+    if output is None and not play:
+        raise UserError("say where the audio goes: -o FILE.wav, -o - (raw PCM on standard output), or --play")
+    if output == "-" and sys.stdout.isatty():
+        raise UserError("-o - writes raw PCM: pipe it into a program (e.g. `| aplay -f S16_LE -r 22050`) or use -o FILE.wav")
+    tau = tts.tau if tau is None else tau
+    if not 0 <= tau <= 2:
+        raise UserError(f"--tau must be between 0 and 2, got {tau}")
+
+    library = _library(voices_dir, config)
+    if not no_clone:
+        _check_voice_exists(library, voice)
+    sinks = _open_sinks(output, play, sample_rate)  # an unwritable output fails before any model loads
+    try:
+        piper = tts.piper
+        engine_name = engine or tts.engine
+        with err.status("Loading the base voice ..."):
+            base = make_engine(
+                engine_name,
+                piper=PiperSettings(
+                    piper_voice or piper.voice, piper.speaker, piper.length_scale, piper.noise_scale, piper.noise_w_scale
+                ),
+                openai=OpenAISettings(
+                    tts.openai.model, tts.openai.voice, tts.openai.base_url, None, tts.openai.timeout_s,
+                    tts.openai.instructions,
+                ),
+            )
+        if no_clone:
+            source, source_rate, label = (lambda s: iter([base.synthesize(s)])), base.sample_rate, f"{engine_name} base voice"
+        else:
+            from .cloned import ClonedVoice
+            from .enrollment import target_embedding
+
+            conv = _converter(
+                converter or tts.converter.folder, converter_version or tts.converter.version, models_dir, config,
+                device or tts.converter.device,
+            )
+            with err.status("Preparing the voice ..."):
+                target, label = target_embedding(library, voice, conv)
+                cloned = ClonedVoice(base, conv, target, tau=tau, seed=seed if seed is not None else tts.seed)
+            source, source_rate = cloned.speak, cloned.sample_rate
+    except BaseException:
+        for sink in sinks:
+            sink.close(False)
+        raise
+    stats = speak_to(sentences, source, source_rate, sinks, sample_rate)
+    where = "standard output" if output == "-" else (output or "the speakers")
+    first = f"{stats.first_audio_s * 1000:.0f} ms" if stats.first_audio_s is not None else "-"
+    err.print(
+        f"[green]spoke[/] {stats.sentences} sentence(s), {stats.audio_s:.1f} s in {label} to {where}: "
+        f"first audio {first}, real-time factor {stats.real_time_factor:.2f}",
+        highlight=False,
+    )
+
+
+def _check_voice_exists(library: VoiceLibrary, voice: str) -> None:
+    """Fail fast on a voice that is neither an audio file nor an enrolled name."""
+    from .enrollment import AUDIO_SUFFIXES
+
+    path = Path(voice).expanduser()
+    if path.suffix.lower() in AUDIO_SUFFIXES or "/" in voice:
+        if not path.exists():
+            raise UserError(f"{path}: voice file not found")
+        return
+    if not path.exists():
+        library.get(voice)
+
+
+def _open_sinks(output: str | None, play: bool, sample_rate: int) -> list:
+    from .speaking import PlaybackSink, RawSink, WavSink
+
+    sinks: list = []
+    try:
+        if output == "-":
+            sinks.append(RawSink())
+        elif output is not None:
+            sinks.append(WavSink(Path(output), sample_rate))
+        if play:
+            sinks.append(PlaybackSink(sample_rate))
+    except BaseException:
+        for sink in sinks:
+            sink.close(False)
+        raise
+    return sinks
+
+
 def main() -> None:
     """Entry point: run the app; errors a user can fix end in one line and exit code 1."""
+    from dotenv import find_dotenv, load_dotenv
+
+    load_dotenv(find_dotenv(usecwd=True), override=False)  # .env fills what the environment does not set
     try:
         app()
     except (UserError, CheckpointError) as exc:

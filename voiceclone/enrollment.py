@@ -140,3 +140,16 @@ def embedding_for(library: VoiceLibrary, voice: Voice, converter) -> np.ndarray:
     embedding = embed(converter, resample(speech, sr, converter.sampling_rate))
     library.add_embedding(voice, converter.version, embedding, converter.checkpoint_sha256)
     return embedding
+
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif"}
+
+
+def target_embedding(library: VoiceLibrary, voice: str, converter) -> tuple[np.ndarray, str]:
+    """The embedding for `--voice`: an enrolled name, or an audio file cloned on the fly (not stored)."""
+    path = Path(voice).expanduser()
+    if path.exists() or path.suffix.lower() in AUDIO_SUFFIXES or "/" in voice:
+        sample = prepare([path], converter.sampling_rate)
+        return embed(converter, sample.speech), f"{path.name} ({sample.quality.speech_s:.1f} s of speech)"
+    found = library.get(voice)
+    return embedding_for(library, found, converter), f"voice {found.name!r}"

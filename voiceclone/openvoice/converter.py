@@ -18,15 +18,15 @@ from .errors import CheckpointError
 from .network import ConverterNetwork
 from .segment import Segment
 from .spectrogram import linear_spectrogram
-from .streaming import Source, Stage
+from .streaming import Source
 
 CONFIG_FILE = "config.json"  # the published layout; voiceclone.models uses the same names
 CHECKPOINT_FILE = "checkpoint.pth"
 
 # Streaming schedule: a small first chunk for a fast first sound, then chunks that double (each costs well
 # under the playing time of the one before) up to a size where the recomputed context is a small overhead.
-FIRST_CHUNK_FRAMES = 8
-CHUNK_FRAMES = 128
+FIRST_CHUNK_FRAMES = 6
+CHUNK_FRAMES = 256
 
 AudioLike = Union[np.ndarray, torch.Tensor, Sequence[float]]
 
@@ -46,8 +46,17 @@ class ToneColorConverter:
 
     # ----------------------------------------------------------------------------------------------- loading
     @classmethod
-    def load(cls, folder: str | Path, device: str | torch.device = "auto", threads: int | None = None) -> "ToneColorConverter":
-        """Read `config.json` and `checkpoint.pth` from `folder`; `threads` sets torch's CPU thread count."""
+    def load(
+        cls,
+        folder: str | Path,
+        device: str | torch.device = "auto",
+        threads: int | None = None,
+        checkpoint_sha256: str | None = None,
+    ) -> "ToneColorConverter":
+        """Read `config.json` and `checkpoint.pth` from `folder`; `threads` sets torch's CPU thread count.
+
+        `checkpoint_sha256`, when the caller already knows it, spares hashing the checkpoint later.
+        """
         folder = Path(folder).expanduser()
         if not folder.exists():
             raise CheckpointError(f"{folder}: converter folder not found")
@@ -60,7 +69,9 @@ class ToneColorConverter:
             torch.set_num_threads(threads)
         network = ConverterNetwork(config)
         load_into(network, read_state_dict(folder / CHECKPOINT_FILE), folder / CHECKPOINT_FILE)
-        return cls(config, network, resolve_device(device), folder)
+        converter = cls(config, network, resolve_device(device), folder)
+        converter._checkpoint_sha256 = checkpoint_sha256
+        return converter
 
     @property
     def version(self) -> str:
@@ -156,9 +167,8 @@ class ToneColorConverter:
         net = self.network
         g_enc = self._zero_g if self.config.zero_g else g_src
         with torch.inference_mode():
-            z = Stage(lambda seg: net.enc_q(seg, g_enc, tau, noise), [Source(spec)], net.enc_q.context())
-            z_p = Stage(lambda seg: net.flow(seg, g_src), [z], net.flow.context())
-            z_hat = Stage(lambda seg: net.flow(seg, g_tgt, reverse=True), [z_p], net.flow.context())
+            z = net.enc_q.stream(Source(spec), g_enc, tau, noise)
+            z_hat = net.flow.stream(net.flow.stream(z, g_src), g_tgt, reverse=True)
             audio_out = dec.stream(z_hat, self._dec_g(g_tgt))
         for a, b in chunk_spans(total, first_chunk_frames, chunk_frames):
             with torch.inference_mode():

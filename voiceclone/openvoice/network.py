@@ -76,6 +76,31 @@ class WaveNet(nn.Module):
         return output
 
 
+    def stream(self, source: Node, g: torch.Tensor) -> Node:
+        """One incremental stage per layer; each carries `[x, skip sum]` to the next, the last only the sum."""
+        h = self.hidden
+        cond = _pointwise(g, self.cond_layer)
+        last = len(self.in_layers) - 1
+        node = source
+        for i, (in_layer, res_skip) in enumerate(zip(self.in_layers, self.res_skip_layers)):
+            def layer(seg: Segment, i=i, in_layer=in_layer, res_skip=res_skip) -> Segment:
+                x, skip = (seg.x, None) if i == 0 else (seg.x[:, :h], seg.x[:, h:])
+                x_in = _conv(seg.with_x(x), in_layer)
+                act = x_in.x + cond[:, i * 2 * h : (i + 1) * 2 * h, :]
+                acts = torch.tanh(act[:, :h, :]) * torch.sigmoid(act[:, h:, :])
+                rs = _pointwise(acts, res_skip)
+                lo, hi = x_in.start - seg.start, x_in.end - seg.start
+                new_skip = rs if i == last else rs[:, h:, :]
+                if skip is not None:
+                    new_skip = skip[..., lo:hi] + new_skip
+                if i == last:
+                    return x_in.with_x(new_skip)
+                return x_in.with_x(torch.cat([x[..., lo:hi] + rs[:, :h, :], new_skip], dim=1))
+
+            node = Stage(layer, [node], in_layer.padding[0])
+        return node
+
+
 class PosteriorEncoder(nn.Module):
     """Linear spectrogram -> latent z (mean, log-std, sample)."""
 
@@ -100,6 +125,19 @@ class PosteriorEncoder(nn.Module):
         return x.with_x(m + eps * tau * torch.exp(logs))
 
 
+    def stream(self, spec: Node, g: torch.Tensor, tau: float, noise: torch.Tensor | None) -> Node:
+        """The encoder as incremental stages reading the spectrogram."""
+        pre = Stage(lambda seg: seg.with_x(_pointwise(seg.x, self.pre)), [spec])
+        hidden = self.enc.stream(pre, g)
+
+        def sample(seg: Segment) -> Segment:
+            m, logs = torch.split(_pointwise(seg.x, self.proj), self.out_channels, dim=1)
+            eps = torch.zeros_like(m) if noise is None else noise[..., seg.start : seg.end]
+            return seg.with_x(m + eps * tau * torch.exp(logs))
+
+        return Stage(sample, [hidden])
+
+
 class Coupling(nn.Module):
     """Mean-only residual affine coupling layer."""
 
@@ -118,6 +156,20 @@ class Coupling(nn.Module):
         x0, x1 = x0[..., lo:hi], x1[..., lo:hi]
         x1 = x1 - m if reverse else m + x1
         return h.with_x(torch.cat([x0, x1], dim=1))
+
+
+    def stream(self, source: Node, g: torch.Tensor, reverse: bool, flip: bool) -> Node:
+        """The coupling as incremental stages; `flip` reverses the channels of its output (the Flip after it)."""
+        pre = Stage(lambda seg: seg.with_x(_pointwise(seg.x[:, : self.half], self.pre)), [source])
+        hidden = self.enc.stream(pre, g)
+
+        def combine(x: Segment, h: Segment) -> Segment:
+            m = _pointwise(h.x, self.post)
+            x0, x1 = x.x[:, : self.half], x.x[:, self.half :]
+            out = torch.cat([x0, x1 - m if reverse else m + x1], dim=1)
+            return x.with_x(torch.flip(out, [1]) if flip else out)
+
+        return Stage(combine, [source, hidden])
 
 
 class Flow(nn.Module):
@@ -142,6 +194,20 @@ class Flow(nn.Module):
             else:
                 seg = seg.with_x(torch.flip(seg.x, [1]))
         return seg
+
+
+    def stream(self, source: Node, g: torch.Tensor, reverse: bool = False) -> Node:
+        """The flow (or its reverse) as incremental stages."""
+        couplings = [f for f in self.flows if isinstance(f, Coupling)]
+        node = source
+        if reverse:
+            node = Stage(lambda seg: seg.with_x(torch.flip(seg.x, [1])), [node])  # the last Flip, undone first
+            for i, c in enumerate(reversed(couplings)):
+                node = c.stream(node, g, reverse=True, flip=i < len(couplings) - 1)
+        else:
+            for c in couplings:
+                node = c.stream(node, g, reverse=False, flip=True)
+        return node
 
 
 class ResBlock1(nn.Module):

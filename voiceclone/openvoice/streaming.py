@@ -9,6 +9,7 @@ costs about what the whole conversion costs, however small the blocks, and memor
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Sequence
 
 import torch
@@ -26,7 +27,9 @@ class Node:
         self.total = total
         self.ready = 0
         self.target = 0  # how far consumers have asked this node to go in the current round
-        self.consumers: list["Stage"] = []
+        # Weak: consumers hold their sources, not the other way round, so a finished graph is freed at once
+        # (a reference cycle would keep every buffer until the garbage collector happens to run).
+        self.consumers: weakref.WeakSet["Stage"] = weakref.WeakSet()
         self._buf: torch.Tensor | None = None
         self._base = 0  # the index of `_buf[..., 0]`
 
@@ -80,7 +83,7 @@ class Stage(Node):
         self.sources = list(sources)
         self.context = context
         for src in self.sources:
-            src.consumers.append(self)
+            src.consumers.add(self)
 
     def input_range(self, a: int, b: int) -> tuple[int, int]:
         """Input window needed for output `[a, b)`."""

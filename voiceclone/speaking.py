@@ -1,0 +1,180 @@
+"""Speaking text to files, pipes and the sound card as the audio is made, and timing it."""
+
+from __future__ import annotations
+
+import io
+import os
+import queue
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .errors import UserError
+
+
+class OutputError(UserError):
+    """An output that cannot be written or played."""
+
+
+class WavSink:
+    """A WAV file written as chunks come, into a temporary file renamed into place only when complete."""
+
+    def __init__(self, path: Path, sample_rate: int):
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise OutputError(f"{self.path}: is a folder; give a file name such as {self.path / 'speech.wav'}")
+        folder = self.path.parent
+        if not folder.is_dir():
+            raise OutputError(f"{folder}: folder not found for the output file")
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}-", suffix=".part", dir=folder)
+            os.close(fd)
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot write there ({exc.strerror})") from None
+        self._tmp = Path(tmp)
+        self._file = sf.SoundFile(tmp, "w", samplerate=sample_rate, channels=1, format="WAV", subtype="PCM_16")
+
+    def write(self, chunk: np.ndarray) -> None:
+        """Append samples."""
+        self._file.write(chunk)
+
+    def close(self, complete: bool) -> None:
+        """Finish the file (complete) or throw the partial one away, leaving any old file untouched."""
+        self._file.close()
+        if complete:
+            os.replace(self._tmp, self.path)
+        else:
+            self._tmp.unlink(missing_ok=True)
+
+
+class RawSink:
+    """Raw 16-bit little-endian mono PCM to a binary stream (standard output), flushed per chunk."""
+
+    def __init__(self, stream=None):
+        self._stream = stream or sys.stdout.buffer
+
+    def write(self, chunk: np.ndarray) -> None:
+        """Append samples."""
+        buf = io.BytesIO()  # libsndfile's own float -> 16-bit conversion, so that -o - equals the WAV's samples
+        sf.write(buf, chunk, 8000, format="RAW", subtype="PCM_16", endian="LITTLE")
+        try:
+            self._stream.write(buf.getvalue())
+            self._stream.flush()
+        except BrokenPipeError:
+            raise OutputError("standard output was closed by the reading program") from None
+
+    def close(self, complete: bool) -> None:
+        """Nothing to finish."""
+
+
+class PlaybackSink:
+    """The default output device, fed from a queue by its own thread so that making audio never waits."""
+
+    def __init__(self, sample_rate: int):
+        try:
+            import sounddevice
+        except OSError:
+            raise OutputError(
+                "--play needs the PortAudio library: install it (Debian/Ubuntu: apt-get install libportaudio2; "
+                "macOS: brew install portaudio) or write a file with -o"
+            ) from None
+        try:
+            self._stream = sounddevice.OutputStream(samplerate=sample_rate, channels=1, dtype="float32")
+            self._stream.start()
+        except Exception as exc:  # PortAudioError and friends: no device, busy device
+            raise OutputError(f"cannot open the sound output ({exc}); write a file with -o instead") from None
+        self._queue: queue.Queue[np.ndarray | None] = queue.Queue()
+        self.waited_s = 0.0  # time the device sat starved after playback began
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        started = False
+        while True:
+            t0 = time.perf_counter()
+            chunk = self._queue.get()
+            if started and chunk is not None:
+                self.waited_s += max(0.0, time.perf_counter() - t0 - 0.005)
+            if chunk is None:
+                return
+            started = True
+            self._stream.write(chunk.astype(np.float32).reshape(-1, 1))
+
+    def write(self, chunk: np.ndarray) -> None:
+        """Queue samples for playback."""
+        self._queue.put(chunk)
+
+    def close(self, complete: bool) -> None:
+        """Play out what is queued (complete) or stop at once."""
+        if not complete:
+            while not self._queue.empty():
+                self._queue.get_nowait()
+        self._queue.put(None)
+        self._thread.join()
+        self._stream.stop()
+        self._stream.close()
+
+
+@dataclass
+class SpeakStats:
+    """What a user sees at the end: how soon the first sound came and how fast the rest."""
+
+    first_audio_s: float | None
+    audio_s: float
+    elapsed_s: float
+    sentences: int
+
+    @property
+    def real_time_factor(self) -> float:
+        """Seconds of work per second of audio (below 1 is faster than real time)."""
+        return self.elapsed_s / self.audio_s if self.audio_s else float("nan")
+
+
+def speak_to(
+    sentences: Iterable[str],
+    source: Callable[[str], Iterator[np.ndarray]],
+    source_rate: int,
+    sinks: list,
+    out_rate: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> SpeakStats:
+    """Feed every chunk of every sentence to the sinks as it is made, resampled to `out_rate`."""
+    resampler = soxr.ResampleStream(source_rate, out_rate, 1, dtype="float32") if source_rate != out_rate else None
+    start = clock()
+    first: float | None = None
+    samples = 0
+    count = 0
+    complete = False
+    elapsed = 0.0
+    try:
+        for sentence in sentences:
+            count += 1
+            for chunk in source(sentence):
+                out = resampler.resample_chunk(chunk) if resampler else chunk
+                if len(out) == 0:
+                    continue
+                if first is None:
+                    first = clock() - start
+                for sink in sinks:
+                    sink.write(out)
+                samples += len(out)
+        if resampler:
+            tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+            if len(tail):
+                for sink in sinks:
+                    sink.write(tail)
+                samples += len(tail)
+        elapsed = clock() - start  # before closing: a player may still be playing out its queue
+        complete = True
+    finally:
+        for sink in sinks:
+            sink.close(complete)
+    return SpeakStats(first, samples / out_rate, elapsed, count)

@@ -1,0 +1,20 @@
+"""Base TTS engines behind one small interface (`TTSEngine`): Piper (default, local) and OpenAI-compatible HTTP."""
+
+from __future__ import annotations
+
+from .base import TTSEngine, TTSError
+from .openai import OpenAIEngine, OpenAISettings
+from .piper import PiperEngine, PiperSettings
+
+ENGINES = ("piper", "openai")
+
+__all__ = ["ENGINES", "OpenAIEngine", "OpenAISettings", "PiperEngine", "PiperSettings", "TTSEngine", "TTSError", "make_engine"]
+
+
+def make_engine(name: str, piper: PiperSettings | None = None, openai: OpenAISettings | None = None) -> TTSEngine:
+    """The engine called `name`, configured."""
+    if name == "piper":
+        return PiperEngine(piper)
+    if name == "openai":
+        return OpenAIEngine(openai)
+    raise TTSError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")

@@ -18,10 +18,20 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-## The main job: the CLI and the converters it knows about.
+# The main job: get the converter (first time, online), enroll a voice, speak in it.
+# `make run SAMPLE=me.wav TEXT="..."`; without SAMPLE a demo recording is made from the bundled voice.
+SAMPLE ?= out/demo-voice.wav
+NAME   ?= demo
+TEXT   ?= Hello! This is my cloned voice, speaking through voiceclone. It streams, so the first words play long before the last are ready.
+
 run: install
-	$(BIN)/voiceclone --help
-	$(BIN)/voiceclone models list
+	@mkdir -p out
+	@if [ "$(SAMPLE)" = "out/demo-voice.wav" ] && [ ! -f out/demo-voice.wav ]; then $(BIN)/python scripts/make_demo_sample.py out/demo-voice.wav; fi
+	$(BIN)/voiceclone models download
+	$(BIN)/voiceclone enroll "$(SAMPLE)" --name "$(NAME)" --force
+	$(BIN)/voiceclone speak "$(TEXT)" --voice "$(NAME)" -o out/$(NAME).wav
+	@echo "listen: out/$(NAME).wav  (and out/$(NAME)-base.wav for the base voice)"
+	$(BIN)/voiceclone speak "$(TEXT)" --no-clone -o out/$(NAME)-base.wav
 
 ## The test suite (no network, no downloads).
 test: install
@@ -31,6 +41,7 @@ test: install
 bench: install
 	$(BIN)/python benchmarks/converter.py
 	$(BIN)/python benchmarks/enroll.py
+	$(BIN)/python benchmarks/speak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

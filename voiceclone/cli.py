@@ -319,7 +319,6 @@ def speak(
 ) -> None:
     """Speak text in a cloned voice, streaming: each chunk is written or played as soon as it exists."""
     from .speaking import speak_to
-    from .tts import OpenAISettings, PiperSettings, make_engine
     from .tts.sentences import split_sentences
 
     settings = load_settings(config)
@@ -343,19 +342,9 @@ def speak(
         _check_voice_exists(library, voice)
     sinks = _open_sinks(output, play, sample_rate)  # an unwritable output fails before any model loads
     try:
-        piper = tts.piper
         engine_name = engine or tts.engine
         with err.status("Loading the base voice ..."):
-            base = make_engine(
-                engine_name,
-                piper=PiperSettings(
-                    piper_voice or piper.voice, piper.speaker, piper.length_scale, piper.noise_scale, piper.noise_w_scale
-                ),
-                openai=OpenAISettings(
-                    tts.openai.model, tts.openai.voice, tts.openai.base_url, None, tts.openai.timeout_s,
-                    tts.openai.instructions,
-                ),
-            )
+            base = _engine(tts, engine_name, piper_voice)
         if no_clone:
             source, source_rate, label = (lambda s: iter([base.synthesize(s)])), base.sample_rate, f"{engine_name} base voice"
         else:
@@ -381,6 +370,18 @@ def speak(
         f"[green]spoke[/] {stats.sentences} sentence(s), {stats.audio_s:.1f} s in {label} to {where}: "
         f"first audio {first}, real-time factor {stats.real_time_factor:.2f}",
         highlight=False,
+    )
+
+
+def _engine(tts, engine_name: str, piper_voice: Path | None = None):
+    """The base TTS engine a `tts:` config section describes."""
+    from .tts import OpenAISettings, PiperSettings, make_engine
+
+    p, o = tts.piper, tts.openai
+    return make_engine(
+        engine_name,
+        piper=PiperSettings(piper_voice or p.voice, p.speaker, p.length_scale, p.noise_scale, p.noise_w_scale),
+        openai=OpenAISettings(o.model, o.voice, o.base_url, None, o.timeout_s, o.instructions),
     )
 
 
@@ -413,6 +414,85 @@ def _open_sinks(output: str | None, play: bool, sample_rate: int) -> list:
             sink.close(False)
         raise
     return sinks
+
+
+config_app = typer.Typer(help="Bot config files: check them before running.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+TransportOption = Annotated[
+    Optional[str], typer.Option("--transport", "-t", help="daily, webrtc or local (overrides the config file).")
+]
+BotConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The bot's YAML file (see configs/).")]
+
+
+def _bot_config(config: Path, transport: str | None, voice: str | None):
+    from .config import load_bot_config
+
+    return load_bot_config(config, transport=transport, voice=voice)
+
+
+@config_app.command("check")
+def config_check(
+    file: Annotated[Path, typer.Argument(help="A bot config file.")],
+    transport: TransportOption = None,
+) -> None:
+    """Validate a bot config (keys, values, the environment variables it needs) without running it."""
+    from .pipecat.services import check_keys
+
+    cfg = _bot_config(file, transport, None)
+    check_keys(cfg)
+    stt = cfg.stt.engine + (f" ({cfg.stt.model})" if hasattr(cfg.stt, "model") else "")
+    llm = cfg.llm.engine + (f" ({cfg.llm.model})" if hasattr(cfg.llm, "model") else "")
+    voice = cfg.tts.voice or "none yet (give --voice when running)"
+    out.print(
+        f"[green]ok[/]: {file}: transport {cfg.transport.type}, stt {stt}, llm {llm}, "
+        f"tts {cfg.tts.engine} in voice {voice}, converter {cfg.tts.converter.folder or cfg.tts.converter.version}",
+        highlight=False,
+    )
+
+
+@app.command("run-bot")
+def run_bot(
+    config: BotConfigOption = Path("configs/offline.yaml"),
+    voice: Annotated[Optional[str], typer.Option("--voice", help="An enrolled voice (overrides tts.voice).")] = None,
+    transport: TransportOption = None,
+    voices_dir: VoicesDirOption = None,
+    models_dir: ModelsDirOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-V", help="Log everything Pipecat does.")] = False,
+) -> None:
+    """Run a live voice bot (VAD, speech-to-text, LLM, cloned voice) from a YAML config."""
+    import asyncio
+
+    from loguru import logger
+
+    from .pipecat.services import check_keys
+
+    cfg = _bot_config(config, transport, voice)
+    if not cfg.tts.voice:
+        raise UserError("say whose voice the bot speaks in: --voice NAME or tts.voice in the config")
+    check_keys(cfg)  # before anything loads or connects
+    library = VoiceLibrary(default_voices_dir(voices_dir, cfg.voices_dir))
+    _check_voice_exists(library, cfg.tts.voice)
+    logger.remove()
+    if verbose:
+        logger.add(sys.stderr, level="DEBUG")
+    else:  # our own one-line reports (errors, voice switches); Pipecat's details only with --verbose
+        logger.add(
+            sys.stderr, level="INFO", format="{time:HH:mm:ss} {message}",
+            filter=lambda record: record["name"].startswith("voiceclone"),
+        )
+    conv = _converter(cfg.tts.converter.folder, cfg.tts.converter.version, models_dir or cfg.models_dir, None, cfg.tts.converter.device)
+    with err.status("Loading the voice ..."):
+        from .pipecat.bot import prepare_voice
+        from .pipecat.serve import run
+
+        engine = _engine(cfg.tts, cfg.tts.engine)
+        resources = prepare_voice(cfg, conv, engine, library)
+    try:
+        asyncio.run(run(cfg, resources, lambda text: err.print(f"[bold green]{text}[/]", highlight=False)))
+    except KeyboardInterrupt:
+        pass
+    err.print("bot stopped")
 
 
 def main() -> None:

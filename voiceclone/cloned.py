@@ -77,6 +77,7 @@ class ClonedVoice:
         self.target_se = target_se
         self.source_se = source_embedding(engine, converter) if source_se is None else source_se
         self.tau = tau
+        self.chunk_frames: int | None = None  # the converter's steady chunk size unless set
         self._generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
     @property
@@ -95,7 +96,8 @@ class ClonedVoice:
         # Pad to whole frames (at least one FFT's worth) so that no tail sample is dropped, then cut back.
         padded = max(-(-len(audio) // hop) * hop, conv.config.filter_length)
         audio = np.pad(audio, (0, padded - len(audio)))
-        for chunk in conv.convert_stream(audio, self.source_se, self.target_se, self.tau, self._generator):
+        sizes = {"chunk_frames": self.chunk_frames} if self.chunk_frames else {}
+        for chunk in conv.convert_stream(audio, self.source_se, self.target_se, self.tau, self._generator, **sizes):
             if remaining <= 0:
                 break
             yield chunk[:remaining]

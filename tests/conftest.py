@@ -81,3 +81,14 @@ def recordings(tmp_path_factory, speech):
     for path in root.iterdir():
         files[path.stem] = path
     return files
+
+
+def _quiet_pipecat() -> None:
+    """Pipecat logs every frame at DEBUG through loguru; tests want its warnings only."""
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+
+
+_quiet_pipecat()

@@ -221,6 +221,10 @@ class PipelineConfig(_Strict):
     """How the conversation runs."""
 
     interruptions: bool = True
+    # smart: Pipecat's smart-turn model decides when the user has finished (waits longer after an unfinished
+    # sentence); silence: the turn ends after `silence_s` without speech.
+    turn_end: Literal["smart", "silence"] = "smart"
+    silence_s: float = Field(default=0.6, gt=0, le=5)
     metrics: bool = True
     idle_timeout_s: Optional[float] = Field(default=300, gt=0)
     opening_line: Optional[str] = None

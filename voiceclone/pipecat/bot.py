@@ -83,15 +83,22 @@ def build_worker(
         )
     )
     user_params = LLMUserAggregatorParams(vad_analyzer=vad)
-    if not cfg.pipeline.interruptions:
+    if not cfg.pipeline.interruptions or cfg.pipeline.turn_end == "silence":
         from pipecat.turns.user_start import TranscriptionUserTurnStartStrategy, VADUserTurnStartStrategy
+        from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
         from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
+        interrupt = cfg.pipeline.interruptions
         user_params.user_turn_strategies = UserTurnStrategies(
             start=[
-                VADUserTurnStartStrategy(enable_interruptions=False),
-                TranscriptionUserTurnStartStrategy(enable_interruptions=False),
-            ]
+                VADUserTurnStartStrategy(enable_interruptions=interrupt),
+                TranscriptionUserTurnStartStrategy(enable_interruptions=interrupt),
+            ],
+            stop=(
+                [SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=cfg.pipeline.silence_s)]
+                if cfg.pipeline.turn_end == "silence"
+                else None  # the default: the smart-turn model
+            ),
         )
     user, assistant = LLMContextAggregatorPair(LLMContext(), user_params=user_params)
     tts = ClonedVoiceTTSService(

@@ -83,6 +83,25 @@ def recordings(tmp_path_factory, speech):
     return files
 
 
+@pytest.fixture(scope="session")
+def bot_parts(tmp_path_factory, tiny_v2, recordings):
+    """(converter, library with voices bob and carol, deterministic Piper engine), one base-voice cache."""
+    import os
+
+    from voiceclone.enrollment import enroll
+    from voiceclone.openvoice import ToneColorConverter
+    from voiceclone.tts import PiperEngine, PiperSettings
+    from voiceclone.voices import VoiceLibrary
+
+    os.environ["VOICECLONE_CACHE_DIR"] = str(tmp_path_factory.mktemp("bot-cache"))
+    converter = ToneColorConverter.load(tiny_v2[0], device="cpu")
+    library = VoiceLibrary(tmp_path_factory.mktemp("bot-voices"))
+    enroll(library, [recordings["bob"]], converter, name="bob")
+    enroll(library, [recordings["carol"]], converter, name="carol")
+    yield converter, library, PiperEngine(PiperSettings(noise_scale=0.0, noise_w_scale=0.0))
+    os.environ.pop("VOICECLONE_CACHE_DIR", None)
+
+
 def _quiet_pipecat() -> None:
     """Pipecat logs every frame at DEBUG through loguru; tests want its warnings only."""
     from loguru import logger

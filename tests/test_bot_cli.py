@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from cli_helpers import ROOT, error_line, run_cli
+
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 
-def cli(*args: str, env: dict | None = None, timeout: float = 120):
-    full = {k: v for k, v in os.environ.items()
-            if not k.startswith(("VOICECLONE_", "OPENAI_", "DEEPGRAM_", "DAILY_"))}
-    full["COLUMNS"] = "200"
-    full.update(env or {})
-    return subprocess.run([sys.executable, "-m", "voiceclone", *args], capture_output=True, text=True, env=full,
-                          timeout=timeout, cwd=ROOT)
-
-
-def error_line(result) -> str:
-    assert result.returncode != 0, result.stdout
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+def cli(*args: str, env: dict | None = None):
+    return run_cli(*args, env=env, cwd=ROOT, timeout=120)
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 
 import numpy as np
@@ -13,26 +12,17 @@ import soxr
 from bot_harness import Listener, RecordingSource, run_bot
 from fake_services import DEEPGRAM_KEY, OPENAI_KEY, FakeDeepgram, FakeOpenAIChat
 from voiceclone.config import BotConfig
-from voiceclone.enrollment import enroll
-from voiceclone.openvoice import ToneColorConverter
 from voiceclone.pipecat.bot import build_worker, prepare_voice
-from voiceclone.tts import PiperEngine, PiperSettings
-from voiceclone.voices import VoiceLibrary
 
 QUESTION = "What time does the store open tomorrow morning?"
 REPLY = "The store opens at nine. See you then!"
 
 
 @pytest.fixture(scope="module")
-def parts(tmp_path_factory, tiny_v2, recordings):
-    os.environ["VOICECLONE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    converter = ToneColorConverter.load(tiny_v2[0], device="cpu")
-    library = VoiceLibrary(tmp_path_factory.mktemp("voices"))
-    enroll(library, [recordings["bob"]], converter, name="bob")
-    engine = PiperEngine(PiperSettings(noise_scale=0.0, noise_w_scale=0.0))
+def parts(bot_parts):
+    converter, library, engine = bot_parts
     question = soxr.resample(engine.synthesize(QUESTION), engine.sample_rate, 16000).astype(np.float32)
-    yield converter, library, engine, question
-    os.environ.pop("VOICECLONE_CACHE_DIR", None)
+    return converter, library, engine, question
 
 
 def bot_config(**sections) -> BotConfig:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from pipecat.frames.frames import (
@@ -24,23 +22,13 @@ from pipecat.pipeline.worker import PipelineParams
 from pipecat.tests.utils import SleepFrame, run_test
 
 from voiceclone.cloned import ClonedVoice
-from voiceclone.enrollment import embedding_for, enroll
-from voiceclone.openvoice import ToneColorConverter
+from voiceclone.enrollment import embedding_for
 from voiceclone.pipecat.tts import ClonedVoiceTTSService
-from voiceclone.tts import PiperEngine, PiperSettings
-from voiceclone.voices import VoiceLibrary
 
 
 @pytest.fixture(scope="module")
-def parts(tmp_path_factory, tiny_v2, recordings):
-    os.environ["VOICECLONE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    converter = ToneColorConverter.load(tiny_v2[0], device="cpu")
-    library = VoiceLibrary(tmp_path_factory.mktemp("voices"))
-    enroll(library, [recordings["bob"]], converter, name="bob")
-    enroll(library, [recordings["carol"]], converter, name="carol")
-    engine = PiperEngine(PiperSettings(noise_scale=0.0, noise_w_scale=0.0))
-    yield converter, library, engine
-    os.environ.pop("VOICECLONE_CACHE_DIR", None)
+def parts(bot_parts):
+    return bot_parts
 
 
 def service(parts, voice="bob") -> ClonedVoiceTTSService:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from cli_helpers import error_line, run_cli
 from voiceclone import voices as voices_module
 from voiceclone.audio import AudioError
 from voiceclone.enrollment import embed, embedding_for, enroll, prepare
@@ -21,23 +22,8 @@ from voiceclone.openvoice import ToneColorConverter
 from voiceclone.voices import VoiceError, VoiceLibrary, check_name
 
 
-def cli(*args: str, models_dir: Path | None = None, cwd: Path | None = None, stdin: str | None = None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICECLONE_")}
-    env["COLUMNS"] = "200"
-    if models_dir is not None:
-        env["VOICECLONE_MODELS_DIR"] = str(models_dir)
-    return subprocess.run(
-        [sys.executable, "-m", "voiceclone", *args],
-        capture_output=True, text=True, env=env, cwd=cwd, timeout=180, input=stdin,
-    )
-
-
-def error_line(result) -> str:
-    assert result.returncode != 0, result.stdout
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+def cli(*args: str, models_dir: Path | None = None, stdin: str | None = None):
+    return run_cli(*args, env={"VOICECLONE_MODELS_DIR": models_dir} if models_dir else None, stdin=stdin, timeout=180)
 
 
 def library_state(root: Path) -> dict[str, bytes]:

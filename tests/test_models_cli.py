@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from cli_helpers import error_line, run_cli
 from fake_hub import FakeHub
 
 
-def run(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if k not in ("VOICECLONE_MODELS_DIR", "HF_HUB_OFFLINE")}
-    full_env.update(env or {})
-    full_env["COLUMNS"] = "200"
-    return subprocess.run(
-        [sys.executable, "-m", "voiceclone", *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120
-    )
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return run_cli(*args, env=env, timeout=120)
 
 
-def one_line_error(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+one_line_error = error_line
 
 
 def tiny_files(folder: Path) -> dict[str, bytes]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from cli_helpers import error_line, run_cli
 from fake_openai import GOOD_KEY, FakeSpeechServer
 from voiceclone.cloned import ClonedVoice, source_embedding
 from voiceclone.enrollment import enroll
@@ -49,25 +48,10 @@ def deterministic_config(tmp_path):
 
 
 def cli(*args: str, models_dir: Path | None, cache: Path, stdin: str | None = None, env: dict | None = None, binary=False):
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("VOICECLONE_", "OPENAI_"))}
-    full.update({"COLUMNS": "200", "VOICECLONE_CACHE_DIR": str(cache)})
+    full = {"VOICECLONE_CACHE_DIR": cache, **(env or {})}
     if models_dir is not None:
-        full["VOICECLONE_MODELS_DIR"] = str(models_dir)
-    full.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "voiceclone", "speak", *args],
-        capture_output=True, env=full, timeout=300, text=not binary,
-        input=(stdin.encode() if binary and stdin is not None else stdin),
-    )
-
-
-def error_line(result) -> str:
-    stderr = result.stderr.decode() if isinstance(result.stderr, bytes) else result.stderr
-    assert result.returncode != 0
-    assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, stderr
-    return lines[0]
+        full["VOICECLONE_MODELS_DIR"] = models_dir
+    return run_cli("speak", *args, env=full, stdin=stdin, binary=binary)
 
 
 def expected_speech(converter, library, text: str) -> np.ndarray:

@@ -88,8 +88,7 @@ def choose_name(library: VoiceLibrary, paths: Sequence[str | Path], name: str | 
     if not paths:
         raise VoiceError("give at least one recording to enroll")
     name = check_name(name if name is not None else default_name(paths[0]))
-    if not force and library.exists(name):  # fail before the work; `save` checks again
-        raise VoiceError(f"a voice named {name!r} already exists in {library.root}: choose another --name or use --force")
+    library.ensure_free(name, force)  # fail before the work; `save` checks again
     return name
 
 

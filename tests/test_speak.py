@@ -112,8 +112,9 @@ def test_other_sample_rate_and_file_input(tmp_path, models_dir, library, cache):
     text_file.write_text("Short and sweet.")
     out = tmp_path / "out16k.wav"
     result = cli("--file", str(text_file), "--voice", "bob", "--voices-dir", str(library.root), "-o", str(out),
-                 "--sample-rate", "16000", models_dir=models_dir, cache=cache)
+                 "--sample-rate", "16000", "--verbose", models_dir=models_dir, cache=cache)
     assert result.returncode == 0, result.stderr
+    assert "sentence 1:" in result.stderr and "first after" in result.stderr
     info = sf.info(out)
     assert info.samplerate == 16000 and 0.5 < info.duration < 3
 

@@ -309,7 +309,7 @@ def speak(
     no_clone: Annotated[bool, typer.Option("--no-clone", help="Speak the base voice, unconverted (for A/B listening).")] = False,
     sample_rate: Annotated[int, typer.Option("--sample-rate", help="Output sample rate.", min=8000, max=192000)] = 22050,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for reproducible output with tau > 0.")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-V", help="Say what happens and show timing per run.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-V", help="Show timing for every sentence.")] = False,
     voices_dir: VoicesDirOption = None,
     converter: ConverterOption = None,
     converter_version: Annotated[Optional[str], typer.Option("--converter-version", help="v1 or v2 [default: v2].")] = None,
@@ -363,7 +363,8 @@ def speak(
         for sink in sinks:
             sink.close(False)
         raise
-    stats = speak_to(sentences, source, source_rate, sinks, sample_rate)
+    report = (lambda line: err.print(f"[dim]{line}[/]", highlight=False)) if verbose else None
+    stats = speak_to(sentences, source, source_rate, sinks, sample_rate, report=report)
     where = "standard output" if output == "-" else (output or "the speakers")
     first = f"{stats.first_audio_s * 1000:.0f} ms" if stats.first_audio_s is not None else "-"
     err.print(

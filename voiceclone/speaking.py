@@ -145,8 +145,12 @@ def speak_to(
     sinks: list,
     out_rate: int,
     clock: Callable[[], float] = time.perf_counter,
+    report: Callable[[str], None] | None = None,
 ) -> SpeakStats:
-    """Feed every chunk of every sentence to the sinks as it is made, resampled to `out_rate`."""
+    """Feed every chunk of every sentence to the sinks as it is made, resampled to `out_rate`.
+
+    `report`, when given, receives one line per sentence (when its first audio came, how much it made).
+    """
     resampler = soxr.ResampleStream(source_rate, out_rate, 1, dtype="float32") if source_rate != out_rate else None
     start = clock()
     first: float | None = None
@@ -157,15 +161,26 @@ def speak_to(
     try:
         for sentence in sentences:
             count += 1
+            began, sentence_first, sentence_samples, chunks = clock(), None, 0, 0
             for chunk in source(sentence):
                 out = resampler.resample_chunk(chunk) if resampler else chunk
                 if len(out) == 0:
                     continue
                 if first is None:
                     first = clock() - start
+                if sentence_first is None:
+                    sentence_first = clock() - began
                 for sink in sinks:
                     sink.write(out)
                 samples += len(out)
+                sentence_samples += len(out)
+                chunks += 1
+            if report is not None:
+                took = clock() - began
+                report(
+                    f"sentence {count}: {sentence_samples / out_rate:.2f} s of audio in {chunks} chunks, first after "
+                    f"{(sentence_first or 0) * 1000:.0f} ms, all after {took * 1000:.0f} ms: {sentence[:60]!r}"
+                )
         if resampler:
             tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
             if len(tail):

@@ -212,12 +212,19 @@ def test_a_failure_mid_way_keeps_the_old_file(tmp_path, models_dir, library, cac
 
 def test_speak_to_stats_and_sinks(tmp_path):
     chunks = {"a": [np.zeros(2205, np.float32)] * 3, "b": [np.ones(2205, np.float32) * 0.5]}
-    ticks = iter(np.arange(0, 100, 0.25))
-    out = tmp_path / "s.wav"
-    raw = tmp_path / "s.raw"
+    now = [0.0]
+
+    def source(sentence):
+        for chunk in chunks[sentence]:
+            now[0] += 0.05  # each chunk takes 50 ms to make
+            yield chunk
+
+    out, raw, lines = tmp_path / "s.wav", tmp_path / "s.raw", []
     with open(raw, "wb") as fh:
-        stats = speak_to(["a", "b"], lambda s: iter(chunks[s]), 22050, [WavSink(out, 22050), RawSink(fh)], 22050,
-                         clock=lambda: float(next(ticks)))
+        stats = speak_to(["a", "b"], source, 22050, [WavSink(out, 22050), RawSink(fh)], 22050,
+                         clock=lambda: now[0], report=lines.append)
     assert stats.sentences == 2 and stats.audio_s == pytest.approx(0.4)
-    assert stats.first_audio_s == 0.25 and stats.real_time_factor == pytest.approx(stats.elapsed_s / 0.4)
+    assert stats.first_audio_s == pytest.approx(0.05) and stats.elapsed_s == pytest.approx(0.2)
+    assert stats.real_time_factor == pytest.approx(0.5)
     assert sf.info(out).frames == 8820 and raw.stat().st_size == 8820 * 2
+    assert len(lines) == 2 and "0.30 s of audio in 3 chunks" in lines[0]

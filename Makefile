@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # torch is pinned and installed first, alone: any looser request pulls the multi-GB CUDA build.
 TORCH  := torch==2.13.0
 
-.PHONY: run test bench install clean
+.PHONY: run test bench install install-local clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ run: install
 	$(BIN)/voiceclone speak "$(TEXT)" --voice "$(NAME)" -o out/$(NAME).wav
 	@echo "listen: out/$(NAME).wav  (and out/$(NAME)-base.wav for the base voice)"
 	$(BIN)/voiceclone speak "$(TEXT)" --no-clone -o out/$(NAME)-base.wav
+
+# The sound-card extras: PortAudio for `speak --play` and the local bot transport (pyaudio builds against it).
+install-local: install
+	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y -qq libportaudio2 portaudio19-dev >/dev/null; \
+	else \
+		echo "install PortAudio yourself (Debian/Ubuntu: sudo apt-get install libportaudio2 portaudio19-dev; macOS: brew install portaudio)"; \
+	fi
+	$(BIN)/pip install --quiet -e ".[local]"
 
 ## The test suite (no network, no downloads).
 test: install

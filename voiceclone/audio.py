@@ -32,7 +32,7 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: the file is empty")
     try:
-        with _quiet_stderr():  # libmpg123 prints its own warnings about damaged MP3s
+        with quiet_stderr():  # libmpg123 prints its own warnings about damaged MP3s
             info = sf.info(str(path))
             data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
@@ -69,7 +69,7 @@ def _riff_truncated(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
+def quiet_stderr():
     """Silence C libraries writing to file descriptor 2 for the duration."""
     try:
         saved = os.dup(2)

@@ -9,6 +9,7 @@ import time
 from loguru import logger
 
 from ..config import BotConfig, DailyTransportConfig, LocalTransportConfig, WebRTCTransportConfig
+from ..audio import quiet_stderr
 from ..errors import UserError
 from .bot import VoiceResources, build_worker, speak_opening_line
 
@@ -86,7 +87,8 @@ async def _run_local(cfg: BotConfig, t: LocalTransportConfig, resources: VoiceRe
             "the local transport needs the `local` extra: pip install -e '.[local]' (it builds pyaudio, which needs "
             "the portaudio19-dev system package)"
         ) from None
-    try:
+    with quiet_stderr():  # ALSA and JACK print pages of probing noise on the terminal
+        _check_sound_devices(t.input_device, t.output_device)
         transport = LocalAudioTransport(
             LocalAudioTransportParams(
                 audio_in_enabled=True,
@@ -95,8 +97,6 @@ async def _run_local(cfg: BotConfig, t: LocalTransportConfig, resources: VoiceRe
                 output_device_index=t.output_device,
             )
         )
-    except Exception as exc:  # PyAudio: no device
-        raise UserError(f"cannot open the sound card ({exc})") from None
     worker = build_worker(cfg, resources, transport.input(), transport.output(), on_error=_report_error)
 
     @worker.event_handler("on_pipeline_started")
@@ -105,6 +105,28 @@ async def _run_local(cfg: BotConfig, t: LocalTransportConfig, resources: VoiceRe
 
     announce("Talking on this computer's microphone and speakers: speak now, Ctrl-C to stop.")
     await _run_worker(worker, handle_sigint=True)
+
+
+def _check_sound_devices(input_index: int | None, output_index: int | None) -> None:
+    """A microphone and a speaker exist (PyAudio otherwise fails later, inside the running pipeline)."""
+    import pyaudio
+
+    pa = pyaudio.PyAudio()
+    try:
+        for kind, index, default in (
+            ("microphone", input_index, pa.get_default_input_device_info),
+            ("speaker", output_index, pa.get_default_output_device_info),
+        ):
+            try:
+                info = pa.get_device_info_by_index(index) if index is not None else default()
+            except (OSError, IOError, ValueError):
+                where = f"device {index}" if index is not None else "a default one"
+                raise UserError(f"no {kind} found ({where}); plug one in or set transport.input_device/output_device") from None
+            channels = info["maxInputChannels"] if kind == "microphone" else info["maxOutputChannels"]
+            if channels < 1:
+                raise UserError(f"device {info['index']} ({info['name']}) is not a {kind}")
+    finally:
+        pa.terminate()
 
 
 # --------------------------------------------------------------------------------------------------- webrtc

@@ -49,10 +49,6 @@ class WaveNet(nn.Module):
             )
             self.res_skip_layers.append(nn.Conv1d(hidden, 2 * hidden if i < n_layers - 1 else hidden, 1))
 
-    def context(self) -> int:
-        """Steps of input needed on each side of an output step."""
-        return sum(layer.padding[0] for layer in self.in_layers)
-
     def forward(self, seg: Segment, g: torch.Tensor) -> Segment:
         h = self.hidden
         cond = _pointwise(g, self.cond_layer)
@@ -110,10 +106,6 @@ class PosteriorEncoder(nn.Module):
         self.pre = nn.Conv1d(spec_channels, hidden, 1)
         self.enc = WaveNet(hidden, POSTERIOR_KERNEL, POSTERIOR_LAYERS, gin)
         self.proj = nn.Conv1d(hidden, out_channels * 2, 1)
-
-    def context(self) -> int:
-        """Frames of spectrogram needed on each side of a latent frame."""
-        return self.enc.context()
 
     def forward(self, spec: Segment, g: torch.Tensor, tau: float, noise: torch.Tensor | None) -> Segment:
         """`noise` covers the whole utterance (None when tau is 0); the window's part of it is used."""
@@ -182,10 +174,6 @@ class Flow(nn.Module):
             self.flows.append(Coupling(channels, hidden, gin))
             self.flows.append(nn.Identity())  # Flip: a placeholder keeps the published indices
 
-    def context(self) -> int:
-        """Frames of latent needed on each side for one pass (forward or reverse)."""
-        return sum(f.enc.context() for f in self.flows if isinstance(f, Coupling))
-
     def forward(self, seg: Segment, g: torch.Tensor, reverse: bool = False) -> Segment:
         layers = reversed(self.flows) if reverse else self.flows
         for layer in layers:
@@ -222,10 +210,6 @@ class ResBlock1(nn.Module):
             nn.Conv1d(channels, channels, kernel, padding=(kernel - 1) // 2) for _ in dilations
         )
 
-    def context(self) -> int:
-        """Samples of input needed on each side of an output sample."""
-        return sum(c.padding[0] for c in self.convs1) + sum(c.padding[0] for c in self.convs2)
-
     def forward(self, seg: Segment) -> Segment:
         for c1, c2 in zip(self.convs1, self.convs2):
             xt = _conv(seg.with_x(F.leaky_relu(seg.x, LRELU_SLOPE)), c1)
@@ -242,10 +226,6 @@ class ResBlock2(nn.Module):
         self.convs = nn.ModuleList(
             nn.Conv1d(channels, channels, kernel, dilation=d, padding=(kernel * d - d) // 2) for d in dilations
         )
-
-    def context(self) -> int:
-        """Samples of input needed on each side of an output sample."""
-        return sum(c.padding[0] for c in self.convs)
 
     def forward(self, seg: Segment) -> Segment:
         for c in self.convs:
@@ -278,17 +258,6 @@ class Generator(nn.Module):
     def rate_exact(self) -> bool:
         """Every upsampling makes exactly `rate` outputs per input, so frames map to whole sample ranges."""
         return all(up.kernel_size[0] - 2 * up.padding[0] == up.stride[0] for up in self.ups)
-
-    def context_samples(self) -> tuple[int, int]:
-        """(left, right) output samples that a window without outer context loses at its inner edges."""
-        left = right = self.conv_pre.padding[0]
-        for i, up in enumerate(self.ups):
-            k, u, p = up.kernel_size[0], up.stride[0], up.padding[0]
-            blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
-            res = max(b.context() for b in blocks)
-            left = left * u + (k - p - u) + res
-            right = right * u + p + res
-        return left + self.conv_post.padding[0], right + self.conv_post.padding[0]
 
     def use_channels_last(self) -> None:
         """Hold weights as `[O, I, 1, k]` channels-last and run on `[N, C, 1, T]` channels-last activations.

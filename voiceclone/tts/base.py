@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -29,8 +28,3 @@ class TTSEngine(Protocol):
         """One sentence as float32 mono samples in [-1, 1] at `sample_rate`."""
         ...
 
-
-def synthesize_all(engine: TTSEngine, sentences: list[str]) -> Iterator[np.ndarray]:
-    """Each sentence's audio as soon as it is made."""
-    for sentence in sentences:
-        yield engine.synthesize(sentence)

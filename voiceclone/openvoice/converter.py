@@ -16,16 +16,15 @@ from .config import ConverterConfig
 from .device import resolve_device
 from .errors import CheckpointError
 from .network import ConverterNetwork
-from .segment import Segment
 from .spectrogram import linear_spectrogram
-from .streaming import Source
+from .streaming import Node, Source
 
 CONFIG_FILE = "config.json"  # the published layout; voiceclone.models uses the same names
 CHECKPOINT_FILE = "checkpoint.pth"
 
 # Streaming schedule: a small first chunk for a fast first sound, then chunks that double (each costs well
 # under the playing time of the one before) up to a size where the recomputed context is a small overhead.
-FIRST_CHUNK_FRAMES = 6
+FIRST_CHUNK_FRAMES = 8
 CHUNK_FRAMES = 256
 
 AudioLike = Union[np.ndarray, torch.Tensor, Sequence[float]]
@@ -128,9 +127,9 @@ class ToneColorConverter:
             spec = self._spectrogram(y)
             g_src, g_tgt = self._embedding(src_se, "src_se"), self._embedding(tgt_se, "tgt_se")
             noise = self._noise(spec.shape[-1], tau, generator)
-            z_hat = self._latents(Segment.whole(spec), g_src, g_tgt, tau, noise)
-            out = self.network.dec(z_hat, self._dec_g(g_tgt))
-            return out.x[0, 0].float().cpu().numpy()
+            audio_out = self._graph(spec, g_src, g_tgt, tau, noise)
+            # One request for everything: every stage sees the whole sequence, as the reference computes it.
+            return audio_out.window(0, audio_out.total).x[0, 0].float().cpu().numpy()
 
     def convert_stream(
         self,
@@ -144,9 +143,10 @@ class ToneColorConverter:
     ) -> Iterator[np.ndarray]:
         """Yield converted audio chunk by chunk; the chunks joined equal `convert` (same noise for tau > 0).
 
-        Every stage is convolutional, so each chunk is computed from a window of the input with enough
-        context on both sides and cut to its exact span: no crossfade, no seams. Latents are computed a
-        block ahead of the decoder, so the first chunk costs a small fraction of the whole.
+        Every stage is convolutional, so the network runs as a graph of incremental stages: each chunk asks
+        each layer only for its new positions, computed from cached inputs with full context on both sides.
+        No crossfade, no seams, every position computed once; the first chunk costs a small fraction of the
+        whole.
         """
         if chunk_frames < 1 or first_chunk_frames < 1:
             raise ValueError("chunk sizes must be at least one frame")
@@ -156,33 +156,25 @@ class ToneColorConverter:
             g_src, g_tgt = self._embedding(src_se, "src_se"), self._embedding(tgt_se, "tgt_se")
             total = spec.shape[-1]
             noise = self._noise(total, tau, generator)
-        dec = self.network.dec
-        if not dec.rate_exact():  # frames do not map to whole sample spans: no exact chunking, one chunk
-            with torch.inference_mode():
-                z_hat = self._latents(Segment.whole(spec), g_src, g_tgt, tau, noise)
-                out = dec(z_hat, self._dec_g(g_tgt)).x[0, 0].float().cpu().numpy()
-            yield out
-            return
-        spf = self.config.samples_per_frame
-        net = self.network
-        g_enc = self._zero_g if self.config.zero_g else g_src
         with torch.inference_mode():
-            z = net.enc_q.stream(Source(spec), g_enc, tau, noise)
-            z_hat = net.flow.stream(net.flow.stream(z, g_src), g_tgt, reverse=True)
-            audio_out = dec.stream(z_hat, self._dec_g(g_tgt))
+            audio_out = self._graph(spec, g_src, g_tgt, tau, noise)
+        spf = self.config.samples_per_frame
+        if not self.network.dec.rate_exact():  # frames do not map to whole sample spans: one chunk
+            first_chunk_frames = chunk_frames = total
         for a, b in chunk_spans(total, first_chunk_frames, chunk_frames):
             with torch.inference_mode():
-                chunk = audio_out.window(a * spf, b * spf).x[0, 0].float().cpu().numpy()
+                hi = audio_out.total if b == total else b * spf
+                chunk = audio_out.window(a * spf, hi).x[0, 0].float().cpu().numpy()
             yield chunk
 
     # ------------------------------------------------------------------------------------------------ helpers
-    def _latents(self, spec: Segment, g_src: torch.Tensor, g_tgt: torch.Tensor, tau: float, noise) -> Segment:
-        """enc_q -> flow -> reverse flow: the latent of the target voice, for a window of the spectrogram."""
+    def _graph(self, spec: torch.Tensor, g_src: torch.Tensor, g_tgt: torch.Tensor, tau: float, noise) -> Node:
+        """spectrogram -> enc_q -> flow -> reverse flow -> decoder, as incremental stages; yields samples."""
         net = self.network
         g_enc = self._zero_g if self.config.zero_g else g_src
-        z = net.enc_q(spec, g_enc, tau, noise)
-        z_p = net.flow(z, g_src)
-        return net.flow(z_p, g_tgt, reverse=True)
+        z = net.enc_q.stream(Source(spec), g_enc, tau, noise)
+        z_hat = net.flow.stream(net.flow.stream(z, g_src), g_tgt, reverse=True)
+        return net.dec.stream(z_hat, self._dec_g(g_tgt))
 
     def _dec_g(self, g_tgt: torch.Tensor) -> torch.Tensor:
         # V2 decodes without speaker conditioning, yet the reference still adds cond(zeros), i.e. its bias.

@@ -1,8 +1,9 @@
 """The converter network: posterior encoder, coupling flow, HiFi-GAN decoder and reference encoder.
 
 Parameter names follow the published checkpoints (`enc_q.enc.in_layers.0.weight`, ...), with weight norm
-already folded into plain weights by the loader. The sequence modules take and return `Segment`s so that the
-same code runs the whole utterance (numerically as the reference does) or one window of it while streaming.
+already folded into plain weights by the loader. Each sequence module builds itself as a chain of incremental
+stages (`stream`): asked for everything at once, every stage sees the whole sequence and computes it as the
+reference does; asked chunk by chunk, each stage computes only new positions from a window with full context.
 """
 
 from __future__ import annotations
@@ -49,29 +50,6 @@ class WaveNet(nn.Module):
             )
             self.res_skip_layers.append(nn.Conv1d(hidden, 2 * hidden if i < n_layers - 1 else hidden, 1))
 
-    def forward(self, seg: Segment, g: torch.Tensor) -> Segment:
-        h = self.hidden
-        cond = _pointwise(g, self.cond_layer)
-        output: Segment | None = None
-        last = len(self.in_layers) - 1
-        for i, (in_layer, res_skip) in enumerate(zip(self.in_layers, self.res_skip_layers)):
-            x_in = _conv(seg, in_layer)
-            act = x_in.x + cond[:, i * 2 * h : (i + 1) * 2 * h, :]
-            acts = torch.tanh(act[:, :h, :]) * torch.sigmoid(act[:, h:, :])
-            res_skip_acts = _pointwise(acts, res_skip)
-            if i < last:
-                seg = x_in.with_x(seg.crop(x_in.start, x_in.end).x + res_skip_acts[:, :h, :])
-                skip = res_skip_acts[:, h:, :]
-            else:
-                skip = res_skip_acts
-            if output is None:
-                output = x_in.with_x(skip)
-            else:
-                output = x_in.with_x(output.crop(x_in.start, x_in.end).x + skip)
-        assert output is not None
-        return output
-
-
     def stream(self, source: Node, g: torch.Tensor) -> Node:
         """One incremental stage per layer; each carries `[x, skip sum]` to the next, the last only the sum."""
         h = self.hidden
@@ -107,16 +85,6 @@ class PosteriorEncoder(nn.Module):
         self.enc = WaveNet(hidden, POSTERIOR_KERNEL, POSTERIOR_LAYERS, gin)
         self.proj = nn.Conv1d(hidden, out_channels * 2, 1)
 
-    def forward(self, spec: Segment, g: torch.Tensor, tau: float, noise: torch.Tensor | None) -> Segment:
-        """`noise` covers the whole utterance (None when tau is 0); the window's part of it is used."""
-        x = spec.with_x(_pointwise(spec.x, self.pre))
-        x = self.enc(x, g)
-        stats = _pointwise(x.x, self.proj)
-        m, logs = torch.split(stats, self.out_channels, dim=1)
-        eps = torch.zeros_like(m) if noise is None else noise[..., x.start : x.end]
-        return x.with_x(m + eps * tau * torch.exp(logs))
-
-
     def stream(self, spec: Node, g: torch.Tensor, tau: float, noise: torch.Tensor | None) -> Node:
         """The encoder as incremental stages reading the spectrogram."""
         pre = Stage(lambda seg: seg.with_x(_pointwise(seg.x, self.pre)), [spec])
@@ -139,16 +107,6 @@ class Coupling(nn.Module):
         self.pre = nn.Conv1d(self.half, hidden, 1)
         self.enc = WaveNet(hidden, FLOW_KERNEL, FLOW_LAYERS, gin)
         self.post = nn.Conv1d(hidden, self.half, 1)
-
-    def forward(self, seg: Segment, g: torch.Tensor, reverse: bool) -> Segment:
-        x0, x1 = torch.split(seg.x, [self.half, self.half], dim=1)
-        h = self.enc(seg.with_x(_pointwise(x0, self.pre)), g)
-        m = _pointwise(h.x, self.post)
-        lo, hi = h.start - seg.start, h.end - seg.start
-        x0, x1 = x0[..., lo:hi], x1[..., lo:hi]
-        x1 = x1 - m if reverse else m + x1
-        return h.with_x(torch.cat([x0, x1], dim=1))
-
 
     def stream(self, source: Node, g: torch.Tensor, reverse: bool, flip: bool) -> Node:
         """The coupling as incremental stages; `flip` reverses the channels of its output (the Flip after it)."""
@@ -173,16 +131,6 @@ class Flow(nn.Module):
         for _ in range(FLOW_COUPLINGS):
             self.flows.append(Coupling(channels, hidden, gin))
             self.flows.append(nn.Identity())  # Flip: a placeholder keeps the published indices
-
-    def forward(self, seg: Segment, g: torch.Tensor, reverse: bool = False) -> Segment:
-        layers = reversed(self.flows) if reverse else self.flows
-        for layer in layers:
-            if isinstance(layer, Coupling):
-                seg = layer(seg, g, reverse)
-            else:
-                seg = seg.with_x(torch.flip(seg.x, [1]))
-        return seg
-
 
     def stream(self, source: Node, g: torch.Tensor, reverse: bool = False) -> Node:
         """The flow (or its reverse) as incremental stages."""
@@ -210,12 +158,17 @@ class ResBlock1(nn.Module):
             nn.Conv1d(channels, channels, kernel, padding=(kernel - 1) // 2) for _ in dilations
         )
 
-    def forward(self, seg: Segment) -> Segment:
+    def stream(self, source: Node) -> Node:
+        """One stage per dilation: x + conv2(lrelu(conv1(lrelu(x))))."""
+        node = source
         for c1, c2 in zip(self.convs1, self.convs2):
-            xt = _conv(seg.with_x(F.leaky_relu(seg.x, LRELU_SLOPE)), c1)
-            xt = _conv(xt.with_x(F.leaky_relu(xt.x, LRELU_SLOPE)), c2)
-            seg = xt.with_x(xt.x + seg.crop(xt.start, xt.end).x)
-        return seg
+            def step(seg: Segment, c1=c1, c2=c2) -> Segment:
+                xt = _conv(seg.with_x(F.leaky_relu(seg.x, LRELU_SLOPE)), c1)
+                xt = _conv(xt.with_x(F.leaky_relu(xt.x, LRELU_SLOPE)), c2)
+                return xt.with_x(xt.x + seg.crop(xt.start, xt.end).x)
+
+            node = Stage(step, [node], c1.padding[0] + c2.padding[0])
+        return node
 
 
 class ResBlock2(nn.Module):
@@ -227,11 +180,16 @@ class ResBlock2(nn.Module):
             nn.Conv1d(channels, channels, kernel, dilation=d, padding=(kernel * d - d) // 2) for d in dilations
         )
 
-    def forward(self, seg: Segment) -> Segment:
+    def stream(self, source: Node) -> Node:
+        """One stage per dilation: x + conv(lrelu(x))."""
+        node = source
         for c in self.convs:
-            xt = _conv(seg.with_x(F.leaky_relu(seg.x, LRELU_SLOPE)), c)
-            seg = xt.with_x(xt.x + seg.crop(xt.start, xt.end).x)
-        return seg
+            def step(seg: Segment, c=c) -> Segment:
+                xt = _conv(seg.with_x(F.leaky_relu(seg.x, LRELU_SLOPE)), c)
+                return xt.with_x(xt.x + seg.crop(xt.start, xt.end).x)
+
+            node = Stage(step, [node], c.padding[0])
+        return node
 
 
 class Generator(nn.Module):
@@ -292,9 +250,7 @@ class Generator(nn.Module):
                 return sg.conv_transpose1d(x, up.weight, up.bias, up.stride[0], up.padding[0])
 
             node = UpsampleStage(upsample, node, up.stride[0], up.kernel_size[0], up.padding[0])
-            branches = [
-                _stream_resblock(self.resblocks[i * self.num_kernels + j], node) for j in range(self.num_kernels)
-            ]
+            branches = [self.resblocks[i * self.num_kernels + j].stream(node) for j in range(self.num_kernels)]
 
             def mean(*segs: Segment) -> Segment:
                 xs = segs[0].x
@@ -310,47 +266,6 @@ class Generator(nn.Module):
             return x.with_x(y.squeeze(2).contiguous() if last else y)
 
         return Stage(post, [node], self.conv_post.padding[0])
-
-    def forward(self, seg: Segment, g: torch.Tensor) -> Segment:
-        if self.channels_last:
-            seg = seg.with_x(seg.x.unsqueeze(2).contiguous(memory_format=torch.channels_last))
-            g = g.unsqueeze(2)
-        x = _conv(seg, self.conv_pre)
-        x = x.with_x(x.x + sg.conv1d(Segment.whole(g), self.cond.weight, self.cond.bias, 0).x)
-        for i, up in enumerate(self.ups):
-            x = x.with_x(F.leaky_relu(x.x, LRELU_SLOPE))
-            x = sg.conv_transpose1d(x, up.weight, up.bias, up.stride[0], up.padding[0])
-            outs = [self.resblocks[i * self.num_kernels + j](x) for j in range(self.num_kernels)]
-            outs = sg.common(*outs)
-            xs = outs[0].x
-            for o in outs[1:]:
-                xs = xs + o.x
-            x = outs[0].with_x(xs / self.num_kernels)
-        x = x.with_x(F.leaky_relu(x.x))  # slope 0.01 here, as published
-        x = _conv(x, self.conv_post)
-        y = torch.tanh(x.x)
-        return x.with_x(y.squeeze(2).contiguous() if self.channels_last else y)
-
-
-def _stream_resblock(block: nn.Module, source: Node) -> Node:
-    """A residual block as a chain of stages, one per dilation step."""
-    node = source
-    if isinstance(block, ResBlock1):
-        for c1, c2 in zip(block.convs1, block.convs2):
-            def step(seg: Segment, c1=c1, c2=c2) -> Segment:
-                xt = _conv(seg.with_x(F.leaky_relu(seg.x, LRELU_SLOPE)), c1)
-                xt = _conv(xt.with_x(F.leaky_relu(xt.x, LRELU_SLOPE)), c2)
-                return xt.with_x(xt.x + seg.crop(xt.start, xt.end).x)
-
-            node = Stage(step, [node], c1.padding[0] + c2.padding[0])
-    else:
-        for c in block.convs:
-            def step2(seg: Segment, c=c) -> Segment:
-                xt = _conv(seg.with_x(F.leaky_relu(seg.x, LRELU_SLOPE)), c)
-                return xt.with_x(xt.x + seg.crop(xt.start, xt.end).x)
-
-            node = Stage(step2, [node], c.padding[0])
-    return node
 
 
 class ReferenceEncoder(nn.Module):

@@ -55,13 +55,6 @@ class Segment:
         return Segment(self.x[..., start - self.start : end - self.start], start, self.total)
 
 
-def common(*segments: Segment) -> list[Segment]:
-    """Crop segments of one sequence to the window they all cover."""
-    start = max(s.start for s in segments)
-    end = min(s.end for s in segments)
-    return [s.crop(start, end) for s in segments]
-
-
 def _conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int, dilation: int) -> torch.Tensor:
     # 4-D weights mean the `[N, C, 1, T]` channels-last layout (see `network.Generator.use_channels_last`).
     if weight.ndim == 4:

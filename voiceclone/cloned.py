@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from .audio import resample
-from .cache import cache_dir, write_atomic
+from .cache import cache_dir
 from .enrollment import embed
+from .files import npy_bytes, write_atomic
 from .speech import speech_mask
 from .tts.base import TTSEngine
 from .tts.sentences import split_sentences
@@ -49,12 +50,8 @@ def source_embedding(engine: TTSEngine, converter) -> np.ndarray:
     audio = resample(audio, engine.sample_rate, converter.sampling_rate)
     mask = speech_mask(audio, converter.sampling_rate)
     embedding = embed(converter, audio[mask] if mask.sum() > converter.sampling_rate else audio)
-    import io
-
-    buf = io.BytesIO()
-    np.save(buf, embedding.astype(np.float32), allow_pickle=False)
     try:
-        write_atomic(path, buf.getvalue())
+        write_atomic(path, npy_bytes(embedding))
     except OSError as exc:
         log.warning("cannot cache the base-voice embedding in %s (%s)", path.parent, exc.strerror)
     return embedding

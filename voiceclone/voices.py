@@ -7,7 +7,6 @@ command leaves the library as it was, and concurrent commands on different names
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -23,6 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import UserError
+from .files import npy_bytes, write_atomic, write_durable
 
 VOICES_DIR_ENV = "VOICECLONE_VOICES_DIR"
 META_FILE = "voice.json"
@@ -297,41 +297,21 @@ def _validate_voice_folder(folder: Path, source: Path) -> dict:
     return meta
 
 
-def _fsync_write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.asarray(array, dtype=np.float32), allow_pickle=False)
-    return buf.getvalue()
+def _json_bytes(meta: dict) -> bytes:
+    return (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def _write_npy(path: Path, array: np.ndarray) -> None:
-    _fsync_write(path, _npy_bytes(array))
+    write_durable(path, npy_bytes(array))
 
 
 def _write_json(path: Path, meta: dict) -> None:
-    _fsync_write(path, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-
-
-def _atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    os.close(fd)
-    try:
-        _fsync_write(Path(tmp), data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_durable(path, _json_bytes(meta))
 
 
 def _write_npy_atomic(path: Path, array: np.ndarray) -> None:
-    _atomic(path, _npy_bytes(array))
+    write_atomic(path, npy_bytes(array), durable=True)
 
 
 def _write_json_atomic(path: Path, meta: dict) -> None:
-    _atomic(path, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    write_atomic(path, _json_bytes(meta), durable=True)

@@ -1,13 +1,78 @@
-"""Writing files so that a reader never sees half of one, and embeddings as plain `.npy` bytes."""
+"""Writing files so that a reader never sees half of one, errors of the disk in one line, and embeddings as
+plain `.npy` bytes."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import io
 import os
-import tempfile
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+from .errors import UserError
+
+# What the disk said, and what the user can do about it.
+_DISK_ERRORS = {
+    errno.ENOSPC: ("no space left on device", "free some space and try again"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space or ask for a larger quota, then try again"),
+    errno.EFBIG: ("file too large for its file system", "write it to another file system"),
+    errno.EROFS: ("read-only file system", "write it somewhere writable"),
+    errno.EACCES: ("permission denied", "check the folder's permissions or write it somewhere else"),
+    errno.EPERM: ("permission denied", "check the folder's permissions or write it somewhere else"),
+}
+
+
+class StorageError(UserError):
+    """A file that cannot be written because of where it goes: a full disk, a quota, a read-only or forbidden place."""
+
+
+def storage_error(exc: OSError, target: str | Path) -> StorageError | None:
+    """The one-line error for a failed write to `target`, or None if the failure is not the disk's doing.
+
+    Args:
+        exc: What the write raised.
+        target: What the user knows the file as (not a temporary name).
+    """
+    known = _DISK_ERRORS.get(exc.errno) if isinstance(exc, OSError) else None
+    if known is None:
+        return None
+    what, todo = known
+    return StorageError(f"{what} writing {target}: {todo}")
+
+
+@contextlib.contextmanager
+def reporting_write_errors(target: str | Path) -> Iterator[None]:
+    """Turn a full disk, a quota or a forbidden place met inside the block into a `StorageError` naming `target`."""
+    try:
+        yield
+    except OSError as exc:
+        error = storage_error(exc, target)
+        if error is None:
+            raise
+        raise error from None
+
+
+def create_temp(folder: Path, prefix: str, suffix: str = "") -> tuple[int, Path]:
+    """A new empty file with a unique name in `folder`, open for writing, with the permissions the umask gives.
+
+    `tempfile.mkstemp` always makes a private (0600) file, which would make an output renamed into place
+    private whatever the user's umask.
+
+    Returns:
+        The open descriptor and the file's path.
+    """
+    for _ in range(100):
+        path = Path(folder) / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(folder))
 
 
 def write_durable(path: Path, data: bytes) -> None:
@@ -21,17 +86,26 @@ def write_durable(path: Path, data: bytes) -> None:
 def write_atomic(path: Path, data: bytes, durable: bool = False) -> None:
     """Replace `path` in one rename; `durable` also fsyncs the data first (library files, not caches)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    fd, tmp = create_temp(path.parent, f".{path.name}-")
     os.close(fd)
     try:
         if durable:
-            write_durable(Path(tmp), data)
+            write_durable(tmp, data)
         else:
-            Path(tmp).write_bytes(data)
+            tmp.write_bytes(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file of any size, read in blocks (`cache.file_sha256` remembers it for big checkpoints)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

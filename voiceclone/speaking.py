@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import queue
+import struct
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -18,14 +19,51 @@ import soundfile as sf
 import soxr
 
 from .errors import UserError
+from .files import create_temp, reporting_write_errors, storage_error
 
 
 class OutputError(UserError):
     """An output that cannot be written or played."""
 
 
+_WAV_HEADER_BYTES = 44
+_WAV_MAX_DATA = 0xFFFFFFFF - _WAV_HEADER_BYTES  # a RIFF file's sizes are 32-bit
+
+
+def _wav_header(sample_rate: int, data_bytes: int) -> bytes:
+    """The canonical 44-byte header of a 16-bit mono PCM WAV file holding `data_bytes` of samples."""
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF",
+        36 + data_bytes,
+        b"WAVE",
+        b"fmt ",
+        16,
+        1,
+        1,
+        sample_rate,
+        sample_rate * 2,
+        2,
+        16,
+        b"data",
+        data_bytes,
+    )
+
+
+def _pcm16(chunk: np.ndarray) -> bytes:
+    """Float samples as 16-bit little-endian PCM by libsndfile's own conversion, the same for every sink."""
+    buf = io.BytesIO()
+    sf.write(buf, chunk, 8000, format="RAW", subtype="PCM_16", endian="LITTLE")
+    return buf.getvalue()
+
+
 class WavSink:
-    """A WAV file written as chunks come, into a temporary file renamed into place only when complete."""
+    """A WAV file written as chunks come, into a temporary file renamed into place only when complete.
+
+    The file is written here rather than by libsndfile, which reports a full disk only as "System error.": a
+    failed write keeps its errno and ends as one line naming the file. It is created with the permissions the
+    umask gives, like any file a program writes.
+    """
 
     def __init__(self, path: Path, sample_rate: int):
         self.path = Path(path)
@@ -35,24 +73,45 @@ class WavSink:
         if not folder.is_dir():
             raise OutputError(f"{folder}: folder not found for the output file")
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}-", suffix=".part", dir=folder)
-            os.close(fd)
+            fd, self._tmp = create_temp(folder, f".{self.path.name}-", ".part")
         except OSError as exc:
-            raise OutputError(f"{self.path}: cannot write there ({exc.strerror})") from None
-        self._tmp = Path(tmp)
-        self._file = sf.SoundFile(tmp, "w", samplerate=sample_rate, channels=1, format="WAV", subtype="PCM_16")
+            error = storage_error(exc, self.path) or OutputError(f"{self.path}: cannot write there ({exc.strerror})")
+            raise error from None
+        self._file = os.fdopen(fd, "wb")
+        self._rate = sample_rate
+        self._data_bytes = 0
+        self._done = False
+        self._guarded(self._file.write, _wav_header(sample_rate, 0))
 
     def write(self, chunk: np.ndarray) -> None:
         """Append samples."""
-        self._file.write(chunk)
+        data = _pcm16(chunk)
+        if self._data_bytes + len(data) > _WAV_MAX_DATA:
+            raise OutputError(f"{self.path}: too long for a WAV file (4 GB); write raw PCM with -o - instead")
+        self._guarded(self._file.write, data)
+        self._data_bytes += len(data)
 
     def close(self, complete: bool) -> None:
         """Finish the file (complete) or throw the partial one away, leaving any old file untouched."""
+        try:
+            if complete:
+                self._guarded(self._finish)
+        finally:
+            if not self._done:
+                with contextlib.suppress(OSError):  # a full disk fails the flush again: the file goes anyway
+                    self._file.close()
+                self._tmp.unlink(missing_ok=True)
+
+    def _finish(self) -> None:
+        self._file.seek(0)
+        self._file.write(_wav_header(self._rate, self._data_bytes))
         self._file.close()
-        if complete:
-            os.replace(self._tmp, self.path)
-        else:
-            self._tmp.unlink(missing_ok=True)
+        os.replace(self._tmp, self.path)
+        self._done = True
+
+    def _guarded(self, write, *args) -> None:
+        with reporting_write_errors(self.path):
+            write(*args)
 
 
 class RawSink:
@@ -62,14 +121,16 @@ class RawSink:
         self._stream = stream or sys.stdout.buffer
 
     def write(self, chunk: np.ndarray) -> None:
-        """Append samples."""
-        buf = io.BytesIO()  # libsndfile's own float -> 16-bit conversion, so that -o - equals the WAV's samples
-        sf.write(buf, chunk, 8000, format="RAW", subtype="PCM_16", endian="LITTLE")
+        """Append samples (libsndfile's conversion, so that -o - equals the WAV's samples)."""
         try:
-            self._stream.write(buf.getvalue())
+            self._stream.write(_pcm16(chunk))
             self._stream.flush()
         except BrokenPipeError:
             raise OutputError("standard output was closed by the reading program") from None
+        except OSError as exc:  # e.g. `-o - > file` on a full disk
+            raise storage_error(exc, "standard output") or OutputError(
+                f"cannot write to standard output ({exc.strerror or exc})"
+            ) from None
 
     def close(self, complete: bool) -> None:
         """Nothing to finish."""
@@ -146,10 +207,12 @@ def speak_to(
     out_rate: int,
     clock: Callable[[], float] = time.perf_counter,
     report: Callable[[str], None] | None = None,
+    progress: Callable[[int, float], None] | None = None,
 ) -> SpeakStats:
     """Feed every chunk of every sentence to the sinks as it is made, resampled to `out_rate`.
 
-    `report`, when given, receives one line per sentence (when its first audio came, how much it made).
+    `report`, when given, receives one line per sentence (when its first audio came, how much it made);
+    `progress` receives (sentences done, seconds of audio made) after each sentence.
     """
     resampler = soxr.ResampleStream(source_rate, out_rate, 1, dtype="float32") if source_rate != out_rate else None
     start = clock()
@@ -181,6 +244,8 @@ def speak_to(
                     f"sentence {count}: {sentence_samples / out_rate:.2f} s of audio in {chunks} chunks, first after "
                     f"{(sentence_first or 0) * 1000:.0f} ms, all after {took * 1000:.0f} ms: {sentence[:60]!r}"
                 )
+            if progress is not None:
+                progress(count, samples / out_rate)
         if resampler:
             tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
             if len(tail):

@@ -1,0 +1,143 @@
+"""`voiceclone eval`: how close is the clone to the person, and is it still understood? Base voice and clone
+side by side: speaker similarity to the voice's own enrollment speech, and Whisper's word error rate."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+from rich.text import Text
+
+from ..errors import UserError
+from .common import (
+    ConfigOption,
+    ConverterDirOption,
+    DeviceOption,
+    ModelsDirOption,
+    VoicesDirOption,
+    conversion_loader,
+    err,
+    library,
+    out,
+    say,
+    settings,
+)
+
+
+def eval_voice(
+    voice: Annotated[str, typer.Argument(help="An enrolled voice's name.", show_default=False)],
+    converter: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--converter",
+            help="auto, openvoice or matcher; give it twice to compare converters [default: auto].",
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON (for scripts).")] = False,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Keep the audio: a WAV per voice and sentence in DIR.")
+    ] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Make the run reproducible (as for speak).")] = None,
+    voices_dir: VoicesDirOption = None,
+    converter_dir: ConverterDirOption = None,
+    models_dir: ModelsDirOption = None,
+    device: DeviceOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Measure a clone: held-out sentences spoken by the base voice and the clone, compared with the person."""
+    from .. import evaluation
+    from ..speaker import base_engine, eval_speakers
+
+    engines = converter or [None]
+    cfg = settings(config, tts__seed=("--seed", seed), tts__converter__device=("--device", device))
+    lib = library(cfg, voices_dir)
+    enrolled = lib.get(voice)
+    speech, rate = enrolled.speech()
+    keep = _keeper(output) if output is not None else None
+    with err.status("Loading the base voice, the converter and the measuring models ..."):
+        base = base_engine(cfg.tts)
+        conversions = [_load(config, engine, converter_dir, models_dir, device) for engine in engines]
+        speakers = eval_speakers(cfg.tts, base, lib, enrolled, conversions)
+        evaluation.load_models()
+    with _progress(len(speakers), len(evaluation.EVAL_SENTENCES), show=err.is_terminal) as progress:
+        report = evaluation.evaluate(speech, rate, speakers, on_progress=progress, keep_audio=keep)
+    if json_out:
+        print(json.dumps({"voice": enrolled.name, **report.to_dict()}, indent=2))
+        return
+    _render(enrolled.name, report)
+
+
+def _load(config, engine: str | None, converter_dir, models_dir, device):
+    cfg = settings(
+        config,
+        tts__converter__engine=("--converter", engine),
+        tts__converter__folder=("--converter-dir", converter_dir),
+        tts__converter__device=("--device", device),
+    )
+    return conversion_loader(cfg, models_dir, spinner=False)()
+
+
+def _keeper(folder: Path):
+    """Writes each utterance to `folder` as LABEL-NN.wav (labels made safe for file names)."""
+    import soundfile as sf
+
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder}: not a folder (-o takes a folder for the audio)")
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def keep(label: str, index: int, audio, rate: int) -> None:
+        name = re.sub(r"[^A-Za-z0-9]+", "-", label).strip("-")
+        sf.write(folder / f"{name}-{index + 1:02d}.wav", audio, rate, subtype="PCM_16")
+
+    return keep
+
+
+def _progress(voices: int, sentences: int, show: bool):
+    """One bar over every utterance to speak and measure; nothing when piped."""
+    from contextlib import nullcontext
+
+    if not show:
+        return nullcontext(None)
+
+    class _Bar:
+        def __init__(self):
+            self.display = Progress(
+                TextColumn("{task.fields[label]}"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
+            )
+            self.task = self.display.add_task("eval", total=voices * sentences, label="measuring")
+            self.done: dict[str, int] = {}
+
+        def __call__(self, label: str, done: int, total: int) -> None:
+            self.done[label] = done
+            self.display.update(self.task, completed=sum(self.done.values()), label=label)
+
+        def __enter__(self):
+            self.display.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self.display.__exit__(*exc)
+
+    return _Bar()
+
+
+def _render(name: str, report) -> None:
+    table = Table(title=Text(f"How close is the clone to {name!r}?"), title_justify="left")
+    for column, justify in (
+        ("voice", "left"),
+        ("similarity", "right"),
+        ("word error rate", "right"),
+        ("audio", "right"),
+    ):
+        table.add_column(column, justify=justify)
+    for row in report.rows:
+        table.add_row(Text(row.label), f"{row.similarity:.3f}", f"{row.wer:.1%}", f"{row.seconds:.1f} s")
+    ceiling = f"{report.ceiling:.3f}" if report.ceiling is not None else "-"
+    table.add_row(Text("the person (ceiling)", style="dim"), ceiling, "", Text(report.ceiling_note or "", style="dim"))
+    out.print(table)
+    say(report.verdict(), "verdict:", "bold")

@@ -1,0 +1,461 @@
+"""How good is a clone? Speaker similarity and intelligibility of voices speaking held-out sentences.
+
+Each voice to compare (the base voice, a clone with one converter or another) speaks `EVAL_SENTENCES`; every
+utterance is measured twice:
+
+- **similarity**: cosine similarity between the speaker embedding of the utterance and that of the voice's
+  enrollment speech, from resemblyzer's speaker encoder (its weights ship in its wheel). Embeddings are
+  non-negative and L2-normed, so values lie in [0, 1]. In our checks the bundled Piper voice scores 0.94 against
+  other speech of its own, and espeak-ng or Piper raised 25-50% in pitch and formants score 0.44-0.57 against it.
+  Each utterance is embedded on its own and the per-sentence values are averaged (rather than one embedding of
+  all utterances joined) because: a listener hears sentences one at a time; a sentence (3-4 s) is about as long
+  as each half of the enrollment speech used for the ceiling, so the two are comparable; and the per-sentence
+  values give the spread that decides whether a difference between two voices is more than noise (see verdict).
+- **word error rate** (WER): the utterance transcribed by the local Whisper tiny.en model, against the sentence,
+  both lower-cased with punctuation stripped (jiwer). A voice's WER is over all its words (errors / words in the
+  sentences), so long sentences weigh more; it is 0 when every word is heard and can exceed 1 (insertions).
+  Whisper tiny makes a few errors on clean speech too (3-5% on the base voice), so compare WERs side by side,
+  not with 0.
+
+The **ceiling** is the similarity of the enrollment speech to itself: its first half against its second half.
+It is what the same person scores against themselves. Each half is shorter than the whole enrollment speech that
+utterances are compared with (a noisier embedding), so it errs low: a very good clone can exceed it. It is None
+when the enrollment speech holds less than `MIN_HALF_SECONDS` of speech per half, and marked rough below
+`ROUGH_HALF_SECONDS` per half.
+
+Measuring never feeds back into conversion: this module imports nothing of the conversion path, and nothing
+there imports it.
+
+`Report.to_dict()` fields (stable, for `voiceclone eval --json`):
+
+- `sentences`: list of str, the texts spoken, in order.
+- `enrollment_seconds`: float, seconds of enrollment speech the encoder used (after its own silence trimming).
+- `ceiling`: float in [0, 1] or null: split-half similarity of the enrollment speech.
+- `ceiling_note`: str or null: why the ceiling is missing or rough.
+- `baseline`: str or null: the label the others are compared with ("base" when present, else the first).
+- `verdict`: str, the one-line verdict.
+- `speakers`: list, one object per voice, in the order given:
+  - `label`: str, e.g. "base", "clone (matcher)".
+  - `similarity`: float in [0, 1], mean similarity over the sentences.
+  - `similarity_per_sentence`: list of float in [0, 1], one per sentence (0 when an utterance held no speech).
+  - `wer`: float >= 0, word error rate over all sentences (0.05 is 5%).
+  - `wer_per_sentence`: list of float >= 0, one per sentence.
+  - `transcripts`: list of str, what Whisper heard, one per sentence.
+  - `seconds`: float, seconds of audio the voice produced for all sentences.
+  - `speak_seconds`: float, wall-clock seconds spent making that audio (so speed can be compared too).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .audio import resample
+from .errors import UserError
+from .transcribe import load_model, transcribe
+
+EVAL_SENTENCES: tuple[str, ...] = (
+    # Held out: none is in the base voice's calibration text. Everyday words that Whisper tiny spells one way,
+    # no digits, abbreviations, hyphens or homophones (WER must measure hearing, not spelling), and between them
+    # most English consonants (ch, j, sh, zh, th, ng, v, z, r, l) and vowels.
+    "A gentle breeze carried the smell of pine across the quiet valley.",
+    "She measured the sugar carefully before pouring it into the yellow bowl.",
+    "The children watched the fishing boats return through the thick morning fog.",
+    "The judge asked each witness to speak slowly and clearly.",
+    "My neighbor fixed the squeaky gate with a hammer and some oil.",
+    "Thunder rolled over the hills while the village slept beneath heavy clouds.",
+    "He wrote a short letter to his uncle about the long journey north.",
+    "Bright orange leaves drifted slowly down the shallow stream behind the school.",
+)
+
+ENCODER_RATE = 16000  # Hz: resemblyzer's speaker encoder works at 16 kHz
+MIN_SPEECH_SECONDS = 0.5  # less speech than this in an utterance gives no usable embedding: similarity 0
+MIN_HALF_SECONDS = 2.0  # per half, for a ceiling at all (the encoder looks at 1.6 s windows)
+ROUGH_HALF_SECONDS = 5.0  # per half, below which the ceiling is noticeably low and noisy
+
+# Verdict thresholds (similarity in cosine units, WER as a fraction). On this encoder, one voice against another
+# differs by 0.3-0.5 (the bundled Piper voice against espeak-ng or a pitch-shifted copy of itself), and the
+# per-sentence values of one voice spread by about 0.01-0.04. A gain counts only when it exceeds both
+# SIMILARITY_MIN_GAIN and twice the standard error of the per-sentence differences (the two voices speak the same
+# sentences, so the differences are paired); it is "much" closer from SIMILARITY_MUCH_GAIN, about a third of the
+# distance between two different speakers.
+SIMILARITY_MIN_GAIN = 0.02
+SIMILARITY_MUCH_GAIN = 0.10
+# With the default sentences (~95 words) one word is ~1%; Whisper tiny itself moves by a few words between two
+# clear voices. Up to WER_SAME worse is "as intelligible"; beyond WER_MUCH_WORSE is "much less intelligible".
+WER_SAME = 0.05
+WER_MUCH_WORSE = 0.15
+
+Speak = Callable[[str], tuple[np.ndarray, int]]
+Progress = Callable[[str, int, int], None]
+KeepAudio = Callable[[str, int, np.ndarray, int], None]
+
+INSTALL_HINT = "install the eval extra: pip install -e '.[eval]'"
+
+_encoder = None
+_encoder_lock = threading.Lock()
+
+
+class EvaluationError(UserError):
+    """The evaluation cannot be made from what it was given (e.g. enrollment audio with no speech)."""
+
+
+class EvaluationUnavailable(EvaluationError):
+    """The speaker encoder or word error rate package is not installed."""
+
+
+@dataclass(frozen=True)
+class SpeakerResult:
+    """The measurements of one voice over all sentences; see the module docstring for units and ranges."""
+
+    label: str
+    similarity: float
+    similarity_per_sentence: tuple[float, ...]
+    wer: float
+    wer_per_sentence: tuple[float, ...]
+    transcripts: tuple[str, ...]
+    seconds: float
+    speak_seconds: float
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields, rounded to what is meaningful."""
+        return {
+            "label": self.label,
+            "similarity": round(self.similarity, 4),
+            "similarity_per_sentence": [round(s, 4) for s in self.similarity_per_sentence],
+            "wer": round(self.wer, 4),
+            "wer_per_sentence": [round(w, 4) for w in self.wer_per_sentence],
+            "transcripts": list(self.transcripts),
+            "seconds": round(self.seconds, 3),
+            "speak_seconds": round(self.speak_seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything `evaluate` measured: one row per voice, the ceiling, and how to read them."""
+
+    rows: list[SpeakerResult]
+    ceiling: float | None
+    ceiling_note: str | None
+    sentences: tuple[str, ...]
+    enrollment_seconds: float
+
+    @property
+    def baseline(self) -> SpeakerResult | None:
+        """The row the others are compared with: the one labelled "base", else the first; None without rows."""
+        for row in self.rows:
+            if row.label == "base":
+                return row
+        return self.rows[0] if self.rows else None
+
+    def verdict(self) -> str:
+        """One line: each voice against the baseline, in similarity and intelligibility, with the numbers.
+
+        Returns:
+            e.g. "clone (matcher) is much closer to the speaker than the base voice (0.81 vs 0.62, ceiling 0.90)
+            and as intelligible (WER 4% vs 3%)"; several clones are joined with "; ".
+        """
+        base = self.baseline
+        others = [row for row in self.rows if row is not base]
+        if base is None:
+            return "nothing was measured"
+        if not others:
+            return _summary(base, self.ceiling)
+        return "; ".join(_comparison(row, base, self.ceiling) for row in others)
+
+    def to_dict(self) -> dict:
+        """The stable JSON form documented in the module docstring."""
+        base = self.baseline
+        return {
+            "sentences": list(self.sentences),
+            "enrollment_seconds": round(self.enrollment_seconds, 3),
+            "ceiling": None if self.ceiling is None else round(self.ceiling, 4),
+            "ceiling_note": self.ceiling_note,
+            "baseline": base.label if base else None,
+            "verdict": self.verdict(),
+            "speakers": [row.to_dict() for row in self.rows],
+        }
+
+
+def evaluate(
+    enrollment_speech: np.ndarray,
+    enrollment_rate: int,
+    speakers: dict[str, Speak],
+    sentences: Sequence[str] = EVAL_SENTENCES,
+    on_progress: Progress | None = None,
+    keep_audio: KeepAudio | None = None,
+) -> Report:
+    """Let each voice speak every sentence, and measure it against the enrollment speech.
+
+    Args:
+        enrollment_speech: the enrolled person's speech (the voice's kept speech), mono float in [-1, 1].
+        enrollment_rate: its sample rate in Hz.
+        speakers: label -> speak(sentence) returning (mono float32 audio in [-1, 1], its rate in Hz); in the
+            order the rows should appear. "base" is the label the others are compared with.
+        sentences: the texts to speak (default `EVAL_SENTENCES`); at least one.
+        on_progress: called as (label, done, total) after each sentence of each voice, done = 1..total.
+        keep_audio: called as (label, sentence index from 0, audio, rate) with each utterance as spoken,
+            before it is measured (e.g. to write files).
+
+    Returns:
+        A `Report`.
+
+    Raises:
+        EvaluationError: the enrollment speech holds too little speech to embed.
+        EvaluationUnavailable / TranscriberMissing: the eval extra is not installed.
+        ValueError: no sentences, or audio that is not mono.
+    """
+    sentences = tuple(sentences)
+    if not sentences:
+        raise ValueError("evaluate needs at least one sentence")
+    load_models()  # a missing package fails here, before anything is spoken
+    enrollment = encoder_input(enrollment_speech, enrollment_rate)
+    if len(enrollment) < MIN_SPEECH_SECONDS * ENCODER_RATE:
+        raise EvaluationError(
+            "the voice's enrollment speech has too little speech for the speaker encoder; enroll it again "
+            "with a longer recording"
+        )
+    target = embed(enrollment)
+    ceiling, note = split_half_ceiling(enrollment)
+    rows = [
+        _measure_speaker(label, speak, sentences, target, on_progress, keep_audio) for label, speak in speakers.items()
+    ]
+    return Report(rows, ceiling, note, sentences, len(enrollment) / ENCODER_RATE)
+
+
+def _measure_speaker(
+    label: str,
+    speak: Speak,
+    sentences: tuple[str, ...],
+    target: np.ndarray,
+    on_progress: Progress | None,
+    keep_audio: KeepAudio | None,
+) -> SpeakerResult:
+    """One voice over all sentences."""
+    similarities, transcripts, seconds, speaking = [], [], 0.0, 0.0
+    for index, sentence in enumerate(sentences):
+        start = time.perf_counter()
+        audio, rate = speak(sentence)
+        speaking += time.perf_counter() - start
+        audio = np.asarray(audio, dtype=np.float32)
+        if keep_audio:
+            keep_audio(label, index, audio, rate)
+        seconds += len(audio) / rate
+        similarities.append(utterance_similarity(audio, rate, target))
+        transcripts.append(transcribe(audio, rate))
+        if on_progress:
+            on_progress(label, index + 1, len(sentences))
+    return SpeakerResult(
+        label=label,
+        similarity=float(np.mean(similarities)),
+        similarity_per_sentence=tuple(similarities),
+        wer=word_error_rate(sentences, transcripts),
+        wer_per_sentence=tuple(word_error_rate([s], [t]) for s, t in zip(sentences, transcripts, strict=True)),
+        transcripts=tuple(transcripts),
+        seconds=seconds,
+        speak_seconds=speaking,
+    )
+
+
+def utterance_similarity(audio: np.ndarray, rate: int, target: np.ndarray) -> float:
+    """Cosine similarity in [0, 1] of one utterance to a target embedding; 0 when it holds no usable speech.
+
+    Args:
+        audio: mono float audio in [-1, 1].
+        rate: its sample rate in Hz.
+        target: a speaker embedding from `embed`.
+    """
+    speech = encoder_input(audio, rate)
+    if len(speech) < MIN_SPEECH_SECONDS * ENCODER_RATE:
+        return 0.0  # silence or a click: nothing of any speaker, the lowest score this encoder gives
+    return cosine(embed(speech), target)
+
+
+def split_half_ceiling(speech: np.ndarray) -> tuple[float | None, str | None]:
+    """The similarity of the first half of the enrollment speech to the second half.
+
+    Args:
+        speech: encoder input from `encoder_input` (16 kHz, silences trimmed).
+
+    Returns:
+        (ceiling in [0, 1] or None, a note saying why it is missing or rough, else None).
+    """
+    half = len(speech) // 2
+    half_seconds = half / ENCODER_RATE
+    if half_seconds < MIN_HALF_SECONDS:
+        return None, (
+            f"no ceiling: the enrollment speech ({2 * half_seconds:.1f} s) is too short to split in two halves "
+            f"of {MIN_HALF_SECONDS:.0f} s"
+        )
+    ceiling = cosine(embed(speech[:half]), embed(speech[half:]))
+    if half_seconds < ROUGH_HALF_SECONDS:
+        return ceiling, (
+            f"rough ceiling: halves of {half_seconds:.1f} s (enroll {2 * ROUGH_HALF_SECONDS:.0f} s or more of "
+            "speech for a steadier one); it errs low"
+        )
+    return ceiling, None
+
+
+def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Word errors (substitutions, deletions, insertions) per reference word, over all pairs together.
+
+    Both sides are lower-cased, hyphens and dashes become spaces, other punctuation is removed.
+
+    Args:
+        references: the texts that were meant (each with at least one word).
+        hypotheses: what was heard, one per reference ("" allowed).
+
+    Returns:
+        The WER, >= 0 (0.05 is 5%); above 1 when more words were inserted than there are.
+    """
+    jiwer = _jiwer()
+    normalise = jiwer.Compose(
+        [
+            jiwer.ToLowerCase(),
+            jiwer.SubstituteRegexes({r"[-\u2010-\u2015]": " "}),  # "well-known" and "well known" are the same words
+            jiwer.RemovePunctuation(),
+            jiwer.RemoveMultipleSpaces(),
+            jiwer.Strip(),
+            jiwer.ReduceToListOfListOfWords(),
+        ]
+    )
+    return float(
+        jiwer.wer(list(references), list(hypotheses), reference_transform=normalise, hypothesis_transform=normalise)
+    )
+
+
+def encoder_input(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Audio as the speaker encoder takes it: 16 kHz, level raised to -30 dBFS, long silences cut (its own VAD).
+
+    Args:
+        audio: mono float audio in [-1, 1] (NaN and values beyond are cleaned).
+        rate: its sample rate in Hz.
+
+    Returns:
+        Float32 samples at 16 kHz; empty when there is no speech.
+    """
+    samples = np.asarray(audio, dtype=np.float32)
+    if samples.ndim != 1:
+        raise ValueError(f"expected mono audio (one dimension), got shape {samples.shape}")
+    # resemblyzer packs samples into 16-bit PCM for its VAD: out-of-range values would wrap around
+    samples = np.clip(np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+    if samples.size == 0 or np.max(np.abs(samples)) < 1e-4:
+        return np.zeros(0, dtype=np.float32)  # silence: its level normalisation would divide by zero
+    samples = resample(samples, int(rate), ENCODER_RATE)
+    return _resemblyzer().preprocess_wav(samples).astype(np.float32, copy=False)
+
+
+def embed(speech: np.ndarray) -> np.ndarray:
+    """The speaker embedding of encoder input (from `encoder_input`): 256 non-negative floats, L2 norm 1."""
+    return load_encoder().embed_utterance(speech)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two embeddings; in [0, 1] for this encoder's (non-negative) embeddings.
+
+    An all-zero embedding (possible in principle after the encoder's ReLU) has no direction: 0.
+    """
+    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+    value = float(np.dot(a, b)) / norms if norms > 0 else 0.0
+    return value if math.isfinite(value) else 0.0
+
+
+def load_models() -> None:
+    """Load the speaker encoder and the Whisper model now (about 2-3 s the first time in a process, then nothing).
+
+    `evaluate` calls it first; a caller can call it earlier, e.g. under a "loading models" spinner.
+
+    Raises:
+        EvaluationUnavailable / TranscriberMissing: the eval extra is not installed.
+    """
+    load_encoder()
+    _jiwer()
+    load_model()
+
+
+def load_encoder():
+    """resemblyzer's `VoiceEncoder` on the CPU, loaded once per process from the weights in its wheel."""
+    global _encoder
+    with _encoder_lock:
+        if _encoder is None:
+            _encoder = _resemblyzer().VoiceEncoder(device="cpu", verbose=False)
+        return _encoder
+
+
+def _resemblyzer():
+    """The resemblyzer package, imported quietly: its dependencies warn about their own deprecated imports."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # scipy.ndimage.morphology
+            warnings.simplefilter("ignore", UserWarning)  # webrtcvad: pkg_resources is deprecated
+            import resemblyzer
+    except ImportError as exc:
+        raise EvaluationUnavailable(f"speaker similarity needs resemblyzer ({exc}): {INSTALL_HINT}") from None
+    return resemblyzer
+
+
+def _jiwer():
+    try:
+        import jiwer
+    except ImportError:
+        raise EvaluationUnavailable(f"word error rates need jiwer: {INSTALL_HINT}") from None
+    return jiwer
+
+
+def _summary(row: SpeakerResult, ceiling: float | None) -> str:
+    """One voice on its own: its numbers."""
+    limit = f" (ceiling {ceiling:.2f})" if ceiling is not None else ""
+    return f"{row.label}: similarity {row.similarity:.2f}{limit}, WER {row.wer:.0%}"
+
+
+def _comparison(row: SpeakerResult, base: SpeakerResult, ceiling: float | None) -> str:
+    """One voice against the baseline, in words and numbers."""
+    limit = f", ceiling {ceiling:.2f}" if ceiling is not None else ""
+    other = "the base voice" if base.label == "base" else base.label
+    return (
+        f"{row.label} is {_closeness(row, base)} {other} ({row.similarity:.2f} vs {base.similarity:.2f}{limit}) "
+        f"and {_intelligibility(row, base)} (WER {row.wer:.0%} vs {base.wer:.0%})"
+    )
+
+
+def _closeness(row: SpeakerResult, base: SpeakerResult) -> str:
+    """How much closer to the speaker `row` is than `base`, judged against the noise of paired sentences."""
+    gain = row.similarity - base.similarity
+    if abs(gain) <= max(SIMILARITY_MIN_GAIN, 2 * _paired_standard_error(row, base)):
+        return "no closer to the speaker than"
+    if gain >= SIMILARITY_MUCH_GAIN:
+        return "much closer to the speaker than"
+    if gain > 0:
+        return "closer to the speaker than"
+    if gain <= -SIMILARITY_MUCH_GAIN:
+        return "much further from the speaker than"
+    return "further from the speaker than"
+
+
+def _paired_standard_error(row: SpeakerResult, base: SpeakerResult) -> float:
+    """Standard error of the mean per-sentence similarity difference; 0 when it cannot be estimated."""
+    if len(row.similarity_per_sentence) != len(base.similarity_per_sentence):
+        return 0.0  # not the same sentences: no pairs
+    diffs = np.subtract(row.similarity_per_sentence, base.similarity_per_sentence)
+    if diffs.size < 2:
+        return 0.0
+    return float(np.std(diffs, ddof=1) / math.sqrt(diffs.size))
+
+
+def _intelligibility(row: SpeakerResult, base: SpeakerResult) -> str:
+    """`row`'s word error rate against `base`'s, in words."""
+    worse = row.wer - base.wer
+    if worse > WER_MUCH_WORSE:
+        return "much less intelligible"
+    if worse > WER_SAME:
+        return "less intelligible"
+    if worse < -WER_SAME:
+        return "more intelligible"
+    return "as intelligible"

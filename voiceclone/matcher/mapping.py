@@ -1,0 +1,226 @@
+"""From two voice profiles to a per-frame transform of WORLD parameters.
+
+- F0: log F0 is shifted from the source's median to the target's and its excursions scaled by the ratio of the
+  spreads, so intonation keeps its shape in the target's range.
+- Envelope: the frequency axis is warped by a vocal-tract-length factor alpha (formants of a vocal tract scale
+  inversely with its length; alpha > 1 moves them up), found by aligning the formant-scale structure of the two
+  long-term envelopes; then a residual equaliser adds the remaining broad difference (spectral tilt, nasality,
+  the microphone), smoothed over 2 ERB and limited so that it cannot make speech unintelligible.
+- Aperiodicity: shifted per band by the target's mean minus the source's, limited (breathiness).
+- Every frame keeps its input energy: the transform changes the timbre, not the loudness contour.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from voiceclone.matcher.profile import AP_BANDS_HZ, PROFILE_RATE, VoiceProfile, grid_hz
+
+ALPHA_RANGE = (0.8, 1.25)  # vocal tract lengths of adult speakers differ by about this much (children beyond)
+ALPHA_STEPS = 121  # geometric grid over ALPHA_RANGE: 0.37 % apart
+WARP_KNEE_HZ = 7000.0  # pure scaling below; above, the warp bends back to meet the identity at WARP_TOP_HZ
+WARP_TOP_HZ = PROFILE_RATE / 2
+FIT_LOW_HZ = 200.0  # below, the long-term envelope follows F0 more than the vocal tract
+FIT_HIGH_HZ = 5000.0  # F1-F4 lie under 5 kHz for adult speech; above it the envelope is mostly noise and sibilants
+SMOOTH_ERB = 2.0  # residual EQ smoothing (Gaussian sigma, ERB-rate units): broad shape only, not formants
+EQ_LIMIT_DB = 9.0  # largest boost or cut the residual equaliser may apply
+F0_RATIO_LIMITS = (0.5, 2.0)  # ratio of spreads; a monotone or an over-animated recording cannot push beyond
+F0_OUT_HZ = (45.0, 800.0)  # converted F0 stays in what WORLD synthesises well
+AP_LIMIT_DB = 6.0  # largest aperiodicity shift per band
+AP_FLOOR = 0.001  # aperiodicity is an amplitude ratio; WORLD clamps to this too
+
+
+def warp_source_hz(f: np.ndarray, alpha: float) -> np.ndarray:
+    """Where the warped envelope at frequency `f` reads the source envelope: f / alpha up to the knee, then linear
+    to WARP_TOP_HZ (which maps to itself), identity above.
+
+    Args:
+        f: Frequencies in Hz (>= 0).
+        alpha: Warp factor in ALPHA_RANGE; > 1 moves formants up.
+
+    Returns:
+        Source frequencies in Hz, same shape, monotonic in `f`.
+    """
+    f = np.asarray(f, dtype=np.float64)
+    knee_src = WARP_KNEE_HZ / alpha
+    upper = knee_src + (f - WARP_KNEE_HZ) * (WARP_TOP_HZ - knee_src) / (WARP_TOP_HZ - WARP_KNEE_HZ)
+    return np.where(f <= WARP_KNEE_HZ, f / alpha, np.where(f <= WARP_TOP_HZ, upper, f))
+
+
+def _erb_rate(f: np.ndarray) -> np.ndarray:
+    """Glasberg and Moore's ERB-rate scale (ERB numbers) of frequencies in Hz."""
+    return 21.4 * np.log10(1.0 + 0.00437 * np.asarray(f, dtype=np.float64))
+
+
+def smooth_erb(curve: np.ndarray, hz: np.ndarray, sigma_erb: float = SMOOTH_ERB) -> np.ndarray:
+    """Gaussian smoothing of a curve sampled at `hz`, with a width constant on the ERB-rate scale.
+
+    Args:
+        curve: Values (e.g. dB) at the frequencies `hz`.
+        hz: Ascending frequencies in Hz.
+        sigma_erb: Standard deviation of the Gaussian in ERB numbers.
+
+    Returns:
+        The smoothed curve at `hz`.
+    """
+    erb = _erb_rate(hz)
+    step = 0.1
+    uniform = np.arange(erb[0], erb[-1] + step, step)
+    values = np.interp(uniform, erb, curve)
+    half = int(math.ceil(3 * sigma_erb / step))
+    kernel = np.exp(-0.5 * (np.arange(-half, half + 1) * step / sigma_erb) ** 2)
+    kernel /= kernel.sum()
+    padded = np.pad(values, half, mode="edge")
+    return np.interp(erb, uniform, np.convolve(padded, kernel, mode="valid"))
+
+
+def warp_curve(curve: np.ndarray, hz: np.ndarray, alpha: float) -> np.ndarray:
+    """A curve sampled at `hz` (a long-term envelope in dB) with its frequency axis warped by `alpha`."""
+    return np.interp(warp_source_hz(hz, alpha), hz, curve)
+
+
+def fit_band(source: VoiceProfile, target: VoiceProfile) -> np.ndarray:
+    """Boolean mask of the profile grid where both recordings carry formant information."""
+    hz = grid_hz()
+    top = min(FIT_HIGH_HZ, 0.9 * source.bandwidth_hz, 0.9 * target.bandwidth_hz)
+    return (hz >= FIT_LOW_HZ) & (hz <= top)
+
+
+def estimate_alpha(source: VoiceProfile, target: VoiceProfile) -> float:
+    """The vocal-tract-length warp factor that best aligns the source's long-term envelope with the target's.
+
+    Only formant-scale structure is compared (each envelope minus its SMOOTH_ERB-smoothed self): broad tilt is the
+    equaliser's job, and would otherwise pull the warp.
+
+    Args:
+        source: The base voice's profile.
+        target: The enrolled voice's profile.
+
+    Returns:
+        alpha in ALPHA_RANGE (1.0 = same vocal tract length).
+    """
+    hz = grid_hz()
+    band = fit_band(source, target)
+    detail = _detail_matrix()[band]  # rows of the band only: the rest is not compared
+    alphas = np.geomspace(*ALPHA_RANGE, ALPHA_STEPS)
+    warped = np.stack([warp_curve(source.envelope_db, hz, alpha) for alpha in alphas])
+    residual = warped @ detail.T - detail @ target.envelope_db
+    return float(alphas[int(np.argmin(np.mean(residual**2, axis=1)))])
+
+
+@functools.cache
+def _detail_matrix() -> np.ndarray:
+    """A curve on the profile grid minus its `smooth_erb` (a linear map) as a matrix: detail = matrix @ curve."""
+    hz = grid_hz()
+    smoother = np.stack([smooth_erb(column, hz) for column in np.eye(len(hz))], axis=1)
+    return np.eye(len(hz)) - smoother
+
+
+def residual_eq_db(source: VoiceProfile, target: VoiceProfile, alpha: float) -> np.ndarray:
+    """The equaliser (dB on the profile grid) that takes the warped source's long-term envelope to the target's.
+
+    Smoothed over SMOOTH_ERB, level-free over the fit band, limited to +-EQ_LIMIT_DB, and held flat outside the band
+    both recordings carry (a 16 kHz recording says nothing about 8-11 kHz).
+    """
+    hz = grid_hz()
+    band = fit_band(source, target)
+    top = min(source.bandwidth_hz, target.bandwidth_hz)
+    diff = target.envelope_db - warp_curve(source.envelope_db, hz, alpha)
+    # Hold the difference flat above the shared bandwidth before smoothing, so the edge does not leak into it.
+    edge = np.flatnonzero(hz <= top)[-1]
+    diff[edge + 1 :] = diff[edge]
+    low = np.flatnonzero(hz >= FIT_LOW_HZ)[0]
+    diff[:low] = diff[low]
+    eq = smooth_erb(diff, hz)
+    eq -= eq[band].mean()
+    return np.clip(eq, -EQ_LIMIT_DB, EQ_LIMIT_DB)
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """What the matcher does to every frame, from a source voice to a target voice.
+
+    Attributes:
+        log_f0_from: Source's median ln F0.
+        log_f0_to: Target's median ln F0.
+        f0_ratio: Scale of ln F0 excursions around the median (F0_RATIO_LIMITS).
+        alpha: Vocal-tract-length warp factor (ALPHA_RANGE).
+        eq_db: (GRID_BINS,) residual equaliser in dB on the profile grid.
+        ap_shift_db: (bands,) aperiodicity shift per AP_BANDS_HZ band, dB.
+    """
+
+    log_f0_from: float
+    log_f0_to: float
+    f0_ratio: float
+    alpha: float
+    eq_db: np.ndarray
+    ap_shift_db: np.ndarray
+
+    @classmethod
+    def between(cls, source: VoiceProfile, target: VoiceProfile) -> Mapping:
+        """The mapping from `source` (the base voice) to `target` (the enrolled voice)."""
+        alpha = estimate_alpha(source, target)
+        ratio = target.log_f0_spread / max(source.log_f0_spread, 1e-3)
+        return cls(
+            log_f0_from=source.log_f0_median,
+            log_f0_to=target.log_f0_median,
+            f0_ratio=float(np.clip(ratio, *F0_RATIO_LIMITS)),
+            alpha=alpha,
+            eq_db=residual_eq_db(source, target, alpha),
+            ap_shift_db=np.clip(target.aperiodicity_db - source.aperiodicity_db, -AP_LIMIT_DB, AP_LIMIT_DB),
+        )
+
+    def map_f0(self, f0: np.ndarray) -> np.ndarray:
+        """Converted F0 in Hz per frame (0 stays 0 = unvoiced)."""
+        voiced = f0 > 0
+        log_f0 = np.log(np.where(voiced, f0, 1.0))
+        mapped = np.exp(self.log_f0_to + self.f0_ratio * (log_f0 - self.log_f0_from))
+        return np.where(voiced, np.clip(mapped, *F0_OUT_HZ), 0.0)
+
+    def for_rate(self, fs: int, n_bins: int) -> FrameTransform:
+        """This mapping on the frequency bins of WORLD analysis at `fs` Hz with `n_bins` bins (fft_size / 2 + 1)."""
+        return FrameTransform(self, fs, n_bins)
+
+
+class FrameTransform:
+    """A Mapping precomputed for one bin layout; `apply` transforms frames, each independently of the others."""
+
+    def __init__(self, mapping: Mapping, fs: int, n_bins: int):
+        self.mapping = mapping
+        hz = np.linspace(0.0, fs / 2, n_bins)
+        src_bin = np.clip(warp_source_hz(hz, mapping.alpha) / (fs / 2) * (n_bins - 1), 0, n_bins - 1)
+        self._left = np.minimum(np.floor(src_bin).astype(np.int64), n_bins - 2)
+        self._frac = src_bin - self._left
+        # dB of power to natural log of power; the profile grid stops at PROFILE_RATE / 2, held flat above.
+        self._eq_ln = np.interp(hz, grid_hz(), mapping.eq_db) * (math.log(10.0) / 10.0)
+        ap_hz = [(lo + hi) / 2 for lo, hi in zip(AP_BANDS_HZ[:-1], AP_BANDS_HZ[1:], strict=True)]
+        self._ap_gain = 10.0 ** (np.interp(hz, ap_hz, mapping.ap_shift_db) / 20.0)
+
+    def apply(self, f0: np.ndarray, sp: np.ndarray, ap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Converted F0, envelope and aperiodicity for frames of source-voice speech.
+
+        Args:
+            f0: (n,) F0 in Hz, 0 = unvoiced.
+            sp: (n, bins) spectral envelope (power).
+            ap: (n, bins) aperiodicity in [0, 1].
+
+        Returns:
+            (f0, sp, ap) converted, new arrays, C-contiguous float64, each frame's envelope power as before.
+        """
+        log_sp = np.log(np.maximum(sp, 1e-30))
+        warped = (1.0 - self._frac) * log_sp[:, self._left] + self._frac * log_sp[:, self._left + 1]
+        shaped = warped + self._eq_ln
+        # Per-frame energy: the output frame has the input frame's envelope power.
+        gain = np.log(np.sum(sp, axis=1) + 1e-30) - np.log(np.sum(np.exp(shaped), axis=1) + 1e-30)
+        new_sp = np.exp(shaped + gain[:, None])
+        voiced = (f0 > 0)[:, None]
+        new_ap = np.where(voiced, np.clip(ap * self._ap_gain, AP_FLOOR, 1.0), ap)
+        return (
+            np.ascontiguousarray(self.mapping.map_f0(f0)),
+            np.ascontiguousarray(new_sp),
+            np.ascontiguousarray(new_ap),
+        )

@@ -23,13 +23,12 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
-from bot_harness import Listener, RecordingSource, run_bot  # noqa: E402
+from testkit.bot_harness import Listener, RecordingSource, run_bot  # noqa: E402
+from testkit.converters import write_random_converter  # noqa: E402
 from voiceclone.config import BotConfig  # noqa: E402
 from voiceclone.enrollment import create, prepare  # noqa: E402
 from voiceclone.openvoice import ToneColorConverter  # noqa: E402
-from voiceclone.openvoice.synthetic import write_random_converter  # noqa: E402
 from voiceclone.pipecat.bot import build_worker, prepare_voice  # noqa: E402
 from voiceclone.tts import PiperEngine, PiperSettings  # noqa: E402
 from voiceclone.voices import VoiceLibrary  # noqa: E402
@@ -47,7 +46,7 @@ async def measure(args) -> None:
         sample = tmp / "voice.wav"
         import soundfile as sf
 
-        from benchmarks.speech import speech_sample
+        from testkit.speech import speech_sample
 
         sf.write(sample, speech_sample(12.0), 22050)
         create(library, "bench", prepare([sample], 22050), converter)
@@ -81,19 +80,25 @@ async def measure(args) -> None:
         after = [t for t, _ in listener.audio if t > end]
         if after:
             latencies.append(after[0] - end)
-    print(f"machine: {torch.get_num_threads()} threads, torch {torch.__version__}; offline bot: Silero VAD "
-          f"(stop_secs {args.stop_secs}), turn end {args.turn_end}"
-          f"{f' after {args.silence_s} s' if args.turn_end == 'silence' else ''}, Whisper tiny.en "
-          f"({args.compute_type}), echo, Piper, real-size converter (random weights)")
+    print(
+        f"machine: {torch.get_num_threads()} threads, torch {torch.__version__}; offline bot: Silero VAD "
+        f"(stop_secs {args.stop_secs}), turn end {args.turn_end}"
+        f"{f' after {args.silence_s} s' if args.turn_end == 'silence' else ''}, Whisper tiny.en "
+        f"({args.compute_type}), echo, Piper, real-size converter (random weights)"
+    )
     if not latencies:
         print("no answer was heard")
         return
-    print(f"voice-to-voice latency over {len(latencies)} turns: median {statistics.median(latencies) * 1000:.0f} ms "
-          f"(min {min(latencies) * 1000:.0f}, max {max(latencies) * 1000:.0f})")
+    print(
+        f"voice-to-voice latency over {len(latencies)} turns: median {statistics.median(latencies) * 1000:.0f} ms "
+        f"(min {min(latencies) * 1000:.0f}, max {max(latencies) * 1000:.0f})"
+    )
     wait = args.stop_secs + (args.silence_s if args.turn_end == "silence" else 0.0)
-    print(f"  of which waiting to be sure the user has finished (by design): {wait * 1000:.0f} ms"
-          f"{' plus the smart-turn model' if args.turn_end == 'smart' else ''}; the rest is recognition, "
-          f"synthesis and conversion up to the first chunk")
+    print(
+        f"  of which waiting to be sure the user has finished (by design): {wait * 1000:.0f} ms"
+        f"{' plus the smart-turn model' if args.turn_end == 'smart' else ''}; the rest is recognition, "
+        f"synthesis and conversion up to the first chunk"
+    )
     print("heard:", listener.spoken()[:200])
 
 

@@ -22,9 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.speech import speech_sample  # noqa: E402
+from testkit.converters import write_random_converter  # noqa: E402
+from testkit.speech import speech_sample  # noqa: E402
 from voiceclone.openvoice import ToneColorConverter  # noqa: E402
-from voiceclone.openvoice.synthetic import write_random_converter  # noqa: E402
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
     audio = speech_sample(args.seconds, sr)
     src = converter.extract_se([audio])
     tgt = torch.randn(1, 256, 1, generator=torch.Generator().manual_seed(1))
-    converter.convert(audio[: sr], src, tgt, tau=0.0)  # warm-up: first calls allocate and pick kernels
+    converter.convert(audio[:sr], src, tgt, tau=0.0)  # warm-up: first calls allocate and pick kernels
 
     t_embed = []
     for _ in range(args.runs):
@@ -75,9 +75,15 @@ def main() -> None:
     print(f"machine: {torch.get_num_threads()} threads, device {converter.device}, torch {torch.__version__}")
     print(f"audio: {args.seconds:.1f} s speech at {sr} Hz, real V2 size (random weights), {args.runs} runs")
     print(f"extract_se:           median {med(t_embed) * 1000:7.1f} ms")
-    print(f"convert (whole):      median {med(t_whole) * 1000:7.1f} ms   real-time factor {med(t_whole) / args.seconds:.3f}")
+    print(
+        f"convert (whole):      median {med(t_whole) * 1000:7.1f} ms   "
+        f"real-time factor {med(t_whole) / args.seconds:.3f}"
+    )
     print(f"convert_stream first: median {med(t_first) * 1000:7.1f} ms   ({len(lengths)} chunks)")
-    print(f"convert_stream total: median {med(t_total) * 1000:7.1f} ms   real-time factor {med(t_total) / args.seconds:.3f}")
+    print(
+        f"convert_stream total: median {med(t_total) * 1000:7.1f} ms   "
+        f"real-time factor {med(t_total) / args.seconds:.3f}"
+    )
     print(f"playback margin:      median {med(margins) * 1000:7.1f} ms   (smallest lead over a player; < 0 = stall)")
     print(f"stream vs whole:      max |diff| {np.max(np.abs(streamed - whole)):.2e}")
     print(f"peak memory:          {peak_mb:7.0f} MB (process RSS)")

@@ -21,10 +21,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.speech import speech_sample  # noqa: E402
+from testkit.converters import write_random_converter  # noqa: E402
+from testkit.speech import speech_sample  # noqa: E402
 from voiceclone.enrollment import create, embed, prepare  # noqa: E402
 from voiceclone.openvoice import ToneColorConverter  # noqa: E402
-from voiceclone.openvoice.synthetic import write_random_converter  # noqa: E402
 from voiceclone.voices import VoiceLibrary  # noqa: E402
 
 
@@ -37,7 +37,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         converter = ToneColorConverter.load(write_random_converter(tmp / "conv"), device="cpu", threads=args.threads)
-        converter.checkpoint_sha256  # hashed once per loaded converter, as a long-running process would
+        _ = converter.checkpoint_sha256  # hashed once per loaded converter, as a long-running process would
         speech = speech_sample(args.seconds, 22050)
         sample = tmp / "sample.wav"
         sf.write(sample, soxr.resample(np.stack([speech, speech * 0.8], axis=1), 22050, 44100), 44100)
@@ -56,8 +56,14 @@ def main() -> None:
             prep.append(t1 - t0)
             emb.append(t3 - t2)
     med = statistics.median
-    print(f"machine: {torch.get_num_threads()} threads, torch {torch.__version__}; real V2 size converter (random weights)")
-    print(f"recording: {args.seconds:.0f} s, 44.1 kHz stereo WAV, {prepared.quality.speech_s:.1f} s of speech, {args.runs} runs")
+    print(
+        f"machine: {torch.get_num_threads()} threads, torch {torch.__version__}; "
+        "real V2 size converter (random weights)"
+    )
+    print(
+        f"recording: {args.seconds:.0f} s, 44.1 kHz stereo WAV, {prepared.quality.speech_s:.1f} s of speech, "
+        f"{args.runs} runs"
+    )
     print(f"enroll total:            median {med(totals) * 1000:7.1f} ms")
     print(f"  read+resample+VAD+QA:  median {med(prep) * 1000:7.1f} ms")
     print(f"  embedding alone:       median {med(emb) * 1000:7.1f} ms")

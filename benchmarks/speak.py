@@ -17,16 +17,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from testkit.converters import write_random_converter  # noqa: E402
 from voiceclone.cloned import ClonedVoice  # noqa: E402
 from voiceclone.openvoice import ToneColorConverter  # noqa: E402
-from voiceclone.openvoice.synthetic import write_random_converter  # noqa: E402
+from voiceclone.text import split_sentences  # noqa: E402
 from voiceclone.tts import PiperEngine  # noqa: E402
-from voiceclone.tts.sentences import split_sentences  # noqa: E402
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the quiet river bank."
 PARAGRAPH = (
@@ -51,7 +50,7 @@ def run(voice: ClonedVoice, text: str, streamed: bool) -> tuple[float, float, fl
             lengths.append(len(out))
     sr = voice.sample_rate
     wait, clock = 0.0, ready[0]
-    for t, n in zip(ready, lengths):
+    for t, n in zip(ready, lengths, strict=False):
         if t > clock:  # the player ran dry before this chunk existed
             wait = max(wait, t - clock)
             clock = t
@@ -68,19 +67,25 @@ def main() -> None:
         import os
 
         os.environ.setdefault("VOICECLONE_CACHE_DIR", str(Path(tmp) / "cache"))
-        converter = ToneColorConverter.load(write_random_converter(Path(tmp) / "conv"), device="cpu", threads=args.threads)
+        converter = ToneColorConverter.load(
+            write_random_converter(Path(tmp) / "conv"), device="cpu", threads=args.threads
+        )
         target = torch.randn(1, 256, 1, generator=torch.Generator().manual_seed(0)).numpy()
         voice = ClonedVoice(PiperEngine(), converter, target, tau=0.3, seed=0)
         run(voice, "Warm up.", True)
         med = statistics.median
-        print(f"machine: {torch.get_num_threads()} threads, torch {torch.__version__}; Piper en_US joe + real V2 size converter")
+        print(
+            f"machine: {torch.get_num_threads()} threads, torch {torch.__version__}; "
+            "Piper en_US joe + real V2 size converter"
+        )
         for label, text in (("12-word sentence", SENTENCE), ("4-sentence paragraph", PARAGRAPH)):
             for streamed in (True, False):
                 rows = [run(voice, text, streamed) for _ in range(args.runs)]
                 first, total, audio, wait = (med(r[i] for r in rows) for i in range(4))
                 name = "voiceclone (streamed)" if streamed else "reference recipe (whole sentence)"
                 print(
-                    f"{label:21s} {name:34s} first audio {first * 1000:6.0f} ms   real-time factor {total / audio:.3f}   "
+                    f"{label:21s} {name:34s} first audio {first * 1000:6.0f} ms   "
+                    f"real-time factor {total / audio:.3f}   "
                     f"longest playback wait {wait * 1000:5.0f} ms   ({audio:.1f} s of audio, {args.runs} runs)"
                 )
 

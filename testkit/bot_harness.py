@@ -47,7 +47,10 @@ class RecordingSource(FrameProcessor):
         start = time.perf_counter()
         for n, i in enumerate(range(0, len(self._pcm), step)):
             await self.push_frame(InputAudioRawFrame(self._pcm[i : i + step].tobytes(), 16000, 1))
-            if len(self.speech_ends_at) < len(self._speech_ends) and i + step >= self._speech_ends[len(self.speech_ends_at)]:
+            if (
+                len(self.speech_ends_at) < len(self._speech_ends)
+                and i + step >= self._speech_ends[len(self.speech_ends_at)]
+            ):
                 self.speech_ends_at.append(time.perf_counter())
             delay = start + (n + 1) * FRAME_S - time.perf_counter()
             await asyncio.sleep(max(0.0, delay))
@@ -79,7 +82,11 @@ class Listener(FrameProcessor):
 
 
 async def run_bot(worker, until: asyncio.Event | None, timeout: float) -> bool:
-    """Run a worker until `until` is set (True) or `timeout` passes (False); then end it."""
+    """Run a worker until `until` is set (True) or `timeout` passes (False); then end it.
+
+    With `until` None: True when the worker ended by itself within `timeout`. Timeouts are generous limits for
+    a slow, loaded machine, never a measure of speed: the result depends on events only.
+    """
     from pipecat.workers.runner import WorkerRunner
 
     runner = WorkerRunner(handle_sigint=False)
@@ -89,7 +96,7 @@ async def run_bot(worker, until: asyncio.Event | None, timeout: float) -> bool:
     try:
         waiters = [task] + ([asyncio.create_task(until.wait())] if until is not None else [])
         done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        ok = until is not None and until.is_set()
+        ok = until.is_set() if until is not None else task in done
         if task in done:
             return ok
     finally:

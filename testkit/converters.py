@@ -1,6 +1,7 @@
 """Converters with random weights, written in the published format: for benchmarks and offline tests.
 
-Real-size random weights cost exactly what the real ones cost to run, and need no download.
+Real-size random weights cost exactly what the real ones cost to run, and need no download. The tiny config
+builds and runs in milliseconds with the same data front end as the real one.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from pathlib import Path
 
 import torch
 
-from .config import ConverterConfig
-from .network import ConverterNetwork, weight_normed
+from voiceclone.openvoice.config import CheckpointConfig
+from voiceclone.openvoice.network import ConverterNetwork, weight_normed
 
 # The published V2 converter's config.json (shared/specs/openvoice-converter.md).
-REAL_V2_CONFIG: dict = {
+REAL_V2: dict = {
     "_version_": "v2",
     "data": {"sampling_rate": 22050, "filter_length": 1024, "hop_length": 256, "win_length": 1024, "n_speakers": 0},
     "model": {
@@ -38,18 +39,20 @@ REAL_V2_CONFIG: dict = {
 }
 
 
-def v1_config(config: dict) -> dict:
-    """The same network described as a V1 file (no `_version_`, no `zero_g`)."""
-    cfg = copy.deepcopy(config)
-    cfg.pop("_version_", None)
-    cfg["model"].pop("zero_g", None)
+def tiny_config(version: str = "v2") -> dict:
+    """A converter small enough to build and run in milliseconds; V1 files lack `_version_` and `zero_g`."""
+    cfg = copy.deepcopy(REAL_V2)
+    cfg["model"].update(inter_channels=8, hidden_channels=12, upsample_initial_channel=32, gin_channels=16)
+    if version == "v1":
+        del cfg["_version_"]
+        del cfg["model"]["zero_g"]
     return cfg
 
 
 def write_random_converter(folder: str | Path, config: dict | None = None, seed: int = 0) -> Path:
     """Write `config.json` and a random `checkpoint.pth` (weight norm split into `weight_g`/`weight_v`)."""
-    config = copy.deepcopy(config or REAL_V2_CONFIG)
-    network = ConverterNetwork(ConverterConfig.from_dict(config))
+    config = copy.deepcopy(config or REAL_V2)
+    network = ConverterNetwork(CheckpointConfig.from_dict(config))
     generator = torch.Generator().manual_seed(seed)
     state: dict[str, torch.Tensor] = {}
     for name, param in network.state_dict().items():
@@ -57,9 +60,11 @@ def write_random_converter(folder: str | Path, config: dict | None = None, seed:
         fan_in = param[0].numel() if param.ndim > 1 else 1
         if leaf == "weight" and weight_normed(module):
             v = torch.randn(param.shape, generator=generator)
-            state[f"{module}.weight_g"] = torch.linalg.vector_norm(v.flatten(1), dim=1).reshape(
-                (-1,) + (1,) * (v.ndim - 1)
-            ) * (0.5 + torch.rand((v.shape[0],) + (1,) * (v.ndim - 1), generator=generator)) / fan_in**0.5
+            state[f"{module}.weight_g"] = (
+                torch.linalg.vector_norm(v.flatten(1), dim=1).reshape((-1,) + (1,) * (v.ndim - 1))
+                * (0.5 + torch.rand((v.shape[0],) + (1,) * (v.ndim - 1), generator=generator))
+                / fan_in**0.5
+            )
             state[f"{module}.weight_v"] = v
         elif "layernorm" in module:
             state[name] = (1.0 if leaf == "weight" else 0.0) + 0.1 * torch.randn(param.shape, generator=generator)

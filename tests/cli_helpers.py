@@ -12,16 +12,24 @@ ROOT = Path(__file__).resolve().parents[1]
 _ISOLATE = ("VOICECLONE_", "OPENAI_", "DEEPGRAM_", "DAILY_", "HF_HUB_OFFLINE")
 
 
-def run_cli(*args: str, env: dict | None = None, stdin=None, binary: bool = False, cwd: Path | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict | None = None, stdin=None, binary: bool = False, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """`python -m voiceclone ARGS` with a clean environment plus `env`."""
     full = {k: v for k, v in os.environ.items() if not k.startswith(_ISOLATE)}
     full["COLUMNS"] = "200"
     full.update({k: str(v) for k, v in (env or {}).items()})
     if binary and isinstance(stdin, str):
         stdin = stdin.encode()
-    return subprocess.run([sys.executable, "-m", "voiceclone", *args], capture_output=True, text=not binary,
-                          env=full, cwd=cwd, timeout=timeout, input=stdin)
+    return subprocess.run(
+        [sys.executable, "-m", "voiceclone", *args],
+        capture_output=True,
+        text=not binary,
+        env=full,
+        cwd=cwd,
+        timeout=timeout,
+        input=stdin,
+    )
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:

@@ -33,7 +33,7 @@ def tiny_v1(tmp_path_factory):
 @pytest.fixture(scope="session")
 def speech() -> np.ndarray:
     """About 3 s of real speech at 22050 Hz from the bundled Piper voice."""
-    from benchmarks.speech import speech_sample
+    from testkit.speech import speech_sample
 
     return speech_sample(3.0, 22050)
 
@@ -53,7 +53,7 @@ def recordings(tmp_path_factory, speech):
     """Recordings a user might bring, in every supported format, and broken ones."""
     import soundfile as sf
 
-    from benchmarks.speech import speech_sample
+    from testkit.speech import speech_sample
 
     root = tmp_path_factory.mktemp("recordings")
     long = speech_sample(8.0, 22050)

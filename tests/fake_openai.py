@@ -33,7 +33,9 @@ class FakeSpeechServer:
                 if self.path != "/v1/audio/speech":
                     return self._json(404, {"error": {"message": "not found"}})
                 if self.headers.get("Authorization") != f"Bearer {GOOD_KEY}":
-                    return self._json(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
+                    return self._json(
+                        401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}
+                    )
                 if server.mode == "hang":
                     time.sleep(5)
                     return self._json(500, {"error": {"message": "too late"}})
@@ -62,7 +64,7 @@ class FakeSpeechServer:
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FakeSpeechServer":
+    def __enter__(self) -> FakeSpeechServer:
         self._thread.start()
         return self
 

@@ -23,11 +23,19 @@ def results(transcript: str, final: bool = True) -> str:
     """A Deepgram `Results` message."""
     return json.dumps(
         {
-            "type": "Results", "channel_index": [0, 1], "duration": 1.0, "start": 0.0,
-            "is_final": final, "speech_final": final, "from_finalize": final,
+            "type": "Results",
+            "channel_index": [0, 1],
+            "duration": 1.0,
+            "start": 0.0,
+            "is_final": final,
+            "speech_final": final,
+            "from_finalize": final,
             "channel": {"alternatives": [{"transcript": transcript, "confidence": 0.99, "words": []}]},
-            "metadata": {"request_id": "fake", "model_info": {"name": "fake", "version": "1", "arch": "x"},
-                         "model_uuid": "fake"},
+            "metadata": {
+                "request_id": "fake",
+                "model_info": {"name": "fake", "version": "1", "arch": "x"},
+                "model_uuid": "fake",
+            },
         }
     )
 
@@ -67,7 +75,7 @@ class FakeDeepgram:
                 await ws.close()
                 return
 
-    async def __aenter__(self) -> "FakeDeepgram":
+    async def __aenter__(self) -> FakeDeepgram:
         self._server = await serve(self._handle, "127.0.0.1", 0, process_request=self._check)
         port = self._server.sockets[0].getsockname()[1]
         self.base_url = f"ws://127.0.0.1:{port}"
@@ -101,16 +109,26 @@ class FakeOpenAIChat:
         words = self.reply.split(" ")
         for i, word in enumerate(words):
             delta = {"role": "assistant", "content": word + (" " if i < len(words) - 1 else "")}
-            chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": body.get("model", "m"),
-                     "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+            chunk = {
+                "id": "c1",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": body.get("model", "m"),
+                "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+            }
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
-        done = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "m",
-                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        done = {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "m",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        }
         await response.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
         await response.write_eof()
         return response
 
-    async def __aenter__(self) -> "FakeOpenAIChat":
+    async def __aenter__(self) -> FakeOpenAIChat:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         self._runner = web.AppRunner(app)

@@ -23,7 +23,9 @@ class RefWN(nn.Module):
         super().__init__()
         self.hidden = hidden
         self.cond_layer = wn(nn.Conv1d(gin, 2 * hidden * layers, 1))
-        self.in_layers = nn.ModuleList(wn(nn.Conv1d(hidden, 2 * hidden, kernel, padding=kernel // 2)) for _ in range(layers))
+        self.in_layers = nn.ModuleList(
+            wn(nn.Conv1d(hidden, 2 * hidden, kernel, padding=kernel // 2)) for _ in range(layers)
+        )
         self.res_skip_layers = nn.ModuleList(
             wn(nn.Conv1d(hidden, 2 * hidden if i < layers - 1 else hidden, 1)) for i in range(layers)
         )
@@ -32,7 +34,7 @@ class RefWN(nn.Module):
         h = self.hidden
         cond = self.cond_layer(g)
         total = torch.zeros_like(x)
-        for i, (inl, rs) in enumerate(zip(self.in_layers, self.res_skip_layers)):
+        for i, (inl, rs) in enumerate(zip(self.in_layers, self.res_skip_layers, strict=False)):
             a = inl(x) + cond[:, 2 * h * i : 2 * h * (i + 1)]
             out = rs(torch.tanh(a[:, :h]) * torch.sigmoid(a[:, h:]))
             if i < len(self.in_layers) - 1:
@@ -80,7 +82,7 @@ class RefFlow(nn.Module):
             self.flows.append(nn.Identity())
 
     def forward(self, x, g, reverse=False):
-        for f in (reversed(self.flows) if reverse else self.flows):
+        for f in reversed(self.flows) if reverse else self.flows:
             x = f(x, g, reverse) if isinstance(f, RefCoupling) else x.flip(1)
         return x
 
@@ -92,7 +94,7 @@ class RefResBlock1(nn.Module):
         self.convs2 = nn.ModuleList(wn(nn.Conv1d(ch, ch, k, padding=(k - 1) // 2)) for _ in dil)
 
     def forward(self, x):
-        for a, b in zip(self.convs1, self.convs2):
+        for a, b in zip(self.convs1, self.convs2, strict=False):
             x = x + b(F.leaky_relu(a(F.leaky_relu(x, 0.1)), 0.1))
         return x
 
@@ -118,12 +120,12 @@ class RefDec(nn.Module):
         block = RefResBlock1 if m["resblock"] == "1" else RefResBlock2
         self.ups = nn.ModuleList(
             wn(nn.ConvTranspose1d(c0 >> i, c0 >> (i + 1), k, u, padding=(k - u) // 2))
-            for i, (u, k) in enumerate(zip(m["upsample_rates"], m["upsample_kernel_sizes"]))
+            for i, (u, k) in enumerate(zip(m["upsample_rates"], m["upsample_kernel_sizes"], strict=False))
         )
         self.resblocks = nn.ModuleList(
             block(c0 >> (i + 1), k, d)
             for i in range(len(self.ups))
-            for k, d in zip(m["resblock_kernel_sizes"], m["resblock_dilation_sizes"])
+            for k, d in zip(m["resblock_kernel_sizes"], m["resblock_dilation_sizes"], strict=False)
         )
         self.conv_post = nn.Conv1d(c0 >> len(self.ups), 1, 7, padding=3, bias=False)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from cli_helpers import ROOT, error_line, run_cli
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -57,11 +56,15 @@ def test_transport_flag_overrides_the_file(tmp_path):
     keys = {"DEEPGRAM_API_KEY": "x", "OPENAI_API_KEY": "x"}
     result = cli("config", "check", "configs/webrtc.yaml", "--transport", "daily", env=keys)
     assert "DAILY_API_KEY" in error_line(result)
-    assert "--transport 'carrier-pigeon'" in error_line(cli("config", "check", "configs/webrtc.yaml", "--transport", "carrier-pigeon"))
+    assert "--transport 'carrier-pigeon'" in error_line(
+        cli("config", "check", "configs/webrtc.yaml", "--transport", "carrier-pigeon")
+    )
 
 
 def test_no_voice_and_unknown_voice(tmp_path):
-    assert "--voice NAME" in error_line(cli("run-bot", "--config", "configs/offline.yaml", "--voices-dir", str(tmp_path)))
+    assert "--voice NAME" in error_line(
+        cli("run-bot", "--config", "configs/offline.yaml", "--voices-dir", str(tmp_path))
+    )
     result = cli("run-bot", "--config", "configs/offline.yaml", "--voice", "ghost", "--voices-dir", str(tmp_path))
     assert "no voice named 'ghost'" in error_line(result)
 
@@ -70,8 +73,18 @@ def test_missing_converter_is_reported(tmp_path, models_dir, tiny_v2, recordings
     lib = tmp_path / "voices"
     env = {"VOICECLONE_MODELS_DIR": str(models_dir), "VOICECLONE_CACHE_DIR": str(tmp_path / "cache")}
     assert cli("enroll", str(recordings["bob"]), "--name", "bob", "--voices-dir", str(lib), env=env).returncode == 0
-    result = cli("run-bot", "--config", "configs/offline.yaml", "--voice", "bob", "--voices-dir", str(lib),
-                 env={"VOICECLONE_MODELS_DIR": str(tmp_path / "none")})
+    result = cli(
+        "run-bot",
+        "--config",
+        "configs/offline.yaml",
+        "--voice",
+        "bob",
+        "--voices-dir",
+        str(lib),
+        "--converter",
+        "openvoice",  # `auto` would fall back to the built-in matcher
+        env={"VOICECLONE_MODELS_DIR": str(tmp_path / "none")},
+    )
     assert "voiceclone models download" in error_line(result)
 
 
@@ -93,8 +106,18 @@ def test_local_transport_without_pyaudio_or_a_sound_card_is_one_line(tmp_path, m
     lib = tmp_path / "voices"
     env = {"VOICECLONE_MODELS_DIR": str(models_dir), "VOICECLONE_CACHE_DIR": str(tmp_path / "cache")}
     assert cli("enroll", str(recordings["bob"]), "--name", "bob", "--voices-dir", str(lib), env=env).returncode == 0
-    result = cli("run-bot", "--config", "configs/offline.yaml", "--transport", "local", "--voice", "bob",
-                 "--voices-dir", str(lib), env=env)
+    result = cli(
+        "run-bot",
+        "--config",
+        "configs/offline.yaml",
+        "--transport",
+        "local",
+        "--voice",
+        "bob",
+        "--voices-dir",
+        str(lib),
+        env=env,
+    )
     assert expected in error_line(result)
     assert "ALSA" not in result.stderr
 

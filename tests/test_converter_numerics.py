@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from checkpoints import REAL_V2, random_reference, save_converter, tiny_config
+
 from voiceclone.openvoice import ToneColorConverter, chunk_spans
-from voiceclone.openvoice.converter import FIRST_CHUNK_FRAMES
-from voiceclone.openvoice.config import ConverterConfig
 from voiceclone.openvoice.checkpoint import load_into
+from voiceclone.openvoice.config import CheckpointConfig
+from voiceclone.openvoice.converter import FIRST_CHUNK_FRAMES
 from voiceclone.openvoice.network import ConverterNetwork
 
 
@@ -163,7 +163,10 @@ def test_stream_keeps_memory_bounded(tiny_v2, speech):
 
     streaming.Node._trim = spy
     try:
-        frames = sum(len(c) for c in conv.convert_stream(long, src, tgt, tau=0, first_chunk_frames=4, chunk_frames=16)) // 256
+        frames = (
+            sum(len(c) for c in conv.convert_stream(long, src, tgt, tau=0, first_chunk_frames=4, chunk_frames=16))
+            // 256
+        )
     finally:
         streaming.Node._trim = original
     # No stage keeps more than a few chunks' worth of its sequence, however long the utterance.
@@ -200,9 +203,12 @@ def test_chunk_spans_cover_exactly():
 def test_real_v2_checkpoint_layout_has_the_published_size(tmp_path):
     state = random_reference(REAL_V2).state_dict()
     assert len(state) == 486
-    per_module = {m: sum(t.numel() for k, t in state.items() if k.startswith(m + ".")) for m in ("dec", "enc_q", "flow", "ref_enc")}
+    per_module = {
+        m: sum(t.numel() for k, t in state.items() if k.startswith(m + "."))
+        for m in ("dec", "enc_q", "flow", "ref_enc")
+    }
     assert per_module == {"dec": 14_468_608, "enc_q": 8_823_168, "flow": 8_687_232, "ref_enc": 813_218}
-    net = ConverterNetwork(ConverterConfig.from_dict(REAL_V2))
+    net = ConverterNetwork(CheckpointConfig.from_dict(REAL_V2))
     load_into(net, dict(state), tmp_path / "checkpoint.pth")  # every key and shape accepted
 
 

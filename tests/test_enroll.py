@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from cli_helpers import error_line, run_cli
+
 from voiceclone import voices as voices_module
 from voiceclone.audio import AudioError
 from voiceclone.enrollment import embed, embedding_for, enroll, prepare
@@ -41,7 +41,15 @@ def converter(tiny_v2):
 # ------------------------------------------------------------------------------------------ the happy paths
 def test_enroll_from_the_command_line(tmp_path, models_dir, recordings):
     lib = tmp_path / "voices"
-    result = cli("enroll", str(recordings["alice"]), "--voices-dir", str(lib), "--consent", "Alice agreed on tape", models_dir=models_dir)
+    result = cli(
+        "enroll",
+        str(recordings["alice"]),
+        "--voices-dir",
+        str(lib),
+        "--consent",
+        "Alice agreed on tape",
+        models_dir=models_dir,
+    )
     assert result.returncode == 0, result.stderr
     assert "enrolled 'alice'" in result.stdout and "speech" in result.stdout
     meta = json.loads((lib / "alice" / "voice.json").read_text())
@@ -116,18 +124,31 @@ def test_bad_names_are_refused(tmp_path, models_dir, recordings, name):
 
 
 def test_no_converter_installed_says_how_to_get_one(tmp_path, recordings):
-    result = cli("enroll", str(recordings["bob"]), "--voices-dir", str(tmp_path / "v"), models_dir=tmp_path / "no-models")
+    result = cli(
+        "enroll",
+        str(recordings["bob"]),
+        "--voices-dir",
+        str(tmp_path / "v"),
+        "--converter",
+        "openvoice",  # `auto` would fall back to the built-in matcher
+        models_dir=tmp_path / "no-models",
+    )
     assert "voiceclone models download" in error_line(result)
 
 
 def test_existing_name_needs_force_and_force_replaces(tmp_path, models_dir, recordings):
     lib = tmp_path / "voices"
-    assert cli("enroll", str(recordings["bob"]), "--name", "v", "--voices-dir", str(lib), models_dir=models_dir).returncode == 0
+    assert (
+        cli("enroll", str(recordings["bob"]), "--name", "v", "--voices-dir", str(lib), models_dir=models_dir).returncode
+        == 0
+    )
     before = library_state(lib)
     again = cli("enroll", str(recordings["carol"]), "--name", "v", "--voices-dir", str(lib), models_dir=models_dir)
     assert "already exists" in error_line(again)
     assert library_state(lib) == before
-    forced = cli("enroll", str(recordings["carol"]), "--name", "v", "--force", "--voices-dir", str(lib), models_dir=models_dir)
+    forced = cli(
+        "enroll", str(recordings["carol"]), "--name", "v", "--force", "--voices-dir", str(lib), models_dir=models_dir
+    )
     assert forced.returncode == 0, forced.stderr
     meta = json.loads((lib / "v" / "voice.json").read_text())
     assert meta["sources"][0]["file"] == "carol.ogg"
@@ -147,7 +168,10 @@ def test_quality_warnings(recordings, tmp_path):
         path = tmp_path / f"{word}.wav"
         sf.write(path, audio, sr, subtype="FLOAT")
         warnings = prepare([path], 22050).quality.warnings()
-        assert any(w.startswith(word.split()[0] if word != "quiet" else "very quiet") for w in warnings), (word, warnings)
+        assert any(w.startswith(word.split()[0] if word != "quiet" else "very quiet") for w in warnings), (
+            word,
+            warnings,
+        )
     assert prepare([recordings["bob"]], 22050).quality.warnings() == []
 
 
@@ -186,8 +210,21 @@ def test_two_enrolls_at_once_both_succeed(tmp_path, models_dir, recordings):
     env["VOICECLONE_MODELS_DIR"] = str(models_dir)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "voiceclone", "enroll", str(recordings[src]), "--name", name, "--voices-dir", str(tmp_path)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "voiceclone",
+                "enroll",
+                str(recordings[src]),
+                "--name",
+                name,
+                "--voices-dir",
+                str(tmp_path),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for src, name in (("bob", "one"), ("dave", "two"))
     ]
@@ -281,7 +318,9 @@ def test_embedding_with_a_forged_pickle_is_refused(tmp_path, converter, recordin
 
     (voice.folder / "embedding-v2.npy").write_bytes(pickle.dumps({"a": 1}))
     archive = src.export("bob", tmp_path / "bob.tar.gz")
-    assert "embedding-v2.npy" in error_line(cli("voices", "import", str(archive), "--voices-dir", str(tmp_path / "there")))
+    assert "embedding-v2.npy" in error_line(
+        cli("voices", "import", str(archive), "--voices-dir", str(tmp_path / "there"))
+    )
 
 
 # ---------------------------------------------------------------------------------------------- re-embedding

@@ -7,9 +7,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-import pytest
 import torch
-
 from cli_helpers import error_line, run_cli
 from fake_hub import FakeHub
 
@@ -69,7 +67,9 @@ def test_bad_config_file_is_one_line(tmp_path):
 
 
 def test_unknown_version_is_one_line(tmp_path):
-    assert "unknown converter version" in one_line_error(run("models", "path", "--version", "v9", "--models-dir", str(tmp_path)))
+    assert "unknown converter version" in one_line_error(
+        run("models", "path", "--version", "v9", "--models-dir", str(tmp_path))
+    )
 
 
 def test_download_without_network_says_what_to_do(tmp_path):

@@ -8,16 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
-
 from cli_helpers import error_line, run_cli
 from fake_openai import GOOD_KEY, FakeSpeechServer
+
 from voiceclone.cloned import ClonedVoice, source_embedding
 from voiceclone.enrollment import enroll
 from voiceclone.openvoice import ToneColorConverter
 from voiceclone.speaking import RawSink, WavSink, speak_to
+from voiceclone.text import split_sentences
 from voiceclone.tts import OpenAIEngine, OpenAISettings, PiperEngine, PiperSettings, TTSError
-from voiceclone.tts.sentences import split_sentences
 from voiceclone.voices import VoiceLibrary
 
 TEXT = "Hello there, this is a test. The second sentence is a little longer than the first one!"
@@ -47,7 +46,9 @@ def deterministic_config(tmp_path):
     return config
 
 
-def cli(*args: str, models_dir: Path | None, cache: Path, stdin: str | None = None, env: dict | None = None, binary=False):
+def cli(
+    *args: str, models_dir: Path | None, cache: Path, stdin: str | None = None, env: dict | None = None, binary=False
+):
     full = {"VOICECLONE_CACHE_DIR": cache, **(env or {})}
     if models_dir is not None:
         full["VOICECLONE_MODELS_DIR"] = models_dir
@@ -69,7 +70,11 @@ def expected_speech(converter, library, text: str) -> np.ndarray:
 
 def test_sentences():
     assert split_sentences("Hi. I'm Dr. Smith! Really? Yes…\n\nNew paragraph without end") == [
-        "Hi.", "I'm Dr. Smith!", "Really?", "Yes…", "New paragraph without end",
+        "Hi.",
+        "I'm Dr. Smith!",
+        "Really?",
+        "Yes…",
+        "New paragraph without end",
     ]
     assert split_sentences("It costs 3.50 dollars. OK.") == ["It costs 3.50 dollars.", "OK."]
     assert split_sentences("   \n ") == []
@@ -84,8 +89,19 @@ def test_cloned_stream_equals_whole_conversion(tiny_v2, library, cache):
 
 def test_speak_writes_the_expected_wav(tmp_path, tiny_v2, models_dir, library, cache, deterministic_config):
     out = tmp_path / "out.wav"
-    result = cli(TEXT, "--voice", "bob", "--voices-dir", str(library.root), "-o", str(out), "--config",
-                 str(deterministic_config), models_dir=models_dir, cache=cache)
+    result = cli(
+        TEXT,
+        "--voice",
+        "bob",
+        "--voices-dir",
+        str(library.root),
+        "-o",
+        str(out),
+        "--config",
+        str(deterministic_config),
+        models_dir=models_dir,
+        cache=cache,
+    )
     assert result.returncode == 0, result.stderr
     assert "first audio" in result.stderr and "real-time factor" in result.stderr
     audio, sr = sf.read(out, dtype="float32")
@@ -96,12 +112,38 @@ def test_speak_writes_the_expected_wav(tmp_path, tiny_v2, models_dir, library, c
 
 
 def test_standard_input_to_standard_output(tmp_path, models_dir, library, cache, deterministic_config):
-    result = cli("--voice", "bob", "--voices-dir", str(library.root), "-o", "-", "--config", str(deterministic_config),
-                 models_dir=models_dir, cache=cache, stdin=TEXT, binary=True)
+    result = cli(
+        "--voice",
+        "bob",
+        "--voices-dir",
+        str(library.root),
+        "-o",
+        "-",
+        "--config",
+        str(deterministic_config),
+        models_dir=models_dir,
+        cache=cache,
+        stdin=TEXT,
+        binary=True,
+    )
     assert result.returncode == 0, result.stderr
     wav = tmp_path / "ref.wav"
-    assert cli(TEXT, "--voice", "bob", "--voices-dir", str(library.root), "-o", str(wav), "--config",
-               str(deterministic_config), models_dir=models_dir, cache=cache).returncode == 0
+    assert (
+        cli(
+            TEXT,
+            "--voice",
+            "bob",
+            "--voices-dir",
+            str(library.root),
+            "-o",
+            str(wav),
+            "--config",
+            str(deterministic_config),
+            models_dir=models_dir,
+            cache=cache,
+        ).returncode
+        == 0
+    )
     pcm = np.frombuffer(result.stdout, dtype="<i2")
     ref, _ = sf.read(wav, dtype="int16")
     assert np.array_equal(pcm, ref)
@@ -111,8 +153,21 @@ def test_other_sample_rate_and_file_input(tmp_path, models_dir, library, cache):
     text_file = tmp_path / "text.txt"
     text_file.write_text("Short and sweet.")
     out = tmp_path / "out16k.wav"
-    result = cli("--file", str(text_file), "--voice", "bob", "--voices-dir", str(library.root), "-o", str(out),
-                 "--sample-rate", "16000", "--verbose", models_dir=models_dir, cache=cache)
+    result = cli(
+        "--file",
+        str(text_file),
+        "--voice",
+        "bob",
+        "--voices-dir",
+        str(library.root),
+        "-o",
+        str(out),
+        "--sample-rate",
+        "16000",
+        "--verbose",
+        models_dir=models_dir,
+        cache=cache,
+    )
     assert result.returncode == 0, result.stderr
     assert "sentence 1:" in result.stderr and "first after" in result.stderr
     info = sf.info(out)
@@ -122,8 +177,17 @@ def test_other_sample_rate_and_file_input(tmp_path, models_dir, library, cache):
 def test_clone_from_a_file_on_the_fly(tmp_path, models_dir, recordings, cache):
     lib = tmp_path / "empty-library"
     out = tmp_path / "fly.wav"
-    result = cli("On the fly.", "--voice", str(recordings["dave"]), "--voices-dir", str(lib), "-o", str(out),
-                 models_dir=models_dir, cache=cache)
+    result = cli(
+        "On the fly.",
+        "--voice",
+        str(recordings["dave"]),
+        "--voices-dir",
+        str(lib),
+        "-o",
+        str(out),
+        models_dir=models_dir,
+        cache=cache,
+    )
     assert result.returncode == 0, result.stderr
     assert out.is_file() and not lib.exists()  # nothing stored
 
@@ -138,10 +202,24 @@ def test_no_clone_speaks_the_base_voice(tmp_path, cache):
 def test_openai_engine_against_a_fake_server(tmp_path, models_dir, library, cache):
     config = tmp_path / "openai.yaml"
     with FakeSpeechServer() as server:
-        config.write_text(f"tts:\n  engine: openai\n  openai:\n    base_url: {server.base_url}\n    voice: nova\n    model: tts-1\n")
+        config.write_text(
+            f"tts:\n  engine: openai\n  openai:\n    base_url: {server.base_url}\n    voice: nova\n    model: tts-1\n"
+        )
         out = tmp_path / "openai.wav"
-        result = cli("One. Two.", "--voice", "bob", "--voices-dir", str(library.root), "-o", str(out), "--config",
-                     str(config), models_dir=models_dir, cache=cache, env={"OPENAI_API_KEY": GOOD_KEY})
+        result = cli(
+            "One. Two.",
+            "--voice",
+            "bob",
+            "--voices-dir",
+            str(library.root),
+            "-o",
+            str(out),
+            "--config",
+            str(config),
+            models_dir=models_dir,
+            cache=cache,
+            env={"OPENAI_API_KEY": GOOD_KEY},
+        )
     assert result.returncode == 0, result.stderr
     bodies = [r["body"] for r in server.requests]
     assert {"input": "One.", "model": "tts-1", "voice": "nova", "response_format": "pcm"}.items() <= bodies[-2].items()
@@ -152,15 +230,12 @@ def test_openai_engine_against_a_fake_server(tmp_path, models_dir, library, cach
 def test_openai_engine_errors(cache):
     with pytest.raises(TTSError, match="API key"):
         OpenAIEngine(OpenAISettings(base_url="http://127.0.0.1:9/v1"))
-    with FakeSpeechServer() as server:
-        with pytest.raises(TTSError, match="rejected the API key"):
-            OpenAIEngine(OpenAISettings(base_url=server.base_url, api_key="sk-bad")).synthesize("hi")
-    with FakeSpeechServer(mode="hang") as server:
-        with pytest.raises(TTSError, match="did not answer within 1 s"):
-            OpenAIEngine(OpenAISettings(base_url=server.base_url, api_key=GOOD_KEY, timeout_s=1)).synthesize("hi")
-    with FakeSpeechServer(mode="error") as server:
-        with pytest.raises(TTSError, match="overloaded"):
-            OpenAIEngine(OpenAISettings(base_url=server.base_url, api_key=GOOD_KEY)).synthesize("hi")
+    with FakeSpeechServer() as server, pytest.raises(TTSError, match="rejected the API key"):
+        OpenAIEngine(OpenAISettings(base_url=server.base_url, api_key="sk-bad")).synthesize("hi")
+    with FakeSpeechServer(mode="hang") as server, pytest.raises(TTSError, match="did not answer within 1 s"):
+        OpenAIEngine(OpenAISettings(base_url=server.base_url, api_key=GOOD_KEY, timeout_s=1)).synthesize("hi")
+    with FakeSpeechServer(mode="error") as server, pytest.raises(TTSError, match="overloaded"):
+        OpenAIEngine(OpenAISettings(base_url=server.base_url, api_key=GOOD_KEY)).synthesize("hi")
     with pytest.raises(TTSError, match="cannot reach"):
         OpenAIEngine(OpenAISettings(base_url="http://127.0.0.1:9/v1", api_key=GOOD_KEY)).synthesize("hi")
 
@@ -191,8 +266,19 @@ def test_bad_input_is_one_line(tmp_path, models_dir, library, recordings, cache,
 
 
 def test_no_converter_names_the_download_command(tmp_path, library, cache):
-    result = cli("hi", "--voice", "bob", "--voices-dir", str(library.root), "-o", str(tmp_path / "a.wav"),
-                 models_dir=tmp_path / "nothing", cache=cache)
+    result = cli(
+        "hi",
+        "--voice",
+        "bob",
+        "--voices-dir",
+        str(library.root),
+        "-o",
+        str(tmp_path / "a.wav"),
+        "--converter",
+        "openvoice",  # `auto` would fall back to the built-in matcher
+        models_dir=tmp_path / "nothing",
+        cache=cache,
+    )
     assert "voiceclone models download" in error_line(result)
     assert not (tmp_path / "a.wav").exists()
 
@@ -203,8 +289,20 @@ def test_a_failure_mid_way_keeps_the_old_file(tmp_path, models_dir, library, cac
     config = tmp_path / "c.yaml"
     with FakeSpeechServer() as server:
         config.write_text(f"tts:\n  engine: openai\n  openai:\n    base_url: {server.base_url}\n")
-        result = cli("hi", "--voice", "bob", "--voices-dir", str(library.root), "-o", str(out), "--config", str(config),
-                     models_dir=models_dir, cache=cache, env={"OPENAI_API_KEY": "sk-wrong"})
+        result = cli(
+            "hi",
+            "--voice",
+            "bob",
+            "--voices-dir",
+            str(library.root),
+            "-o",
+            str(out),
+            "--config",
+            str(config),
+            models_dir=models_dir,
+            cache=cache,
+            env={"OPENAI_API_KEY": "sk-wrong"},
+        )
     assert "rejected the API key" in error_line(result)
     assert out.read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "keep.wav"]
@@ -221,8 +319,15 @@ def test_speak_to_stats_and_sinks(tmp_path):
 
     out, raw, lines = tmp_path / "s.wav", tmp_path / "s.raw", []
     with open(raw, "wb") as fh:
-        stats = speak_to(["a", "b"], source, 22050, [WavSink(out, 22050), RawSink(fh)], 22050,
-                         clock=lambda: now[0], report=lines.append)
+        stats = speak_to(
+            ["a", "b"],
+            source,
+            22050,
+            [WavSink(out, 22050), RawSink(fh)],
+            22050,
+            clock=lambda: now[0],
+            report=lines.append,
+        )
     assert stats.sentences == 2 and stats.audio_s == pytest.approx(0.4)
     assert stats.first_audio_s == pytest.approx(0.05) and stats.elapsed_s == pytest.approx(0.2)
     assert stats.real_time_factor == pytest.approx(0.5)

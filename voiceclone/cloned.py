@@ -6,6 +6,7 @@ long before the sentence has been converted. Plain Python: the CLI and the Pipec
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterator
 
@@ -17,8 +18,8 @@ from .cache import cache_dir
 from .enrollment import embed
 from .files import npy_bytes, write_atomic
 from .speech import speech_mask
+from .text import bound, split_sentences
 from .tts.base import TTSEngine
-from .tts.sentences import split_sentences
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,16 @@ CALIBRATION_TEXT = (
 )
 
 
+def calibration_speech(engine: TTSEngine, sample_rate: int) -> np.ndarray:
+    """The base voice reading the calibration text, at `sample_rate`, with its pauses removed (about 20 s)."""
+    audio = np.concatenate([engine.synthesize(s) for s in split_sentences(CALIBRATION_TEXT)])
+    audio = resample(audio, engine.sample_rate, sample_rate)
+    mask = speech_mask(audio, sample_rate)
+    return audio[mask] if mask.sum() > sample_rate else audio
+
+
 def source_embedding(engine: TTSEngine, converter) -> np.ndarray:
-    """The base voice's embedding for this converter: made once from the calibration text, then cached."""
+    """The base voice's OpenVoice embedding for this converter: made once from the calibration text, then cached."""
     key = f"{engine.identity}-{converter.version}-{converter.checkpoint_sha256[:16]}"
     path = cache_dir() / "source-se" / f"{key}.npy"
     if path.is_file():
@@ -46,10 +55,7 @@ def source_embedding(engine: TTSEngine, converter) -> np.ndarray:
             pass
         log.warning("ignoring a damaged cached base-voice embedding: %s", path)
     log.info("learning the base voice's tone color (once; cached in %s)", path.parent)
-    audio = np.concatenate([engine.synthesize(s) for s in split_sentences(CALIBRATION_TEXT)])
-    audio = resample(audio, engine.sample_rate, converter.sampling_rate)
-    mask = speech_mask(audio, converter.sampling_rate)
-    embedding = embed(converter, audio[mask] if mask.sum() > converter.sampling_rate else audio)
+    embedding = embed(converter, calibration_speech(engine, converter.sampling_rate))
     try:
         write_atomic(path, npy_bytes(embedding))
     except OSError as exc:
@@ -58,48 +64,82 @@ def source_embedding(engine: TTSEngine, converter) -> np.ndarray:
 
 
 class ClonedVoice:
-    """Speak sentences in the target voice: base synthesis, then streaming tone-color conversion."""
+    """Speak sentences in the target voice: base synthesis, then streaming conversion.
+
+    Holds what the voice is (engine, converter, the target's and the base voice's data, the noise generator);
+    how one utterance is made (tau, chunk size) is given per call, so a caller never changes a voice another
+    caller shares.
+    """
 
     def __init__(
         self,
         engine: TTSEngine,
         converter,
-        target_se: np.ndarray,
-        source_se: np.ndarray | None = None,
+        target_se,
+        source_se=None,
         tau: float = 0.3,
         seed: int | None = None,
     ):
+        """Compose a cloned voice.
+
+        Args:
+            engine: The base voice.
+            converter: A `Conversion` (see `voiceclone.conversion`), or a loaded `ToneColorConverter`.
+            target_se: The enrolled voice's data for this converter (an embedding `[1, gin, 1]` or a profile).
+            source_se: The base voice's; None learns it (once, cached) from the calibration text.
+            tau: Default conversion sampling temperature, 0 (deterministic) to 2; 0.3 is OpenVoice's default.
+                The matcher is deterministic and ignores it.
+            seed: Seed of the conversion noise (tau > 0), for reproducible output; None draws fresh noise.
+        """
+        from .conversion import as_conversion
+
         self.engine = engine
-        self.converter = converter
+        self.converter = as_conversion(converter)
         self.target_se = target_se
-        self.source_se = source_embedding(engine, converter) if source_se is None else source_se
+        self.source_se = self.converter.base_data(engine) if source_se is None else source_se
         self.tau = tau
-        self.chunk_frames: int | None = None  # the converter's steady chunk size unless set
         self._generator = torch.Generator().manual_seed(seed) if seed is not None else None
+
+    def with_target(self, target_se) -> ClonedVoice:
+        """The same base voice and converter speaking as another enrolled voice (nothing is reloaded)."""
+        other = copy.copy(self)
+        other.target_se = target_se
+        return other
 
     @property
     def sample_rate(self) -> int:
-        """The rate of the converted audio (the converter's, 22050 Hz for the published ones)."""
+        """The rate of the converted audio, in Hz (22050 for both converters)."""
         return self.converter.sampling_rate
 
-    def convert(self, base_audio: np.ndarray, base_rate: int) -> Iterator[np.ndarray]:
-        """Converted chunks of one sentence of base-voice audio."""
-        conv = self.converter
-        audio = resample(base_audio, base_rate, conv.sampling_rate)
-        if len(audio) == 0:
-            return
-        hop = conv.config.samples_per_frame
-        remaining = len(audio)
-        # Pad to whole frames (at least one FFT's worth) so that no tail sample is dropped, then cut back.
-        padded = max(-(-len(audio) // hop) * hop, conv.config.filter_length)
-        audio = np.pad(audio, (0, padded - len(audio)))
-        sizes = {"chunk_frames": self.chunk_frames} if self.chunk_frames else {}
-        for chunk in conv.convert_stream(audio, self.source_se, self.target_se, self.tau, self._generator, **sizes):
-            if remaining <= 0:
-                break
-            yield chunk[:remaining]
-            remaining -= len(chunk)
+    def convert(
+        self, base_audio: np.ndarray, base_rate: int, tau: float | None = None, chunk_frames: int | None = None
+    ) -> Iterator[np.ndarray]:
+        """Convert one sentence of base-voice audio, chunk by chunk.
 
-    def speak(self, sentence: str) -> Iterator[np.ndarray]:
-        """One sentence, synthesised then converted chunk by chunk."""
-        yield from self.convert(self.engine.synthesize(sentence), self.engine.sample_rate)
+        Args:
+            base_audio: Float32 mono samples in [-1, 1].
+            base_rate: Their sample rate in Hz (resampled to the converter's).
+            tau: Sampling temperature for this utterance, 0 to 2; None uses the voice's default.
+            chunk_frames: Steady chunk size in spectrogram frames (256 samples each at 22050 Hz); None uses
+                the converter's (256 frames, about 3 s); the first chunks are smaller either way.
+
+        Yields:
+            Float32 chunks at `sample_rate`; joined, exactly as long as the resampled input.
+        """
+        audio = resample(base_audio, base_rate, self.sample_rate)
+        tau = self.tau if tau is None else tau
+        yield from self.converter.stream(audio, self.source_se, self.target_se, tau, self._generator, chunk_frames)
+
+    def speak(self, sentence: str, tau: float | None = None, chunk_frames: int | None = None) -> Iterator[np.ndarray]:
+        """One sentence, synthesised then converted chunk by chunk; an over-long one in bounded parts.
+
+        Args:
+            sentence: Text to say.
+            tau: As for `convert`.
+            chunk_frames: As for `convert`.
+
+        Yields:
+            Float32 chunks at `sample_rate`.
+        """
+        for unit in bound(sentence):
+            yield from self.convert(self.engine.synthesize(unit), self.engine.sample_rate, tau, chunk_frames)

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import UserError
+from .tts import OpenAISettings, PiperSettings
 
 
 class ConfigError(UserError):
@@ -24,29 +25,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class PiperConfig(_Strict):
-    """The Piper base voice: a `.onnx` voice file (default: the bundled en_US joe voice) and its manner."""
+class ConverterSettings(_Strict):
+    """Which converter a cloned voice uses (the `tts.converter` section).
 
-    voice: Optional[Path] = None
-    speaker: Optional[int] = Field(default=None, ge=0)
-    length_scale: Optional[float] = Field(default=None, gt=0, le=4)
-    noise_scale: Optional[float] = Field(default=None, ge=0, le=2)
-    noise_w_scale: Optional[float] = Field(default=None, ge=0, le=2)
+    `engine`: `openvoice` (an installed version, or a folder), `matcher` (built in, no weights), or `auto`
+    (OpenVoice when its checkpoint is installed, else the matcher).
+    """
 
-
-class OpenAITTSConfig(_Strict):
-    """The OpenAI (or compatible) speech API; the key comes from OPENAI_API_KEY."""
-
-    model: str = "gpt-4o-mini-tts"
-    voice: str = "alloy"
-    base_url: Optional[str] = None
-    timeout_s: float = Field(default=20.0, gt=0, le=600)
-    instructions: Optional[str] = None
-
-
-class ConverterConfig(_Strict):
-    """Which converter: an installed version, or a folder holding config.json and checkpoint.pth."""
-
+    engine: Literal["auto", "openvoice", "matcher"] = "auto"
     version: Literal["v1", "v2"] = "v2"
     folder: Optional[Path] = None
     device: str = "auto"
@@ -59,30 +45,20 @@ class TTSConfig(_Strict):
     voice: Optional[str] = None
     tau: float = Field(default=0.3, ge=0, le=2)
     seed: Optional[int] = None
-    piper: PiperConfig = PiperConfig()
-    openai: OpenAITTSConfig = OpenAITTSConfig()
-    converter: ConverterConfig = ConverterConfig()
+    piper: PiperSettings = PiperSettings()
+    openai: OpenAISettings = OpenAISettings()
+    converter: ConverterSettings = ConverterSettings()
 
 
-class Settings(BaseModel):
-    """Shared settings; bot files add their own sections beside these."""
+def validate(model: type[BaseModel], raw: dict, source: Path | str, flags: dict[str, str] | None = None):
+    """Validate parsed settings; the first problem becomes one line naming the key path (or the flag that set it).
 
-    model_config = ConfigDict(extra="ignore")
-
-    models_dir: Optional[Path] = None
-    voices_dir: Optional[Path] = None
-    tts: TTSConfig = TTSConfig()
-
-
-def load_settings(path: Path | None) -> Settings:
-    """Settings from a YAML file, or the defaults when `path` is None."""
-    if path is None:
-        return Settings()
-    return validate(Settings, read_yaml(Path(path)), Path(path))
-
-
-def validate(model: type[BaseModel], raw: dict, source: Path):
-    """Validate a parsed file; the first problem becomes one line naming the key path."""
+    Args:
+        model: The pydantic model to validate against.
+        raw: The parsed file, with command-line values already written in.
+        source: What to name in the message (the file, or "the defaults").
+        flags: Dotted key -> the command-line flag that set it, so that `--tau 9` is blamed on `--tau`.
+    """
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -92,6 +68,9 @@ def validate(model: type[BaseModel], raw: dict, source: Path):
         loc = [p for i, p in enumerate(loc) if not (i > 0 and p in _UNION_TAGS and loc[i - 1] in _UNION_FIELDS)]
         key = ".".join(loc) or "(top level)"
         message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        flag = (flags or {}).get(key)
+        if flag:
+            raise ConfigError(f"{flag}: {message}") from None
         raise ConfigError(f"{source}: {key}: {message}") from None
 
 
@@ -130,6 +109,7 @@ def _substitute(value, path: Path, keys: list[str]):
     if isinstance(value, list):
         return [_substitute(v, path, keys + [str(i)]) for i, v in enumerate(value)]
     if isinstance(value, str):
+
         def fill(match: re.Match) -> str:
             name = match.group(1)
             if name not in os.environ:
@@ -156,12 +136,27 @@ class DailyTransportConfig(_Strict):
     room_expiry_minutes: int = Field(default=60, ge=1, le=24 * 60)
 
 
+class IceServerConfig(_Strict):
+    """A STUN or TURN server for WebRTC (TURN needs a username and credential)."""
+
+    urls: Union[str, list[str]]
+    username: Optional[str] = None
+    credential: Optional[str] = None
+
+
 class WebRTCTransportConfig(_Strict):
-    """A browser tab talking to a small local web app (Pipecat's prebuilt client)."""
+    """A browser tab talking to the bot's own small web app (our page at `/`, Pipecat's prebuilt at `/client/`).
+
+    `max_sessions` calls at once (the next caller is told the bot is busy rather than slowing every call);
+    `ice_servers`: none by default, as a browser on the same machine or network needs none (and an offline
+    machine cannot reach a public STUN server); a URL string or `{urls, username, credential}` each.
+    """
 
     type: Literal["webrtc"] = "webrtc"
     host: str = "127.0.0.1"
     port: int = Field(default=7860, ge=1, le=65535)
+    max_sessions: int = Field(default=4, ge=1, le=64)
+    ice_servers: list[Union[str, IceServerConfig]] = Field(default_factory=list)
 
 
 class LocalTransportConfig(_Strict):
@@ -252,18 +247,74 @@ class BotConfig(_Strict):
     pipeline: PipelineConfig = PipelineConfig()
 
 
+def load_config(path: Path | None = None, overrides: dict[str, tuple[str, object]] | None = None) -> BotConfig:
+    """A config file (or the defaults when `path` is None), with command-line values taking precedence.
+
+    One loader and one set of rules for every command: `speak --config` refuses what `config check` refuses.
+
+    Args:
+        path: The YAML file, or None for the defaults.
+        overrides: Dotted key (`tts.tau`, `transport.type`) -> (the flag that gave it, its value); values that
+            are None are not given and leave the file's value alone.
+
+    Returns:
+        The validated config.
+    """
+    path = resolve_config(Path(path)) if path is not None else None
+    raw = read_yaml(path) if path is not None else {}
+    source = path if path is not None else "the defaults"
+    flags: dict[str, str] = {}
+    for key, (flag, value) in (overrides or {}).items():
+        if value is None:
+            continue
+        flags[key] = flag
+        if key == "transport.type":
+            _override_transport(raw, str(value))
+        else:
+            _set_key(raw, key, value, source)
+    return validate(BotConfig, raw, source, flags)
+
+
+SHIPPED_CONFIGS = Path(__file__).parent / "configs"
+
+
+def shipped_configs() -> list[str]:
+    """Names of the example configs that ship with the package (`offline`, `webrtc`, ...)."""
+    return sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.yaml"))
+
+
+def resolve_config(path: Path) -> Path:
+    """A config file that exists, else the shipped config it names (`offline`, `offline.yaml`, `configs/offline.yaml`).
+
+    So that an installed `voiceclone` finds its example configs from any folder.
+    """
+    if path.exists() or path.parent not in (Path("."), Path("configs")):
+        return path
+    shipped = SHIPPED_CONFIGS / (path.name if path.suffix else f"{path.name}.yaml")
+    if shipped.is_file():
+        return shipped
+    raise ConfigError(f"{path}: config file not found (shipped configs: {', '.join(shipped_configs())})")
+
+
+def _override_transport(raw: dict, transport: str) -> None:
+    """`--transport X` keeps the file's transport section when it is of type X, else starts a fresh one."""
+    if transport not in TRANSPORTS:
+        raise ConfigError(f"--transport {transport!r}: choose one of {', '.join(TRANSPORTS)}")
+    current = raw.get("transport")
+    if not (isinstance(current, dict) and current.get("type") == transport):
+        raw["transport"] = {"type": transport}
+
+
+def _set_key(raw: dict, key: str, value: object, source: Path | str) -> None:
+    *sections, leaf = key.split(".")
+    node = raw
+    for i, section in enumerate(sections):
+        node = node.setdefault(section, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{source}: {'.'.join(sections[: i + 1])}: expected a mapping")
+    node[leaf] = value
+
+
 def load_bot_config(path: Path, transport: str | None = None, voice: str | None = None) -> BotConfig:
     """A bot file, with `--transport` and `--voice` from the command line taking precedence."""
-    raw = read_yaml(Path(path))
-    if transport is not None:
-        if transport not in TRANSPORTS:
-            raise ConfigError(f"--transport {transport!r}: choose one of {', '.join(TRANSPORTS)}")
-        current = raw.get("transport")
-        if not (isinstance(current, dict) and current.get("type") == transport):
-            raw["transport"] = {"type": transport}
-    if voice is not None:
-        tts = raw.setdefault("tts", {})
-        if not isinstance(tts, dict):
-            raise ConfigError(f"{path}: tts: expected a mapping")
-        tts["voice"] = voice
-    return validate(BotConfig, raw, Path(path))
+    return load_config(path, {"transport.type": ("--transport", transport), "tts.voice": ("--voice", voice)})

@@ -5,19 +5,28 @@ Plain Python over the audio helpers, the VAD, a loaded converter and the voice l
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
-from .audio import AudioError, Quality, load_audio, measure, resample
+from .audio import (
+    AudioError,
+    AudioReader,
+    Quality,
+    QualityMeter,
+    SpeechSelection,
+    masked_blocks,
+    resample,
+    resample_blocks,
+)
+from .files import sha256_file
 from .speech import speech_mask
-from .voices import Voice, VoiceError, VoiceLibrary, check_name
+from .voices import MAX_SPEECH_S, Voice, VoiceError, VoiceLibrary, check_name
 
 MIN_SPEECH_S = 3.0
 PIECE_S = 10.0  # the reference cuts speech into pieces of about 10 s and averages their embeddings
@@ -42,39 +51,43 @@ def default_name(path: str | Path) -> str:
 
 
 def prepare(paths: Sequence[str | Path], sample_rate: int, on_step: Step | None = None) -> Sample:
-    """Read recordings, keep their speech (Silero VAD) and measure them; errors for what cannot work."""
+    """Read recordings, keep their speech (Silero VAD) and measure them; errors for what cannot work.
+
+    Memory stays bounded whatever the recordings' length: each is read, resampled and searched for speech block
+    by block, and of the speech only the cleanest `MAX_SPEECH_S` are kept (all of it when there is less).
+    """
     step = on_step or (lambda _: None)
-    audio_parts, mask_parts, sources = [], [], []
+    meter, kept, sources = QualityMeter(sample_rate), SpeechSelection(sample_rate, MAX_SPEECH_S, PIECE_S), []
     for path in paths:
         path = Path(path)
         step(f"reading {path.name}")
-        audio, sr = load_audio(path)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        audio = resample(audio, sr, sample_rate)
-        step(f"finding speech in {path.name}")
-        mask = speech_mask(audio, sample_rate)
+        samples = speech = 0
+        with AudioReader(path) as reader:
+            blocks = resample_blocks(reader.blocks(), reader.sample_rate, sample_rate)
+            for audio, mask in masked_blocks(blocks, sample_rate, speech_mask):
+                meter.add(audio, mask)
+                kept.add(audio[mask])
+                samples, speech = samples + len(audio), speech + int(np.count_nonzero(mask))
+                step(f"finding speech in {path.name}: {samples / sample_rate:.0f} s read")
         sources.append(
             {
                 "file": path.name,
-                "sha256": digest,
-                "duration_s": round(len(audio) / sample_rate, 3),
-                "sample_rate": sr,
-                "speech_s": round(float(mask.sum()) / sample_rate, 3),
+                "sha256": sha256_file(path),
+                "duration_s": round(samples / sample_rate, 3),
+                "sample_rate": reader.sample_rate,
+                "speech_s": round(speech / sample_rate, 3),
             }
         )
-        audio_parts.append(audio)
-        mask_parts.append(mask)
-    audio, mask = np.concatenate(audio_parts), np.concatenate(mask_parts)
-    quality = measure(audio, sample_rate, mask)
+    quality = meter.quality()
     names = ", ".join(s["file"] for s in sources)
-    if not mask.any():
+    if quality.speech_s == 0:
         raise AudioError(f"{names}: no speech found; record someone speaking for 10 s or more")
     if quality.speech_s < MIN_SPEECH_S:
         raise AudioError(
             f"{names}: only {quality.speech_s:.1f} s of speech; at least {MIN_SPEECH_S:.0f} s is needed "
             f"(10 s or more gives a better clone)"
         )
-    return Sample(audio[mask], sample_rate, quality, sources)
+    return Sample(kept.speech(), sample_rate, quality, sources)
 
 
 def embed(converter, speech: np.ndarray) -> np.ndarray:
@@ -93,25 +106,48 @@ def choose_name(library: VoiceLibrary, paths: Sequence[str | Path], name: str | 
 
 
 def create(
-    library: VoiceLibrary, name: str, sample: Sample, converter, force: bool = False, consent: str | None = None
+    library: VoiceLibrary, name: str, sample: Sample, converters, force: bool = False, consent: str | None = None
 ) -> Voice:
-    """Embed prepared speech and store it as a voice."""
-    embedding = embed(converter, sample.speech)
-    checkpoint = converter.checkpoint_sha256
+    """Store prepared speech as a voice, with each converter's data for it.
+
+    Args:
+        library: Where the voice is stored.
+        name: Its name (checked).
+        sample: The prepared speech and its quality report.
+        converters: One `Conversion` (or loaded `ToneColorConverter`) or several: an embedding is stored for
+            each OpenVoice one, a profile for each matcher one.
+        force: Replace a voice of that name.
+        consent: The speaker's consent record (or text), stored with the voice.
+
+    Returns:
+        The stored voice.
+    """
+    from .conversion import as_conversion
+
+    conversions = [as_conversion(c) for c in (converters if isinstance(converters, (list, tuple)) else [converters])]
+    openvoice = [c for c in conversions if c.engine == "openvoice"]
+    embeddings = {c.key: c.analyse(sample.speech, sample.sample_rate) for c in openvoice}
+    profiles = {c.key: c.analyse(sample.speech, sample.sample_rate) for c in conversions if c.engine == "matcher"}
     meta = {
         "name": name,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "sources": sample.sources,
-        "speech_seconds": round(sample.quality.speech_s, 3),
+        "speech_seconds": round(len(sample.speech) / sample.sample_rate, 3),  # what is kept (at most 5 min)
         "sample_rate": sample.sample_rate,
         "quality": sample.quality.as_dict(),
         "warnings": sample.quality.warnings(),
-        "converter": {"version": converter.version, "checkpoint_sha256": checkpoint},
-        "embeddings": {converter.version: {"file": f"embedding-{converter.version}.npy", "checkpoint_sha256": checkpoint}},
+        "converter": (openvoice or conversions)[0].record(),
+        "embeddings": {
+            c.key: {"file": f"embedding-{c.key}.npy", "checkpoint_sha256": c.converter.checkpoint_sha256}
+            for c in openvoice
+        },
         "consent": consent,
         "voiceclone_version": __version__,
     }
-    return library.save(name, meta, sample.speech, sample.sample_rate, {converter.version: embedding}, force=force)
+    voice = library.save(name, meta, sample.speech, sample.sample_rate, embeddings, force=force)
+    for key, profile in profiles.items():  # should this be lost, it is rebuilt from the kept speech on first use
+        voice = library.add_profile(voice, key, profile.to_json())
+    return voice
 
 
 def enroll(
@@ -122,11 +158,39 @@ def enroll(
     force: bool = False,
     consent: str | None = None,
     on_step: Step | None = None,
+    sample_rate: int | None = None,
 ) -> tuple[Voice, Sample]:
-    """Enroll recordings as a voice: name, speech, quality, embedding, stored atomically."""
+    """Enroll recordings as a voice: name, speech, quality, the converters' data, stored atomically.
+
+    The built-in matcher's profile is always made (it needs no weights); an OpenVoice embedding when the
+    converter given is OpenVoice (otherwise it is made later, on first use, from the kept speech).
+
+    Args:
+        library: Where the voice is stored.
+        paths: The recordings.
+        converter: A `Conversion` (or loaded `ToneColorConverter`), or a function that loads one: it is called
+            only once the recordings have been read, so that a bad name or recording fails before any model loads.
+        name: The voice's name; None takes the first file's.
+        force: Replace a voice of that name.
+        consent: The speaker's consent, stored with the voice.
+        on_step: Called with a few words for each step (for a progress display).
+        sample_rate: The rate to keep the speech at (default: 22050 Hz, the converters' rate).
+
+    Returns:
+        The stored voice and the prepared sample (with its quality report).
+    """
+    from .conversion import SPEECH_RATE, MatcherConversion, as_conversion
+
+    step = on_step or (lambda _: None)
     name = choose_name(library, paths, name, force)
-    sample = prepare(paths, converter.sampling_rate, on_step)
-    return create(library, name, sample, converter, force, consent), sample
+    sample = prepare(paths, sample_rate or SPEECH_RATE, on_step)
+    if callable(converter) and not hasattr(converter, "sampling_rate"):
+        step("loading the converter")
+        converter = converter()
+    chosen = as_conversion(converter)
+    step("making the voice")
+    converters = [chosen] if chosen.engine == "matcher" else [chosen, MatcherConversion()]
+    return create(library, name, sample, converters, force, consent), sample
 
 
 def embedding_for(library: VoiceLibrary, voice: Voice, converter) -> np.ndarray:
@@ -144,11 +208,32 @@ def embedding_for(library: VoiceLibrary, voice: Voice, converter) -> np.ndarray:
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif"}
 
 
-def target_embedding(library: VoiceLibrary, voice: str, converter) -> tuple[np.ndarray, str]:
-    """The embedding for `--voice`: an enrolled name, or an audio file cloned on the fly (not stored)."""
+def find_voice(library: VoiceLibrary, voice: str) -> Path | Voice:
+    """What `--voice` names: an audio file to clone on the fly, or an enrolled voice.
+
+    A value with an audio suffix or a `/`, or naming something that exists, is a file; anything else is a
+    voice name. Either must exist: the error says which was looked for.
+
+    Args:
+        library: Where enrolled voices are looked up.
+        voice: The value given.
+
+    Returns:
+        The file's path, or the stored voice.
+    """
     path = Path(voice).expanduser()
-    if path.exists() or path.suffix.lower() in AUDIO_SUFFIXES or "/" in voice:
-        sample = prepare([path], converter.sampling_rate)
-        return embed(converter, sample.speech), f"{path.name} ({sample.quality.speech_s:.1f} s of speech)"
-    found = library.get(voice)
-    return embedding_for(library, found, converter), f"voice {found.name!r}"
+    if path.suffix.lower() in AUDIO_SUFFIXES or "/" in voice or path.exists():
+        if not path.exists():
+            raise AudioError(f"{path}: voice file not found")
+        return path
+    return library.get(voice)
+
+
+def target_data(library: VoiceLibrary, voice: str, conversion) -> tuple[object, str]:
+    """The data for `--voice` (see `find_voice`) for this converter, and a label; a file's is not stored."""
+    found = find_voice(library, voice)
+    if isinstance(found, Path):
+        sample = prepare([found], conversion.sampling_rate)
+        label = f"{found.name} ({sample.quality.speech_s:.1f} s of speech)"
+        return conversion.analyse(sample.speech, sample.sample_rate), label
+    return conversion.voice_data(library, found), f"voice {found.name!r}"

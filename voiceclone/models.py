@@ -74,7 +74,7 @@ class ModelStore:
         self.root = Path(root).expanduser() if root is not None else None
 
     @classmethod
-    def from_settings(cls, models_dir: str | Path | None = None) -> "ModelStore":
+    def from_settings(cls, models_dir: str | Path | None = None) -> ModelStore:
         """The store a command should use: an explicit folder, else `$VOICECLONE_MODELS_DIR`, else the HF cache."""
         chosen = models_dir or os.environ.get(MODELS_DIR_ENV) or None
         return cls(Path(chosen) if chosen else None)
@@ -208,7 +208,9 @@ def _verify(folder: Path) -> None:
     try:
         ToneColorConverter.load(folder, device="cpu")
     except CheckpointError as exc:
-        raise ModelsError(f"the downloaded converter fails its checks ({exc}); run the download again with --force") from None
+        raise ModelsError(
+            f"the downloaded converter fails its checks ({exc}); run the download again with --force"
+        ) from None
 
 
 def _replace_folder(source: Path, target: Path) -> None:

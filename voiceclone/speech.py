@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
+import threading
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
@@ -12,38 +11,30 @@ from .audio import resample
 
 VAD_RATE = 16000
 WINDOW = 512  # samples at 16 kHz: the model's fixed window (32 ms)
-CONTEXT = 64  # samples of the previous window the model expects in front of each one
+_MODEL_LOCK = threading.Lock()  # the model carries state from window to window: one recording at a time
 
 
 @lru_cache(maxsize=1)
-def _session():
-    import onnxruntime
+def _model():
+    """Pipecat's Silero model wrapper on the model file in its package data (CPU, one thread)."""
+    from importlib import resources
 
-    # Located without importing pipecat (whose import logs a banner and costs a second).
-    spec = importlib.util.find_spec("pipecat")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("pipecat-ai is not installed: it carries the Silero VAD model")
-    path = Path(spec.origin).parent / "audio" / "vad" / "data" / "silero_vad.onnx"
-    opts = onnxruntime.SessionOptions()
-    opts.inter_op_num_threads = 1
-    opts.intra_op_num_threads = 1
-    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"], sess_options=opts)
+    from pipecat.audio.vad.silero import SileroOnnxModel
+
+    path = resources.files("pipecat.audio.vad.data").joinpath("silero_vad.onnx")
+    return SileroOnnxModel(str(path), force_onnx_cpu=True)
 
 
 def speech_probabilities(audio16k: np.ndarray) -> np.ndarray:
-    """Silero's speech probability for each 32 ms window of 16 kHz audio."""
-    session = _session()
+    """Silero's speech probability for each 32 ms window of 16 kHz audio (a recording read from its start)."""
     n = len(audio16k) // WINDOW
-    state = np.zeros((2, 1, 128), dtype=np.float32)
-    context = np.zeros((1, CONTEXT), dtype=np.float32)
-    sr = np.array(VAD_RATE, dtype=np.int64)
+    windows = audio16k[: n * WINDOW].astype(np.float32).reshape(n, WINDOW)
     probs = np.empty(n, dtype=np.float32)
-    for i in range(n):
-        chunk = audio16k[i * WINDOW : (i + 1) * WINDOW][None, :].astype(np.float32)
-        x = np.concatenate([context, chunk], axis=1)
-        out, state = session.run(None, {"input": x, "state": state, "sr": sr})
-        probs[i] = out[0, 0]
-        context = x[:, -CONTEXT:]
+    with _MODEL_LOCK:
+        model = _model()
+        model.reset_states()
+        for i, window in enumerate(windows):
+            probs[i] = model(window[None, :], VAD_RATE)[0, 0]
     return probs
 
 
@@ -83,4 +74,4 @@ def speech_mask(
 
 def _runs(active: np.ndarray) -> list[tuple[int, int]]:
     edges = np.diff(np.concatenate([[0], active.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=False))

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from .errors import CheckpointError
 
 if TYPE_CHECKING:
-    from .config import ConverterConfig
+    from .config import CheckpointConfig
     from .converter import ToneColorConverter, chunk_spans
 
-__all__ = ["CheckpointError", "ConverterConfig", "ToneColorConverter", "chunk_spans"]
+__all__ = ["CheckpointError", "CheckpointConfig", "ToneColorConverter", "chunk_spans"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,8 +22,8 @@ def __getattr__(name: str) -> Any:
         from . import converter
 
         return getattr(converter, name)
-    if name == "ConverterConfig":
-        from .config import ConverterConfig
+    if name == "CheckpointConfig":
+        from .config import CheckpointConfig
 
-        return ConverterConfig
+        return CheckpointConfig
     raise AttributeError(name)

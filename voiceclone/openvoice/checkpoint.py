@@ -6,6 +6,7 @@ import pickle
 from pathlib import Path
 
 import torch
+from torch.nn.utils.parametrizations import weight_norm
 
 from .errors import CheckpointError
 from .network import ConverterNetwork, weight_normed
@@ -64,8 +65,7 @@ def load_into(network: ConverterNetwork, state: dict[str, torch.Tensor], source:
             g_key, v_key = f"{module}.weight_g", f"{module}.weight_v"
             g = _take(state, g_key, _norm_shape(target.shape), source, used)
             v = _take(state, v_key, tuple(target.shape), source, used)
-            # The same computation the reference does at every forward (torch.nn.utils.weight_norm, dim 0).
-            folded[name] = torch._weight_norm(v, g, 0)
+            folded[name] = fold_weight_norm(g, v)
         else:
             folded[name] = _take(state, name, tuple(target.shape), source, used)
     unexpected = sorted(set(state) - used)
@@ -73,6 +73,28 @@ def load_into(network: ConverterNetwork, state: dict[str, torch.Tensor], source:
         more = f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""
         raise CheckpointError(f"{source}: unexpected tensor {unexpected[0]}{more}: not part of this converter config")
     network.load_state_dict(folded, strict=True)
+
+
+def fold_weight_norm(g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The weight `g * v / ||v||` (norm over every dimension but 0), computed once at load.
+
+    Goes through PyTorch's public weight-norm parametrization, so the arithmetic is the very kernel the
+    reference runs at every forward (`torch.nn.utils.weight_norm`, dim 0): the folded weight is bit-identical.
+
+    Args:
+        g: Gains, shaped `[out, 1, ...]`.
+        v: Directions, shaped like the weight.
+
+    Returns:
+        The weight tensor, shaped like `v`.
+    """
+    holder = torch.nn.Module()
+    holder.weight = torch.nn.Parameter(v.clone(), requires_grad=False)
+    weight_norm(holder, "weight", dim=0)
+    with torch.no_grad():
+        holder.parametrizations.weight.original0.copy_(g)
+        holder.parametrizations.weight.original1.copy_(v)
+        return holder.weight.detach().clone()
 
 
 def _norm_shape(shape: torch.Size) -> tuple[int, ...]:

@@ -11,8 +11,8 @@ from .errors import CheckpointError
 
 
 @dataclass(frozen=True)
-class ConverterConfig:
-    """What `config.json` says about a converter; V1 files lack `_version_` and `zero_g`."""
+class CheckpointConfig:
+    """What a checkpoint's `config.json` says about its network; V1 files lack `_version_` and `zero_g`."""
 
     version: str
     sampling_rate: int
@@ -44,7 +44,7 @@ class ConverterConfig:
         return n
 
     @classmethod
-    def from_file(cls, path: Path) -> "ConverterConfig":
+    def from_file(cls, path: Path) -> CheckpointConfig:
         """Read and validate a converter `config.json`."""
         try:
             raw = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -57,7 +57,7 @@ class ConverterConfig:
         return cls.from_dict(raw, source=str(path))
 
     @classmethod
-    def from_dict(cls, raw: Any, source: str = "config.json") -> "ConverterConfig":
+    def from_dict(cls, raw: Any, source: str = "config.json") -> CheckpointConfig:
         """Validate a parsed config; every problem names the key."""
         if not isinstance(raw, dict):
             raise CheckpointError(f"{source}: expected a JSON object at the top level")
@@ -104,9 +104,10 @@ class ConverterConfig:
             raise CheckpointError(f"{source}: model.inter_channels must be even (the flow splits it in two)")
         if self.win_length > self.filter_length:
             raise CheckpointError(f"{source}: data.win_length must not exceed data.filter_length")
-        for k, u in zip(self.upsample_kernel_sizes, self.upsample_rates):
+        for k, u in zip(self.upsample_kernel_sizes, self.upsample_rates, strict=False):
             if k < u:
                 raise CheckpointError(f"{source}: model.upsample_kernel_sizes {k} is smaller than its rate {u}")
+
 
 def _section(raw: dict, key: str, source: str) -> dict:
     value = raw.get(key)

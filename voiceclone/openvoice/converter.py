@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_into, read_state_dict
-from .config import ConverterConfig
+from .config import CheckpointConfig
 from .device import resolve_device
 from .errors import CheckpointError
 from .network import ConverterNetwork
@@ -33,11 +33,10 @@ AudioLike = Union[np.ndarray, torch.Tensor, Sequence[float]]
 class ToneColorConverter:
     """An OpenVoice V1/V2 tone-color converter, checkpoint-compatible and numerically matching the reference."""
 
-    def __init__(self, config: ConverterConfig, network: ConverterNetwork, device: torch.device, folder: Path):
+    def __init__(self, config: CheckpointConfig, network: ConverterNetwork, device: torch.device, folder: Path):
+        """Wrap a network that is already loaded, in eval mode and on `device` (see `load`)."""
         self.config = config
-        self.network = network.to(device).eval()
-        if device.type == "cpu":
-            self.network.dec.use_channels_last()
+        self.network = network
         self.device = device
         self.folder = folder
         self._checkpoint_sha256: str | None = None
@@ -51,7 +50,7 @@ class ToneColorConverter:
         device: str | torch.device = "auto",
         threads: int | None = None,
         checkpoint_sha256: str | None = None,
-    ) -> "ToneColorConverter":
+    ) -> ToneColorConverter:
         """Read `config.json` and `checkpoint.pth` from `folder`; `threads` sets torch's CPU thread count.
 
         `checkpoint_sha256`, when the caller already knows it, spares hashing the checkpoint later.
@@ -61,14 +60,18 @@ class ToneColorConverter:
             raise CheckpointError(f"{folder}: converter folder not found")
         if not folder.is_dir():
             raise CheckpointError(f"{folder}: not a folder (expected one holding {CONFIG_FILE} and {CHECKPOINT_FILE})")
-        config = ConverterConfig.from_file(folder / CONFIG_FILE)
+        config = CheckpointConfig.from_file(folder / CONFIG_FILE)
         if threads is not None:
             if threads < 1:
                 raise ValueError("threads must be at least 1")
             torch.set_num_threads(threads)
         network = ConverterNetwork(config)
         load_into(network, read_state_dict(folder / CHECKPOINT_FILE), folder / CHECKPOINT_FILE)
-        converter = cls(config, network, resolve_device(device), folder)
+        where = resolve_device(device)
+        network = network.to(where).eval()
+        if where.type == "cpu":
+            network.dec.use_channels_last()  # ~20 % faster on CPU (see its docstring)
+        converter = cls(config, network, where, folder)
         converter._checkpoint_sha256 = checkpoint_sha256
         return converter
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import segment as sg
-from .config import ConverterConfig
+from .config import CheckpointConfig
 from .segment import Segment
 from .streaming import Node, Stage, UpsampleStage
 
@@ -56,7 +56,8 @@ class WaveNet(nn.Module):
         cond = _pointwise(g, self.cond_layer)
         last = len(self.in_layers) - 1
         node = source
-        for i, (in_layer, res_skip) in enumerate(zip(self.in_layers, self.res_skip_layers)):
+        for i, (in_layer, res_skip) in enumerate(zip(self.in_layers, self.res_skip_layers, strict=False)):
+
             def layer(seg: Segment, i=i, in_layer=in_layer, res_skip=res_skip) -> Segment:
                 x, skip = (seg.x, None) if i == 0 else (seg.x[:, :h], seg.x[:, h:])
                 x_in = _conv(seg.with_x(x), in_layer)
@@ -154,14 +155,13 @@ class ResBlock1(nn.Module):
         self.convs1 = nn.ModuleList(
             nn.Conv1d(channels, channels, kernel, dilation=d, padding=(kernel * d - d) // 2) for d in dilations
         )
-        self.convs2 = nn.ModuleList(
-            nn.Conv1d(channels, channels, kernel, padding=(kernel - 1) // 2) for _ in dilations
-        )
+        self.convs2 = nn.ModuleList(nn.Conv1d(channels, channels, kernel, padding=(kernel - 1) // 2) for _ in dilations)
 
     def stream(self, source: Node) -> Node:
         """One stage per dilation: x + conv2(lrelu(conv1(lrelu(x))))."""
         node = source
-        for c1, c2 in zip(self.convs1, self.convs2):
+        for c1, c2 in zip(self.convs1, self.convs2, strict=False):
+
             def step(seg: Segment, c1=c1, c2=c2) -> Segment:
                 xt = _conv(seg.with_x(F.leaky_relu(seg.x, LRELU_SLOPE)), c1)
                 xt = _conv(xt.with_x(F.leaky_relu(xt.x, LRELU_SLOPE)), c2)
@@ -184,6 +184,7 @@ class ResBlock2(nn.Module):
         """One stage per dilation: x + conv(lrelu(x))."""
         node = source
         for c in self.convs:
+
             def step(seg: Segment, c=c) -> Segment:
                 xt = _conv(seg.with_x(F.leaky_relu(seg.x, LRELU_SLOPE)), c)
                 return xt.with_x(xt.x + seg.crop(xt.start, xt.end).x)
@@ -195,7 +196,7 @@ class ResBlock2(nn.Module):
 class Generator(nn.Module):
     """HiFi-GAN decoder: latent frames -> waveform."""
 
-    def __init__(self, cfg: ConverterConfig):
+    def __init__(self, cfg: CheckpointConfig):
         super().__init__()
         ch0 = cfg.upsample_initial_channel
         self.conv_pre = nn.Conv1d(cfg.inter_channels, ch0, 7, padding=3)
@@ -203,11 +204,11 @@ class Generator(nn.Module):
         block = ResBlock1 if cfg.resblock == "1" else ResBlock2
         self.ups = nn.ModuleList()
         self.resblocks = nn.ModuleList()
-        for i, (u, k) in enumerate(zip(cfg.upsample_rates, cfg.upsample_kernel_sizes)):
+        for i, (u, k) in enumerate(zip(cfg.upsample_rates, cfg.upsample_kernel_sizes, strict=False)):
             self.ups.append(nn.ConvTranspose1d(ch0 // 2**i, ch0 // 2 ** (i + 1), k, u, padding=(k - u) // 2))
         for i in range(len(self.ups)):
             ch = ch0 // 2 ** (i + 1)
-            for k, d in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes):
+            for k, d in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes, strict=False):
                 self.resblocks.append(block(ch, k, d))
         self.conv_post = nn.Conv1d(ch, 1, 7, padding=3, bias=False)
         self.num_kernels = len(cfg.resblock_kernel_sizes)
@@ -245,6 +246,7 @@ class Generator(nn.Module):
 
         node: Node = Stage(pre, [latents], self.conv_pre.padding[0])
         for i, up in enumerate(self.ups):
+
             def upsample(seg: Segment, up=up) -> Segment:
                 x = seg.with_x(F.leaky_relu(seg.x, LRELU_SLOPE))
                 return sg.conv_transpose1d(x, up.weight, up.bias, up.stride[0], up.padding[0])
@@ -303,7 +305,7 @@ class ReferenceEncoder(nn.Module):
 class ConverterNetwork(nn.Module):
     """The four modules of a published converter checkpoint."""
 
-    def __init__(self, cfg: ConverterConfig):
+    def __init__(self, cfg: CheckpointConfig):
         super().__init__()
         self.dec = Generator(cfg)
         self.enc_q = PosteriorEncoder(cfg.spec_channels, cfg.inter_channels, cfg.hidden_channels, cfg.gin_channels)

@@ -40,22 +40,24 @@ class Segment:
         return self.end == self.total
 
     @classmethod
-    def whole(cls, x: torch.Tensor) -> "Segment":
+    def whole(cls, x: torch.Tensor) -> Segment:
         """The whole sequence as one segment."""
         return cls(x, 0, x.shape[-1])
 
-    def with_x(self, x: torch.Tensor) -> "Segment":
+    def with_x(self, x: torch.Tensor) -> Segment:
         """The same window holding other values (an elementwise op was applied)."""
         return Segment(x, self.start, self.total)
 
-    def crop(self, start: int, end: int) -> "Segment":
+    def crop(self, start: int, end: int) -> Segment:
         """The part of this window within `[start, end)`."""
         if start < self.start or end > self.end or start > end:
             raise ValueError(f"cannot crop [{self.start}, {self.end}) to [{start}, {end})")
         return Segment(self.x[..., start - self.start : end - self.start], start, self.total)
 
 
-def _conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int, dilation: int) -> torch.Tensor:
+def _conv(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int, dilation: int
+) -> torch.Tensor:
     # 4-D weights mean the `[N, C, 1, T]` channels-last layout (see `network.Generator.use_channels_last`).
     if weight.ndim == 4:
         return F.conv2d(x, weight, bias, padding=(0, padding), dilation=(1, dilation))
@@ -73,7 +75,9 @@ def conv1d(seg: Segment, weight: torch.Tensor, bias: torch.Tensor | None, paddin
     return Segment(y, seg.start + padding - left, seg.total)
 
 
-def conv_transpose1d(seg: Segment, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, padding: int) -> Segment:
+def conv_transpose1d(
+    seg: Segment, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, padding: int
+) -> Segment:
     """A ConvTranspose1d evaluated on a window; output positions short of full input context are cut."""
     kernel = weight.shape[-1]
     total = (seg.total - 1) * stride + kernel - 2 * padding

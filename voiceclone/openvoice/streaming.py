@@ -29,7 +29,7 @@ class Node:
         self.target = 0  # how far consumers have asked this node to go in the current round
         # Weak: consumers hold their sources, not the other way round, so a finished graph is freed at once
         # (a reference cycle would keep every buffer until the garbage collector happens to run).
-        self.consumers: weakref.WeakSet["Stage"] = weakref.WeakSet()
+        self.consumers: weakref.WeakSet[Stage] = weakref.WeakSet()
         self._buf: torch.Tensor | None = None
         self._base = 0  # the index of `_buf[..., 0]`
 

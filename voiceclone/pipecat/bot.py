@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,46 +11,60 @@ import numpy as np
 
 from ..cloned import ClonedVoice
 from ..config import BotConfig
-from ..enrollment import embedding_for, target_embedding
+from ..enrollment import target_data
 from ..voices import VoiceLibrary
+from .tts import ClonedVoiceTTSService
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class VoiceResources:
-    """What every session of a bot shares: the loaded converter, base engine and voices."""
+    """What every call of a bot shares: the loaded converter, base engine and voices."""
 
-    converter: object
+    converter: object  # a `voiceclone.conversion.Conversion`
     engine: object
     library: VoiceLibrary
     voice_name: str
-    target_se: np.ndarray
-    source_se: np.ndarray
+    target: object  # the voice's data for the converter (embedding or profile)
+    source: object  # the base voice's
     tau: float
     seed: int | None
 
     def cloned_voice(self) -> ClonedVoice:
-        """A fresh cloned voice for one session (its own target, so a switch stays in that call)."""
-        return ClonedVoice(self.engine, self.converter, self.target_se, self.source_se, self.tau, self.seed)
+        """A cloned voice for one call (its own noise generator; a voice switch stays in that call)."""
+        return ClonedVoice(self.engine, self.converter, self.target, self.source, self.tau, self.seed)
 
-    def resolve(self, name: str) -> np.ndarray:
-        """The embedding of an enrolled voice, for a mid-call switch."""
-        return embedding_for(self.library, self.library.get(name), self.converter)
+    def resolve(self, name: str):
+        """An enrolled voice's data for the converter, for a mid-call switch."""
+        return self.converter.voice_data(self.library, self.library.get(name))
 
 
 def prepare_voice(cfg: BotConfig, converter, engine, library: VoiceLibrary) -> VoiceResources:
-    """Load the voice, learn the base voice once, and warm the converter up so the first reply is quick."""
-    from ..cloned import source_embedding
+    """Load the voice, learn the base voice once, and warm the converter up so the first reply is quick.
+
+    Args:
+        cfg: The bot's config (`tts` names the engine, the voice, tau and seed).
+        converter: A `Conversion` (or a loaded `ToneColorConverter`).
+        engine: The base voice; None makes the one `cfg.tts` names.
+        library: Where the voice and mid-call switches are looked up.
+
+    Returns:
+        What every call shares.
+    """
+    from ..conversion import as_conversion
+    from ..speaker import base_engine
 
     voice = cfg.tts.voice
     assert voice is not None
-    target, _ = target_embedding(library, voice, converter)
-    source = source_embedding(engine, converter)
-    warm = np.zeros(converter.sampling_rate // 2, dtype=np.float32)
-    for _ in converter.convert_stream(warm, source, target, tau=0.0):  # first calls allocate and pick kernels
+    conversion = as_conversion(converter)
+    engine = engine or base_engine(cfg.tts)
+    target, _ = target_data(library, voice, conversion)
+    source = conversion.base_data(engine)
+    warm = np.zeros(conversion.sampling_rate // 2, dtype=np.float32)
+    for _ in conversion.stream(warm, source, target, 0.0, None, None):  # first calls allocate and pick kernels
         pass
-    return VoiceResources(converter, engine, library, voice, target, source, cfg.tts.tau, cfg.tts.seed)
+    return VoiceResources(conversion, engine, library, voice, target, source, cfg.tts.tau, cfg.tts.seed)
 
 
 def build_worker(
@@ -60,36 +75,56 @@ def build_worker(
     on_error: Callable | None = None,
     enable_rtvi: bool | None = None,
 ):
-    """The pipeline (input, STT, user turn, LLM, cloned TTS, output, assistant turn) in a worker."""
-    from pipecat.audio.vad.silero import SileroVADAnalyzer
-    from pipecat.audio.vad.vad_analyzer import VADParams
+    """The pipeline (input, STT, user turn, LLM, cloned TTS, output, assistant turn) in a worker.
+
+    Args:
+        cfg: The bot's config.
+        resources: The loaded voice, shared by every call; this call gets its own `ClonedVoice`.
+        transport_input: The transport's input processor.
+        transport_output: The transport's output processor.
+        on_error: Called with each `ErrorFrame` that reaches the worker.
+        enable_rtvi: None adds RTVI for clients that speak it (the browser client).
+
+    Returns:
+        A `PipelineWorker`, not started.
+    """
     from pipecat.pipeline.pipeline import Pipeline
-    from pipecat.pipeline.worker import PipelineParams, PipelineWorker, ProcessorUnusablePolicy
     from pipecat.processors.aggregators.llm_context import LLMContext
-    from pipecat.processors.aggregators.llm_response_universal import (
-        LLMContextAggregatorPair,
-        LLMUserAggregatorParams,
-    )
+    from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
 
     from .services import make_llm, make_stt
-    from .tts import ClonedVoiceTTSService
 
+    user, assistant = LLMContextAggregatorPair(LLMContext(), user_params=_user_turn_params(cfg))
+    tts = ClonedVoiceTTSService(
+        voice=resources.cloned_voice(),
+        voice_name=resources.voice_name,
+        resolve_voice=resources.resolve,
+        tau=resources.tau,
+    )
+    pipeline = Pipeline([transport_input, make_stt(cfg.stt), user, make_llm(cfg.llm), tts, transport_output, assistant])
+    return _worker(cfg, pipeline, on_error, enable_rtvi)
+
+
+def _user_turn_params(cfg: BotConfig):
+    """The user aggregator's VAD and turn strategies: when the user starts and stops speaking."""
+    from pipecat.audio.vad.silero import SileroVADAnalyzer
+    from pipecat.audio.vad.vad_analyzer import VADParams
+    from pipecat.processors.aggregators.llm_response_universal import LLMUserAggregatorParams
+
+    v = cfg.vad
     vad = SileroVADAnalyzer(
         params=VADParams(
-            confidence=cfg.vad.confidence,
-            start_secs=cfg.vad.start_secs,
-            stop_secs=cfg.vad.stop_secs,
-            min_volume=cfg.vad.min_volume,
+            confidence=v.confidence, start_secs=v.start_secs, stop_secs=v.stop_secs, min_volume=v.min_volume
         )
     )
-    user_params = LLMUserAggregatorParams(vad_analyzer=vad)
+    params = LLMUserAggregatorParams(vad_analyzer=vad)
     if not cfg.pipeline.interruptions or cfg.pipeline.turn_end == "silence":
         from pipecat.turns.user_start import TranscriptionUserTurnStartStrategy, VADUserTurnStartStrategy
         from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
         from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
         interrupt = cfg.pipeline.interruptions
-        user_params.user_turn_strategies = UserTurnStrategies(
+        params.user_turn_strategies = UserTurnStrategies(
             start=[
                 VADUserTurnStartStrategy(enable_interruptions=interrupt),
                 TranscriptionUserTurnStartStrategy(enable_interruptions=interrupt),
@@ -100,13 +135,13 @@ def build_worker(
                 else None  # the default: the smart-turn model
             ),
         )
-    user, assistant = LLMContextAggregatorPair(LLMContext(), user_params=user_params)
-    tts = ClonedVoiceTTSService(
-        voice=resources.cloned_voice(), voice_name=resources.voice_name, resolve_voice=resources.resolve
-    )
-    pipeline = Pipeline(
-        [transport_input, make_stt(cfg.stt), user, make_llm(cfg.llm), tts, transport_output, assistant]
-    )
+    return params
+
+
+def _worker(cfg: BotConfig, pipeline, on_error: Callable | None, enable_rtvi: bool | None):
+    """A worker for the pipeline: metrics, idle timeout, and an unusable service ending the call."""
+    from pipecat.pipeline.worker import PipelineParams, PipelineWorker, ProcessorUnusablePolicy
+
     worker = PipelineWorker(
         pipeline,
         params=PipelineParams(enable_metrics=cfg.pipeline.metrics, enable_usage_metrics=cfg.pipeline.metrics),
@@ -123,6 +158,26 @@ def build_worker(
             on_error(frame)
 
     return worker
+
+
+async def run_worker(worker, handle_signals: bool) -> None:
+    """Run one worker to its end; `handle_signals` lets Ctrl-C/SIGTERM end it (transports with one call)."""
+    from pipecat.workers.runner import WorkerRunner
+
+    from .stopping import on_stop_signals
+
+    runner = WorkerRunner(handle_sigint=False)
+    await runner.add_workers(worker)
+    if handle_signals:
+        on_stop_signals(lambda: asyncio.ensure_future(worker.cancel(reason="stopped (Ctrl-C)")))
+    await runner.run()
+
+
+def report_error(frame) -> None:
+    """One log line for an error in a running call (which service, what)."""
+    from loguru import logger
+
+    logger.error(f"{getattr(frame, 'processor', None) or 'pipeline'}: {frame.error}")
 
 
 async def speak_opening_line(worker, cfg: BotConfig) -> None:

@@ -13,8 +13,8 @@ import soxr
 from loguru import logger
 from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
 from pipecat.services.settings import TTSSettings
-from pipecat.utils.types import NOT_GIVEN, NotGiven
 from pipecat.services.tts_service import TTSService
+from pipecat.utils.types import NOT_GIVEN, NotGiven
 
 from ..cloned import ClonedVoice
 from ..errors import UserError
@@ -47,16 +47,28 @@ class ClonedVoiceTTSService(TTSService):
         voice: ClonedVoice,
         voice_name: str,
         resolve_voice: Callable[[str], np.ndarray],
+        tau: float | None = None,
+        chunk_frames: int = BOT_CHUNK_FRAMES,
         settings: ClonedVoiceTTSSettings | None = None,
         **kwargs,
     ):
-        store = self.Settings(model=None, voice=voice_name, language=None, tau=voice.tau)
+        """Speak through `voice`; Pipecat's TTS arguments (sample_rate, ...) pass through `kwargs`.
+
+        Args:
+            voice: The cloned voice to start with (shared engine and converter; this service never changes it).
+            voice_name: Its enrolled name, reported as the `voice` setting.
+            resolve_voice: Enrolled name -> embedding, for `TTSUpdateSettingsFrame(voice=...)`; raises
+                `UserError` for a name it cannot use.
+            tau: Conversion sampling temperature, 0 to 2; None takes the voice's default.
+            chunk_frames: Steady conversion chunk in spectrogram frames (256 samples each at 22050 Hz).
+            settings: Initial settings overriding the above (Pipecat's style).
+        """
+        store = self.Settings(model=None, voice=voice_name, language=None, tau=voice.tau if tau is None else tau)
         if settings is not None:
             store.apply_update(settings)
         super().__init__(push_start_frame=True, push_stop_frames=True, settings=store, **kwargs)
         self._voice = voice
-        self._voice.chunk_frames = BOT_CHUNK_FRAMES
-        self._voice.tau = float(store.tau) if store.tau is not None else voice.tau
+        self._chunk_frames = chunk_frames
         self._resolve_voice = resolve_voice
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloned-voice")
 
@@ -80,18 +92,28 @@ class ClonedVoiceTTSService(TTSService):
                 self._settings.voice = previous_voice
                 await self.push_error(f"cannot switch to voice {name!r}: {exc}")
             else:
-                self._voice.target_se = embedding
+                self._voice = self._voice.with_target(embedding)
                 logger.info(f"{self}: now speaking as {name!r}")
-        if "tau" in changed and isinstance(self._settings.tau, (int, float)):
-            self._voice.tau = float(self._settings.tau)
         return changed
 
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
-        """Yield converted audio for one sentence, chunk by chunk, at the pipeline's output rate."""
+        """Converted audio for one sentence, chunk by chunk.
+
+        Args:
+            text: One sentence (Pipecat's aggregator splits the LLM's text with the same rules as `speak`).
+            context_id: The audio context the frames belong to.
+
+        Yields:
+            `TTSAudioRawFrame`s of 16-bit mono PCM at the pipeline's output rate, or one `ErrorFrame` when the
+            base engine fails.
+        """
         loop = asyncio.get_running_loop()
-        chunks = self._voice.speak(text)
+        tau = self._settings.tau if isinstance(self._settings.tau, (int, float)) else None
+        chunks = self._voice.speak(text, tau=tau, chunk_frames=self._chunk_frames)
         rate = self._voice.sample_rate
-        resampler = soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32") if rate != self.sample_rate else None
+        resampler = (
+            soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32") if rate != self.sample_rate else None
+        )
 
         def step():
             try:

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from .base import TTSEngine, TTSError
+from .base import EngineSettings, TTSEngine, TTSError
 from .openai import OpenAIEngine, OpenAISettings
 from .piper import PiperEngine, PiperSettings
 
 ENGINES = ("piper", "openai")
 
-__all__ = ["ENGINES", "OpenAIEngine", "OpenAISettings", "PiperEngine", "PiperSettings", "TTSEngine", "TTSError", "make_engine"]
+__all__ = [
+    "ENGINES",
+    "EngineSettings",
+    "OpenAIEngine",
+    "OpenAISettings",
+    "PiperEngine",
+    "PiperSettings",
+    "TTSEngine",
+    "TTSError",
+    "make_engine",
+]
 
 
 def make_engine(name: str, piper: PiperSettings | None = None, openai: OpenAISettings | None = None) -> TTSEngine:
-    """The engine called `name`, configured."""
+    """The base voice engine called `name` ("piper" or "openai"), with its settings (the others are ignored)."""
     if name == "piper":
         return PiperEngine(piper)
     if name == "openai":

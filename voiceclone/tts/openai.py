@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
+from pydantic import Field
 
-from .base import TTSError
+from .base import EngineSettings, TTSError
 
 PCM_RATE = 24000  # the API's `pcm` format: 16-bit little-endian mono at 24 kHz
 
 
-@dataclass(frozen=True)
-class OpenAISettings:
-    """Model, voice and server; the key comes from `OPENAI_API_KEY` (or `.env`) unless given."""
+class OpenAISettings(EngineSettings):
+    """Model, voice and server of the OpenAI speech API (the `tts.openai` config section).
+
+    The key comes from `OPENAI_API_KEY` (or `.env`) unless `api_key` is given.
+    """
 
     model: str = "gpt-4o-mini-tts"
     voice: str = "alloy"
-    base_url: str | None = None
-    api_key: str | None = None
-    timeout_s: float = 20.0
-    instructions: str | None = None
+    base_url: Optional[str] = None
+    api_key: Optional[str] = Field(default=None, repr=False)
+    timeout_s: float = Field(default=20.0, gt=0, le=600)
+    instructions: Optional[str] = None
 
 
 class OpenAIEngine:

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
+from pydantic import Field
 
-from .base import TTSError
+from .base import EngineSettings, TTSError
 
 
-@dataclass(frozen=True)
-class PiperSettings:
-    """A Piper voice and how it speaks; `voice` None means the bundled en_US joe voice."""
+class PiperSettings(EngineSettings):
+    """A Piper voice and its manner of speaking (the `tts.piper` config section); None means the voice's own."""
 
-    voice: Path | None = None
-    speaker: int | None = None
-    length_scale: float | None = None  # > 1 speaks slower
-    noise_scale: float | None = None
-    noise_w_scale: float | None = None
+    voice: Optional[Path] = Field(default=None, description="A .onnx voice; None: the bundled en_US joe voice.")
+    speaker: Optional[int] = Field(default=None, ge=0, description="Speaker id of a multi-speaker voice.")
+    length_scale: Optional[float] = Field(default=None, gt=0, le=4, description="Above 1 speaks slower.")
+    noise_scale: Optional[float] = Field(default=None, ge=0, le=2, description="Variation of the voice; 0 is flat.")
+    noise_w_scale: Optional[float] = Field(default=None, ge=0, le=2, description="Variation of timing; 0 is even.")
 
 
 def bundled_voice() -> Path:

@@ -1,0 +1,1 @@
+"""Helpers that tests and benchmarks share: real speech, random converters, a bot harness. Not shipped."""

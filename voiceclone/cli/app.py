@@ -1,0 +1,74 @@
+"""The `voiceclone` command line, assembled: one module per command group, each thin (parse, call, render)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+from ..errors import UserError
+from ..openvoice import CheckpointError
+from . import bot, config, enroll, models, speak, voices
+from .common import error, say
+from .eval import eval_voice
+
+app = typer.Typer(
+    name="voiceclone",
+    help="Talk with an AI in a cloned voice: enroll a voice, hear it speak, run live voice bots.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,  # help text is shown as written: "[default: 0.3]" is not a markup tag
+)
+app.add_typer(models.app, name="models")
+app.add_typer(voices.app, name="voices")
+app.add_typer(config.app, name="config")
+app.command()(enroll.enroll)
+app.command()(speak.speak)
+app.command("eval")(eval_voice)
+app.command("run-bot")(bot.run_bot)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        say(f"voiceclone {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version and exit.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Log what happens, for troubleshooting.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    _quiet_pipecat(verbose)
+
+
+def _quiet_pipecat(verbose: bool) -> None:
+    """Pipecat logs a banner and its details through loguru on import: warnings only, unless --verbose."""
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level="DEBUG" if verbose else "WARNING", format="{level} {name}: {message}")
+
+
+def main() -> None:
+    """Entry point: run the app; errors a user can fix end in one line and exit code 1."""
+    from dotenv import find_dotenv, load_dotenv
+
+    load_dotenv(find_dotenv(usecwd=True), override=False)  # .env fills what the environment does not set
+    try:
+        app()
+    except (UserError, CheckpointError) as exc:
+        error(str(exc))
+        sys.exit(1)
+    except KeyboardInterrupt:
+        say("interrupted", to_err=True)
+        sys.exit(130)

@@ -1,0 +1,133 @@
+"""What every command shares: the two consoles, markup-safe output, common options, and the lookups they name.
+
+Nothing a user or a file supplies is ever read as rich markup: messages are built as `Text`, and values go
+into markup strings only through `esc`.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
+
+from ..config import BotConfig, load_config
+from ..errors import UserError
+from ..models import MODELS_DIR_ENV, SOURCES, ModelStore
+from ..voices import VOICES_DIR_ENV, VoiceLibrary, default_voices_dir
+
+out = Console()
+err = Console(stderr=True)
+
+
+def esc(value: object) -> str:
+    """`value` as text that rich prints literally inside a markup string."""
+    return escape(str(value))
+
+
+def say(message: str, label: str = "", style: str = "", to_err: bool = False) -> None:
+    """One line, never wrapped, never read as markup: an optional styled label, then the message."""
+    text = Text.assemble((label, style), " ", message) if label else Text(message)
+    (err if to_err else out).print(text, highlight=False, soft_wrap=True)
+
+
+def error(message: str) -> None:
+    """The one `error:` line of a failed command."""
+    say(message, "error:", "bold red", to_err=True)
+
+
+def warn(message: str) -> None:
+    """A `warning:` line on standard error."""
+    say(message, "warning:", "yellow", to_err=True)
+
+
+# ------------------------------------------------------------------------------------------------- options
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="YAML config file (see configs/; a name such as 'offline' works too)."),
+]
+ModelsDirOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--models-dir",
+        envvar=MODELS_DIR_ENV,
+        help="Keep converters in this folder instead of the Hugging Face cache.",
+        show_envvar=True,
+    ),
+]
+VoicesDirOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--voices-dir", envvar=VOICES_DIR_ENV, show_envvar=True, help="The voice library folder [default: ./voices]."
+    ),
+]
+ConverterOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--converter",
+        help="auto (OpenVoice when installed, else the built-in voice matcher), openvoice or matcher [default: auto].",
+    ),
+]
+ConverterDirOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--converter-dir",
+        help="An OpenVoice converter folder (config.json + checkpoint.pth) instead of an installed one.",
+    ),
+]
+ConverterVersionOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--converter-version", help=f"Installed converter version to use: {', '.join(SOURCES)} [default: v2]."
+    ),
+]
+DeviceOption = Annotated[
+    Optional[str], typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps [default: auto].")
+]
+
+
+# ------------------------------------------------------------------------------------------------- lookups
+def settings(config: Path | None, **overrides: tuple[str, object]) -> BotConfig:
+    """The config file (or the defaults) with the flags given; `overrides` maps dotted keys to (flag, value)."""
+    return load_config(config, {key.replace("__", "."): value for key, value in overrides.items()})
+
+
+def store(cfg: BotConfig, models_dir: Path | None) -> ModelStore:
+    """The converter store the flags, the environment and the config name (in that order)."""
+    return ModelStore.from_settings(models_dir or cfg.models_dir)
+
+
+def library(cfg: BotConfig, voices_dir: Path | None) -> VoiceLibrary:
+    """The voice library the flags, the environment and the config name (in that order)."""
+    root = default_voices_dir(voices_dir, cfg.voices_dir)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"{root}: not a folder; the voice library is a folder (--voices-dir, {VOICES_DIR_ENV})")
+    return VoiceLibrary(root)
+
+
+def conversion_loader(cfg: BotConfig, models_dir: Path | None, spinner: bool = True):
+    """The converter the settings choose (`auto` says once when it falls back to the matcher), as a loader.
+
+    Args:
+        cfg: The settings (`tts.converter`).
+        models_dir: `--models-dir`.
+        spinner: Show a spinner while an OpenVoice checkpoint loads (off when the caller shows its own).
+
+    Returns:
+        A function that loads the converter (`voiceclone.conversion.Conversion`).
+    """
+    from ..conversion import choose
+
+    load = choose(
+        cfg.tts.converter, store(cfg, models_dir), notice=lambda text: say(text, "note:", "cyan", to_err=True)
+    )
+
+    def loaded():
+        with err.status("Loading the converter ...") if spinner else nullcontext():
+            return load()
+
+    return loaded

@@ -1,0 +1,41 @@
+"""`voiceclone config`: check a bot config file before running it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .bot import TransportOption, bot_settings
+from .common import say
+
+app = typer.Typer(help="Bot config files: check them before running.", no_args_is_help=True)
+
+
+@app.command("check")
+def config_check(
+    file: Annotated[Path, typer.Argument(help="A bot config file, or the name of a shipped one.")],
+    transport: TransportOption = None,
+) -> None:
+    """Validate a bot config (keys, values, the environment variables it needs) without running it."""
+    from ..pipecat.services import check_keys, describe_stt
+
+    cfg = bot_settings(file, transport, None)
+    check_keys(cfg)
+    stt = describe_stt(cfg)
+    llm = cfg.llm.engine + (f" ({cfg.llm.model})" if hasattr(cfg.llm, "model") else "")
+    voice = cfg.tts.voice or "none yet (give --voice when running)"
+    say(
+        f"{file}: transport {cfg.transport.type}, stt {stt}, llm {llm}, "
+        f"tts {cfg.tts.engine} in voice {voice}, converter {_converter(cfg.tts.converter)}",
+        "ok:",
+        "green",
+    )
+
+
+def _converter(c) -> str:
+    if c.engine == "matcher":
+        return "matcher"
+    openvoice = f"OpenVoice {c.folder or c.version}"
+    return openvoice if c.engine == "openvoice" else f"auto ({openvoice} when installed, else the matcher)"

@@ -1,0 +1,204 @@
+"""`voiceclone speak`: text in a cloned voice (or the base voice), streamed to a file, a pipe or the speakers."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from ..errors import UserError
+from .common import (
+    ConfigOption,
+    ConverterDirOption,
+    ConverterOption,
+    ConverterVersionOption,
+    DeviceOption,
+    ModelsDirOption,
+    VoicesDirOption,
+    conversion_loader,
+    err,
+    library,
+    say,
+    settings,
+)
+
+
+def speak(
+    text: Annotated[
+        Optional[str], typer.Argument(help="What to say ('-' or nothing: read standard input).", show_default=False)
+    ] = None,
+    voice: Annotated[
+        Optional[str], typer.Option("--voice", help="An enrolled voice's name, or an audio file to clone on the fly.")
+    ] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Read the text from a file.")] = None,
+    output: Annotated[
+        Optional[str],
+        typer.Option("--output", "-o", help="WAV file to write, or '-' for raw 16-bit PCM on standard output."),
+    ] = None,
+    play: Annotated[bool, typer.Option("--play", help="Play on the default output device as it is made.")] = False,
+    tau: Annotated[
+        Optional[float],
+        typer.Option("--tau", help="Conversion sampling temperature, 0 to 2 (0 = deterministic) [default: 0.3]."),
+    ] = None,
+    engine: Annotated[
+        Optional[str], typer.Option("--engine", "-e", help="Base voice engine: piper or openai [default: piper].")
+    ] = None,
+    piper_voice: Annotated[
+        Optional[Path],
+        typer.Option("--piper-voice", help="A Piper .onnx voice [default: the bundled en_US joe voice]."),
+    ] = None,
+    no_clone: Annotated[
+        bool, typer.Option("--no-clone", help="Speak the base voice, unconverted (for A/B listening).")
+    ] = False,
+    sample_rate: Annotated[
+        int, typer.Option("--sample-rate", help="Output sample rate in Hz.", min=8000, max=192000)
+    ] = 22050,
+    seed: Annotated[
+        Optional[int],
+        typer.Option(
+            "--seed",
+            help="Make the output reproducible: seeds the conversion noise and turns Piper's own random "
+            "variation off (same seed, same file).",
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-V", help="Show timing for every sentence.")] = False,
+    voices_dir: VoicesDirOption = None,
+    converter: ConverterOption = None,
+    converter_dir: ConverterDirOption = None,
+    converter_version: ConverterVersionOption = None,
+    models_dir: ModelsDirOption = None,
+    device: DeviceOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Speak text in a cloned voice, streaming: each chunk is written or played as soon as it exists."""
+    from ..enrollment import find_voice
+    from ..speaker import base_engine, base_speaker, check_voice_given, cloned_speaker
+    from ..speaking import speak_to
+    from ..text import split_sentences
+
+    cfg = settings(
+        config,
+        tts__voice=("--voice", voice),
+        tts__tau=("--tau", tau),
+        tts__engine=("--engine", engine),
+        tts__seed=("--seed", seed),
+        tts__piper__voice=("--piper-voice", piper_voice),
+        tts__converter__engine=("--converter", converter),
+        tts__converter__folder=("--converter-dir", converter_dir),
+        tts__converter__version=("--converter-version", converter_version),
+        tts__converter__device=("--device", device),
+    )
+    sentences = split_sentences(_read_text(text, file))
+    if not sentences:
+        raise UserError("nothing to say: the text is empty")
+    check_voice_given(cfg.tts, no_clone)
+    _check_output(output, play)
+    lib = library(cfg, voices_dir)
+    if not no_clone:
+        find_voice(lib, cfg.tts.voice)  # an unknown voice fails before anything loads
+    sinks = _open_sinks(output, play, sample_rate)  # so does an unwritable output
+    try:
+        with err.status("Loading the base voice ..."):
+            base = base_engine(cfg.tts)
+        if no_clone:
+            speaker = base_speaker(base, cfg.tts.engine)
+        else:
+            conversion = conversion_loader(cfg, models_dir)()
+            with err.status("Preparing the voice ..."):
+                speaker = cloned_speaker(cfg.tts, base, lib, conversion)
+    except BaseException:
+        for sink in sinks:
+            sink.close(False)
+        raise
+    report = (lambda line: say(line, to_err=True)) if verbose else None
+    with _progress(len(sentences), show=err.is_terminal and not verbose) as progress:
+        stats = speak_to(
+            sentences, speaker.speak, speaker.sample_rate, sinks, sample_rate, report=report, progress=progress
+        )
+    where = "standard output" if output == "-" else (output or "the speakers")
+    first = f"{stats.first_audio_s * 1000:.0f} ms" if stats.first_audio_s is not None else "-"
+    say(
+        f"{stats.sentences} sentence(s), {stats.audio_s:.1f} s in {speaker.label} to {where}: "
+        f"first audio {first}, real-time factor {stats.real_time_factor:.2f}",
+        "spoke",
+        "green",
+        to_err=True,
+    )
+
+
+def _read_text(text: str | None, file: Path | None) -> str:
+    if text is not None and file is not None:
+        raise UserError("give the text as an argument or with --file, not both")
+    if file is not None:
+        try:
+            return file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UserError(f"{file}: file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"{file}: cannot read it as text ({exc})") from None
+    if text is None or text == "-":
+        if sys.stdin is None or (sys.stdin.isatty() and text is None):
+            raise UserError("nothing to say: give TEXT, --file FILE, or pipe text in")
+        return sys.stdin.read()
+    return text
+
+
+def _check_output(output: str | None, play: bool) -> None:
+    if output is None and not play:
+        raise UserError("say where the audio goes: -o FILE.wav, -o - (raw PCM on standard output), or --play")
+    if output == "-" and sys.stdout.isatty():
+        raise UserError(
+            "-o - writes raw PCM: pipe it into a program (e.g. `| aplay -f S16_LE -r 22050`) or use -o FILE.wav"
+        )
+
+
+def _open_sinks(output: str | None, play: bool, sample_rate: int) -> list:
+    from ..speaking import PlaybackSink, RawSink, WavSink
+
+    sinks: list = []
+    try:
+        if output == "-":
+            sinks.append(RawSink())
+        elif output is not None:
+            sinks.append(WavSink(Path(output), sample_rate))
+        if play:
+            sinks.append(PlaybackSink(sample_rate))
+    except BaseException:
+        for sink in sinks:
+            sink.close(False)
+        raise
+    return sinks
+
+
+def _progress(total: int, show: bool):
+    """A progress bar on a terminal (sentences done, seconds of audio made); nothing when piped."""
+    if not show or total < 2:
+        return nullcontext(None)
+
+    class _Bar:
+        def __init__(self):
+            self.display = Progress(
+                TextColumn("speaking"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("sentences, {task.fields[audio]:.1f} s of audio"),
+                console=err,
+                transient=True,
+            )
+            self.task = self.display.add_task("speak", total=total, audio=0.0)
+
+        def __call__(self, sentences_done: int, audio_s: float) -> None:
+            self.display.update(self.task, completed=sentences_done, audio=audio_s)
+
+        def __enter__(self):
+            self.display.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self.display.__exit__(*exc)
+
+    return _Bar()

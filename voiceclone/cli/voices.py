@@ -1,0 +1,119 @@
+"""`voiceclone voices`: the voice library: list, show, remove, rename, export, import."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from ..errors import UserError
+from .common import ConfigOption, VoicesDirOption, library, out, say, settings
+from .enroll import converters_of
+
+app = typer.Typer(help="The voice library: list, show, remove, rename, export, import.", no_args_is_help=True)
+
+
+def _library(voices_dir: Path | None, config: Path | None):
+    return library(settings(config), voices_dir)
+
+
+@app.command("list")
+def voices_list(voices_dir: VoicesDirOption = None, config: ConfigOption = None) -> None:
+    """List the enrolled voices (a damaged one is listed with what is wrong with it)."""
+    lib = _library(voices_dir, config)
+    entries = lib.scan()
+    if not entries:
+        say(f"No voices in {lib.root} yet: enroll one with `voiceclone enroll SAMPLE.wav --name NAME`.")
+        return
+    table = Table(title=Text(f"Voices in {lib.root}"), title_justify="left")
+    for column in ("name", "speech", "converters", "created", "warnings", "consent"):
+        table.add_column(column)
+    for entry in entries:
+        if not entry.ok:
+            problem = Text(f"damaged: {entry.problem} (voiceclone voices rm {entry.name} --yes)", style="red")
+            table.add_row(Text(entry.name), "-", problem, "", "", "")
+            continue
+        meta = entry.voice.meta
+        table.add_row(
+            Text(entry.name),
+            f"{meta.get('speech_seconds', 0):.1f} s",
+            Text(", ".join(converters_of(meta))),
+            Text(str(meta.get("created", "?"))),
+            str(len(meta.get("warnings", []))),
+            _consent_kind(meta.get("consent")),
+        )
+    out.print(table)
+
+
+def _consent_kind(consent) -> str:
+    """ "spoken" (verified), "text" (given as text, unverified), or "-"."""
+    if not consent:
+        return "-"
+    if isinstance(consent, dict):
+        return str(consent.get("kind", "yes"))
+    return "text"
+
+
+@app.command("show")
+def voices_show(name: str, voices_dir: VoicesDirOption = None, config: ConfigOption = None) -> None:
+    """Show everything stored about a voice."""
+    voice = _library(voices_dir, config).get(name)
+    out.print(Text.assemble((voice.name, "bold"), f" in {voice.folder}"))
+    out.print_json(json.dumps(voice.meta))
+
+
+@app.command("rm")
+def voices_rm(
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    voices_dir: VoicesDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Delete a voice (asks first unless --yes)."""
+    lib = _library(voices_dir, config)
+    lib.entry(name)  # a clear error for an unknown name before asking (a damaged voice can be removed)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UserError(f"not removing {name!r} without confirmation: add --yes")
+        if not typer.confirm(f"Delete the voice {name!r} from {lib.root}?"):
+            say("kept")
+            raise typer.Exit(1)
+    lib.remove(name)
+    say(f"removed {name!r}")
+
+
+@app.command("rename")
+def voices_rename(old: str, new: str, voices_dir: VoicesDirOption = None, config: ConfigOption = None) -> None:
+    """Rename a voice."""
+    voice = _library(voices_dir, config).rename(old, new)
+    say(f"renamed {old!r} to {voice.name!r}")
+
+
+@app.command("export")
+def voices_export(
+    name: str,
+    file: Annotated[Path, typer.Argument(help="Archive to write (.tar.gz), or a folder.")],
+    voices_dir: VoicesDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Pack a voice into an archive to move it to another machine."""
+    archive = _library(voices_dir, config).export(name, file)
+    say(f"exported {name!r} to {archive}")
+
+
+@app.command("import")
+def voices_import(
+    file: Annotated[Path, typer.Argument(help="An archive made by `voiceclone voices export`.")],
+    name: Annotated[Optional[str], typer.Option("--name", "-n", help="Store under another name.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a voice of the same name.")] = False,
+    voices_dir: VoicesDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Add a voice from an exported archive (checked: nothing may land outside the library)."""
+    voice = _library(voices_dir, config).import_archive(file, name=name, force=force)
+    say(f"imported {voice.name!r} into {voice.folder}")

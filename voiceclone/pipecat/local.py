@@ -1,0 +1,60 @@
+"""The local transport: this computer's microphone and speakers (the `local` extra: pyaudio)."""
+
+from __future__ import annotations
+
+from ..audio import quiet_stderr
+from ..config import BotConfig, LocalTransportConfig
+from ..errors import UserError
+from .bot import VoiceResources, build_worker, report_error, run_worker, speak_opening_line
+
+
+async def run_local(cfg: BotConfig, t: LocalTransportConfig, resources: VoiceResources, announce) -> None:
+    try:
+        from pipecat.transports.local.audio import LocalAudioTransport, LocalAudioTransportParams
+    except ImportError:
+        raise UserError(
+            "the local transport needs the `local` extra: pip install -e '.[local]' (it builds pyaudio, which needs "
+            "the portaudio19-dev system package)"
+        ) from None
+    with quiet_stderr():  # ALSA and JACK print pages of probing noise on the terminal
+        _check_sound_devices(t.input_device, t.output_device)
+        transport = LocalAudioTransport(
+            LocalAudioTransportParams(
+                audio_in_enabled=True,
+                audio_out_enabled=True,
+                input_device_index=t.input_device,
+                output_device_index=t.output_device,
+            )
+        )
+    worker = build_worker(cfg, resources, transport.input(), transport.output(), on_error=report_error)
+
+    @worker.event_handler("on_pipeline_started")
+    async def _started(_worker, _frame):
+        await speak_opening_line(worker, cfg)
+
+    announce("Talking on this computer's microphone and speakers: speak now, Ctrl-C to stop.")
+    await run_worker(worker, handle_signals=True)
+
+
+def _check_sound_devices(input_index: int | None, output_index: int | None) -> None:
+    """A microphone and a speaker exist (PyAudio otherwise fails later, inside the running pipeline)."""
+    import pyaudio
+
+    pa = pyaudio.PyAudio()
+    try:
+        for kind, index, default in (
+            ("microphone", input_index, pa.get_default_input_device_info),
+            ("speaker", output_index, pa.get_default_output_device_info),
+        ):
+            try:
+                info = pa.get_device_info_by_index(index) if index is not None else default()
+            except (OSError, ValueError):
+                where = f"device {index}" if index is not None else "a default one"
+                raise UserError(
+                    f"no {kind} found ({where}); plug one in or set transport.input_device/output_device"
+                ) from None
+            channels = info["maxInputChannels"] if kind == "microphone" else info["maxOutputChannels"]
+            if channels < 1:
+                raise UserError(f"device {info['index']} ({info['name']}) is not a {kind}")
+    finally:
+        pa.terminate()

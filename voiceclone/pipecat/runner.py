@@ -1,0 +1,31 @@
+"""Running a bot on the transport its config names: a Daily room, a browser tab (WebRTC), or the sound card."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..config import BotConfig, DailyTransportConfig, LocalTransportConfig
+from .bot import VoiceResources
+
+
+async def run(cfg: BotConfig, resources: VoiceResources, announce: Callable[[str], None]) -> None:
+    """Run the bot until the call ends, the idle timeout passes, or Ctrl-C.
+
+    Args:
+        cfg: The bot's config.
+        resources: The loaded voice, shared by every call.
+        announce: Shows the user one line: where to join or what to open.
+    """
+    transport = cfg.transport
+    if isinstance(transport, DailyTransportConfig):
+        from .daily import run_daily
+
+        await run_daily(cfg, transport, resources, announce)
+    elif isinstance(transport, LocalTransportConfig):
+        from .local import run_local
+
+        await run_local(cfg, transport, resources, announce)
+    else:
+        from .webrtc import run_webrtc
+
+        await run_webrtc(cfg, transport, resources, announce)

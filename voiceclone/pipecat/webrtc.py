@@ -1,0 +1,145 @@
+"""The WebRTC transport: a browser tab talks to the bot's own small web app (one pipeline per tab).
+
+Every call shares the loaded models (`VoiceResources`, the Whisper model); each has its own pipeline and its own
+voice, which the caller picks with the offer and switches in the call with an RTVI client message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import uvicorn
+
+from ..config import BotConfig, IceServerConfig, WebRTCTransportConfig
+from ..errors import UserError
+from .bot import VoiceResources, build_worker, report_error, run_worker, speak_opening_line
+from .stopping import leave_now
+
+SWITCH_VOICE = "switch-voice"  # RTVI client message: {"t": "switch-voice", "d": {"voice": NAME}}
+
+
+async def run_webrtc(cfg: BotConfig, t: WebRTCTransportConfig, resources: VoiceResources, announce) -> None:
+    """Serve the page and take calls until Ctrl-C (which ends every call at once).
+
+    Args:
+        cfg: The bot's config.
+        t: Its WebRTC section (address, session limit, ICE servers).
+        resources: The loaded voice and models, shared by every call.
+        announce: Shows the user one line: the URL to open.
+    """
+    from ..web.api import PageAPI
+    from .webapp import create_app
+
+    _check_port_free(t.host, t.port)
+    page = PageAPI(resources.library, resources.converter, resources.voice_name)
+    app = create_app(
+        lambda connection, options: run_webrtc_session(cfg, resources, connection, voice=options.get("voice")),
+        check_options=page.call_options,
+        routes=[page.router()],
+        max_sessions=t.max_sessions,
+        ice_servers=ice_servers(t.ice_servers),
+    )
+    server = _Server(
+        uvicorn.Config(app, host=t.host, port=t.port, log_level="warning", lifespan="on", timeout_graceful_shutdown=1)
+    )
+    shown_host = "localhost" if t.host in ("127.0.0.1", "0.0.0.0", "::") else t.host
+    announce(f"Open http://{shown_host}:{t.port}/ in a browser, allow the microphone, and talk (Ctrl-C to stop).")
+    try:
+        await server.serve()
+    except SystemExit:  # uvicorn exits when the port is taken
+        raise UserError(f"cannot listen on {t.host}:{t.port} (is another program using the port?)") from None
+    if not server.started:
+        raise UserError(f"cannot listen on {t.host}:{t.port} (is another program using the port?)")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, but a second Ctrl-C leaves at once instead of waiting on a hung shutdown."""
+
+    def handle_exit(self, sig, frame):
+        if self.should_exit:
+            leave_now()
+        super().handle_exit(sig, frame)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail before announcing a URL that would not work."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise UserError(f"transport.host {host!r} is not an address of this machine") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host}:{port} ({exc.strerror}): choose another transport.port") from None
+
+
+def ice_servers(configured: list[str | IceServerConfig]) -> list:
+    """The configured STUN/TURN servers as aiortc takes them (none: host candidates only, fine on one machine)."""
+    from pipecat.transports.smallwebrtc.connection import IceServer
+
+    return [
+        IceServer(urls=s) if isinstance(s, str) else IceServer(s.urls, username=s.username, credential=s.credential)
+        for s in configured
+    ]
+
+
+async def run_webrtc_session(cfg: BotConfig, resources: VoiceResources, connection, voice: str | None = None) -> None:
+    """One browser session: a pipeline on the connection, until the tab closes.
+
+    Args:
+        cfg: The bot's config.
+        resources: The loaded voice and models, shared by every call.
+        connection: The caller's `SmallWebRTCConnection`.
+        voice: The enrolled voice the caller asked for (already checked); None for the bot's own.
+    """
+    from pipecat.transports.base_transport import TransportParams
+    from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
+
+    transport = SmallWebRTCTransport(connection, TransportParams(audio_in_enabled=True, audio_out_enabled=True))
+    worker = build_worker(cfg, resources, transport.input(), transport.output(), on_error=report_error)
+    _take_voice_switches(worker, resources)
+
+    @transport.event_handler("on_client_connected")
+    async def _connected(_transport, _client):
+        if voice and voice != resources.voice_name:  # before the greeting, so that the greeting is in it
+            await worker.queue_frames([voice_switch(voice)])
+        await speak_opening_line(worker, cfg)
+
+    @transport.event_handler("on_client_disconnected")
+    async def _disconnected(_transport, _client):
+        await worker.cancel(reason="the browser disconnected")
+
+    await run_worker(worker, handle_signals=False)  # the server stops every call
+
+
+def voice_switch(name: str):
+    """The frame that makes this call's TTS speak as `name` from its next sentence."""
+    from pipecat.frames.frames import TTSUpdateSettingsFrame
+
+    from .tts import ClonedVoiceTTSService
+
+    return TTSUpdateSettingsFrame(delta=ClonedVoiceTTSService.Settings(voice=name))
+
+
+def _take_voice_switches(worker, resources: VoiceResources) -> None:
+    """The page's `switch-voice` RTVI client message -> a voice switch in this call, answered either way."""
+    from ..web.api import check_voice
+
+    @worker.rtvi.event_handler("on_client_message")
+    async def _message(rtvi, message):
+        if message.type != SWITCH_VOICE:
+            await rtvi.send_error_response(message, f"unknown client message {message.type!r}")
+            return
+        name = message.data.get("voice") if isinstance(message.data, dict) else None
+        try:
+            await asyncio.to_thread(check_voice, resources.library, name)
+        except UserError as exc:
+            await rtvi.send_error_response(message, str(exc))
+            return
+        await worker.queue_frames([voice_switch(name)])
+        await rtvi.send_server_response(message, {"voice": name})

@@ -6,13 +6,15 @@ into markup strings only through `esc`.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.text import Text
 
 from ..config import BotConfig, load_config
@@ -43,6 +45,31 @@ def error(message: str) -> None:
 def warn(message: str) -> None:
     """A `warning:` line on standard error."""
     say(message, "warning:", "yellow", to_err=True)
+
+
+@contextmanager
+def progress_bar(
+    total: int, show: bool, description: str, fields: str = "", **initial: object
+) -> Iterator[Callable[..., None] | None]:
+    """A progress bar on standard error while the block runs (gone after it), or nothing when not `show`.
+
+    Args:
+        total: Steps in all.
+        show: Whether to show it (on a terminal; never when piped).
+        description: The words before the bar (an update may change them: `update(n, description=...)`).
+        fields: A rich format after the count, e.g. "sentences, {task.fields[audio]:.1f} s of audio".
+        initial: The starting values of the fields it names.
+
+    Yields:
+        `update(completed, **values)`, or None when not shown.
+    """
+    if not show:
+        yield None
+        return
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn(fields)]
+    with Progress(*columns, console=err, transient=True) as display:
+        task = display.add_task(description, total=total, **initial)
+        yield lambda completed, **values: display.update(task, completed=completed, **values)
 
 
 # ------------------------------------------------------------------------------------------------- options

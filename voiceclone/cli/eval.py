@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -24,6 +23,7 @@ from .common import (
     err,
     library,
     out,
+    progress_bar,
     say,
     settings,
 )
@@ -64,7 +64,14 @@ def eval_voice(
         conversions = [_load(config, engine, converter_dir, models_dir, device) for engine in engines]
         speakers = eval_speakers(cfg.tts, base, lib, enrolled, conversions)
         evaluation.load_models()
-    with _progress(len(speakers), len(evaluation.EVAL_SENTENCES), show=err.is_terminal) as progress:
+    done: dict[str, int] = {}
+    with progress_bar(len(speakers) * len(evaluation.EVAL_SENTENCES), err.is_terminal, "measuring") as update:
+
+        def progress(label: str, sentences_done: int, _total: int) -> None:
+            done[label] = sentences_done
+            if update:
+                update(sum(done.values()), description=label)
+
         report = evaluation.evaluate(speech, rate, speakers, on_progress=progress, keep_audio=keep)
     if json_out:
         print(json.dumps({"voice": enrolled.name, **report.to_dict()}, indent=2))
@@ -95,35 +102,6 @@ def _keeper(folder: Path):
         sf.write(folder / f"{name}-{index + 1:02d}.wav", audio, rate, subtype="PCM_16")
 
     return keep
-
-
-def _progress(voices: int, sentences: int, show: bool):
-    """One bar over every utterance to speak and measure; nothing when piped."""
-    from contextlib import nullcontext
-
-    if not show:
-        return nullcontext(None)
-
-    class _Bar:
-        def __init__(self):
-            self.display = Progress(
-                TextColumn("{task.fields[label]}"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
-            )
-            self.task = self.display.add_task("eval", total=voices * sentences, label="measuring")
-            self.done: dict[str, int] = {}
-
-        def __call__(self, label: str, done: int, total: int) -> None:
-            self.done[label] = done
-            self.display.update(self.task, completed=sum(self.done.values()), label=label)
-
-        def __enter__(self):
-            self.display.__enter__()
-            return self
-
-        def __exit__(self, *exc):
-            return self.display.__exit__(*exc)
-
-    return _Bar()
 
 
 def _render(name: str, report) -> None:

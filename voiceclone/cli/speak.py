@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from ..errors import UserError
 from .common import (
@@ -22,6 +20,7 @@ from .common import (
     conversion_loader,
     err,
     library,
+    progress_bar,
     say,
     settings,
 )
@@ -115,7 +114,10 @@ def speak(
             sink.close(False)
         raise
     report = (lambda line: say(line, to_err=True)) if verbose else None
-    with _progress(len(sentences), show=err.is_terminal and not verbose) as progress:
+    shown = err.is_terminal and not verbose and len(sentences) > 1
+    fields = "sentences, {task.fields[audio]:.1f} s of audio"
+    with progress_bar(len(sentences), shown, "speaking", fields, audio=0.0) as update:
+        progress = (lambda done, audio_s: update(done, audio=audio_s)) if update else None
         stats = speak_to(
             sentences, speaker.speak, speaker.sample_rate, sinks, sample_rate, report=report, progress=progress
         )
@@ -172,33 +174,3 @@ def _open_sinks(output: str | None, play: bool, sample_rate: int) -> list:
             sink.close(False)
         raise
     return sinks
-
-
-def _progress(total: int, show: bool):
-    """A progress bar on a terminal (sentences done, seconds of audio made); nothing when piped."""
-    if not show or total < 2:
-        return nullcontext(None)
-
-    class _Bar:
-        def __init__(self):
-            self.display = Progress(
-                TextColumn("speaking"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("sentences, {task.fields[audio]:.1f} s of audio"),
-                console=err,
-                transient=True,
-            )
-            self.task = self.display.add_task("speak", total=total, audio=0.0)
-
-        def __call__(self, sentences_done: int, audio_s: float) -> None:
-            self.display.update(self.task, completed=sentences_done, audio=audio_s)
-
-        def __enter__(self):
-            self.display.__enter__()
-            return self
-
-        def __exit__(self, *exc):
-            return self.display.__exit__(*exc)
-
-    return _Bar()

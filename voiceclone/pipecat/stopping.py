@@ -33,6 +33,7 @@ def on_stop_signals(first: Callable[[], None]) -> None:
         nonlocal stopping
         if stopping:
             leave_now()
+            return
         stopping = True
         first()
 

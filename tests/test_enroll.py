@@ -53,7 +53,8 @@ def test_enroll_from_the_command_line(tmp_path, models_dir, recordings):
     assert result.returncode == 0, result.stderr
     assert "enrolled 'alice'" in result.stdout and "speech" in result.stdout
     meta = json.loads((lib / "alice" / "voice.json").read_text())
-    assert meta["name"] == "alice" and meta["consent"] == "Alice agreed on tape"
+    assert meta["name"] == "alice" and meta["consent"]["text"] == "Alice agreed on tape"
+    assert meta["consent"]["kind"] == "text" and meta["consent"]["verified"] is False  # recorded as unverified text
     assert meta["converter"]["version"] == "v2" and len(meta["converter"]["checkpoint_sha256"]) == 64
     assert meta["sources"][0]["file"] == "alice.wav" and meta["sources"][0]["sample_rate"] == 44100
     assert len(meta["sources"][0]["sha256"]) == 64 and meta["sources"][0]["duration_s"] == pytest.approx(8.0, abs=0.01)

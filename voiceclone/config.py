@@ -245,6 +245,11 @@ class BotConfig(_Strict):
     llm: LLMConfig = EchoLLMConfig()
     tts: TTSConfig = TTSConfig()
     pipeline: PipelineConfig = PipelineConfig()
+    # required: a voice needs verified spoken consent to be enrolled or used; recorded: whatever is given is kept;
+    # off: no consent is recorded (see voiceclone.consent).
+    consent: Literal["required", "recorded", "off"] = "recorded"
+    # An inaudible provenance mark (PerTh) on every converted output; `voiceclone detect` finds it.
+    watermark: bool = True
 
 
 def load_config(path: Path | None = None, overrides: dict[str, tuple[str, object]] | None = None) -> BotConfig:

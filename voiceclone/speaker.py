@@ -48,7 +48,36 @@ def base_speaker(engine: TTSEngine, engine_name: str) -> Speaker:
     )
 
 
-def cloned_speaker(tts: TTSConfig, engine: TTSEngine, library: VoiceLibrary, conversion) -> Speaker:
+def load_watermarker(enabled: bool):
+    """The provenance mark's model, loaded now (about 1.5 s, once per process), or None when turned off."""
+    if not enabled:
+        return None
+    from .watermark import Watermarker
+
+    return Watermarker().load()
+
+
+def check_consent(policy: str, library: VoiceLibrary, voice: str) -> None:
+    """Refuse a voice the consent policy does not allow (`required`: verified spoken consent), in one line.
+
+    Args:
+        policy: The config's `consent` (required, recorded, off).
+        library: Where enrolled voices are looked up.
+        voice: `--voice`: an enrolled name or an audio file (a file carries no consent record).
+    """
+    from pathlib import Path
+
+    from .consent import check_policy
+    from .enrollment import find_voice
+
+    found = find_voice(library, voice)
+    if isinstance(found, Path):
+        check_policy(policy, None, f"the voice file {found.name}")
+    else:
+        check_policy(policy, found.meta.get("consent"), f"voice {found.name!r}")
+
+
+def cloned_speaker(tts: TTSConfig, engine: TTSEngine, library: VoiceLibrary, conversion, watermarker=None) -> Speaker:
     """The base voice converted into `tts.voice` (an enrolled name or an audio file).
 
     Args:
@@ -56,6 +85,7 @@ def cloned_speaker(tts: TTSConfig, engine: TTSEngine, library: VoiceLibrary, con
         engine: The base voice.
         library: Where enrolled voices are looked up.
         conversion: A loaded converter (`voiceclone.conversion.Conversion`).
+        watermarker: Marks every converted chunk (a loaded `Watermarker`), or None.
 
     Returns:
         A speaker whose chunks come at the converter's rate.
@@ -65,12 +95,12 @@ def cloned_speaker(tts: TTSConfig, engine: TTSEngine, library: VoiceLibrary, con
 
     assert tts.voice is not None
     target, label = target_data(library, tts.voice, conversion)
-    cloned = ClonedVoice(engine, conversion, target, tau=tts.tau, seed=tts.seed)
+    cloned = ClonedVoice(engine, conversion, target, tau=tts.tau, seed=tts.seed, watermarker=watermarker)
     return Speaker(cloned.speak, cloned.sample_rate, f"{label} ({conversion.label})")
 
 
 def eval_speakers(
-    tts: TTSConfig, engine: TTSEngine, library: VoiceLibrary, voice, conversions: list
+    tts: TTSConfig, engine: TTSEngine, library: VoiceLibrary, voice, conversions: list, watermarker=None
 ) -> dict[str, Callable[[str], tuple[np.ndarray, int]]]:
     """The voices `voiceclone eval` compares: the base voice ("base") and a clone per converter.
 
@@ -80,6 +110,7 @@ def eval_speakers(
         library: The voice library (a clone's data is made and stored if missing).
         voice: The enrolled voice (a `Voice`).
         conversions: Loaded converters; each gives a row labelled "clone (ENGINE)".
+        watermarker: Marks the clones as `speak` does (so what is measured is what users hear), or None.
 
     Returns:
         Label -> a function speaking one sentence whole: (float32 audio, rate in Hz).
@@ -90,7 +121,8 @@ def eval_speakers(
         "base": lambda sentence: (engine.synthesize(sentence), engine.sample_rate)
     }
     for conversion in conversions:
-        cloned = ClonedVoice(engine, conversion, conversion.voice_data(library, voice), tau=tts.tau, seed=tts.seed)
+        data = conversion.voice_data(library, voice)
+        cloned = ClonedVoice(engine, conversion, data, tau=tts.tau, seed=tts.seed, watermarker=watermarker)
 
         def speak(sentence: str, cloned=cloned) -> tuple[np.ndarray, int]:
             return np.concatenate(list(cloned.speak(sentence)) or [np.zeros(0, np.float32)]), cloned.sample_rate

@@ -13,6 +13,7 @@ from ..errors import UserError
 from ..openvoice import CheckpointError
 from . import bot, config, enroll, models, speak, voices
 from .common import error, say
+from .detect import detect
 from .eval import eval_voice
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.add_typer(config.app, name="config")
 app.command()(enroll.enroll)
 app.command()(speak.speak)
 app.command("eval")(eval_voice)
+app.command("detect")(detect)
 app.command("run-bot")(bot.run_bot)
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import UserError
-from .common import ConverterOption, ModelsDirOption, VoicesDirOption, conversion_loader, err, library, settings
+from .common import ConverterOption, ModelsDirOption, VoicesDirOption, conversion_loader, err, library, say, settings
 
 TransportOption = Annotated[
     Optional[str], typer.Option("--transport", "-t", help="daily, webrtc or local (overrides the config file).")
@@ -33,6 +33,9 @@ def run_bot(
         Optional[int], typer.Option("--port", help="WebRTC: the port to listen on (overrides transport.port).")
     ] = None,
     converter: ConverterOption = None,
+    no_watermark: Annotated[
+        bool, typer.Option("--no-watermark", help="Leave out the inaudible provenance mark (on by default).")
+    ] = False,
     voices_dir: VoicesDirOption = None,
     models_dir: ModelsDirOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-V", help="Log everything Pipecat does.")] = False,
@@ -40,22 +43,24 @@ def run_bot(
     """Run a live voice bot (VAD, speech-to-text, LLM, cloned voice) from a YAML config."""
     import asyncio
 
-    from ..enrollment import find_voice
     from ..pipecat.bot import prepare_voice
     from ..pipecat.services import check_keys, preload
+    from ..speaker import check_consent, load_watermarker
 
     cfg = bot_settings(config, transport, voice, host, port, converter)
+    if no_watermark:
+        cfg = cfg.model_copy(update={"watermark": False})
     if not cfg.tts.voice:
         raise UserError("say whose voice the bot speaks in: --voice NAME or tts.voice in the config")
     check_keys(cfg)  # before anything loads or connects
     lib = library(cfg, voices_dir)
-    find_voice(lib, cfg.tts.voice)
+    check_consent(cfg.consent, lib, cfg.tts.voice)  # an unknown or refused voice fails before anything loads
     _log_to_terminal(verbose)
     from ..pipecat.runner import run
 
     conversion = conversion_loader(cfg, models_dir)()
     with err.status("Loading the voice and the speech recogniser ..."):
-        resources = prepare_voice(cfg, conversion, None, lib)
+        resources = prepare_voice(cfg, conversion, None, lib, load_watermarker(cfg.watermark))
         preload(cfg)
     try:
         asyncio.run(
@@ -63,7 +68,8 @@ def run_bot(
         )
     except KeyboardInterrupt:
         pass
-    err.print("bot stopped")
+    mark = "its voice carried the provenance mark (PerTh)" if cfg.watermark else "not watermarked (--no-watermark)"
+    say(f"bot stopped; {mark}", to_err=True)
 
 
 def bot_settings(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -9,6 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from ..errors import UserError
 from .common import (
     ConfigOption,
     ConverterDirOption,
@@ -29,14 +31,34 @@ from .common import (
 
 def enroll(
     samples: Annotated[
-        list[Path], typer.Argument(help="Recordings of one voice: WAV, FLAC, OGG or MP3.", show_default=False)
-    ],
+        Optional[list[Path]],
+        typer.Argument(help="Recordings of one voice: WAV, FLAC, OGG or MP3.", show_default=False),
+    ] = None,
     name: Annotated[
         Optional[str], typer.Option("--name", "-n", help="Voice name [default: the first file's name].")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a voice of the same name.")] = False,
+    consent_phrase: Annotated[
+        bool,
+        typer.Option(
+            "--consent-phrase",
+            help="The recording opens with the speaker reading the consent sentence, checked by speech "
+            "recognition (without recordings: show the sentence to read).",
+        ),
+    ] = False,
+    consent_audio: Annotated[
+        Optional[Path],
+        typer.Option("--consent-audio", help="A separate recording of the speaker reading the consent sentence."),
+    ] = None,
+    speaker: Annotated[
+        Optional[str],
+        typer.Option("--speaker", help="The speaker's name, as said in the consent sentence [default: from --name]."),
+    ] = None,
     consent: Annotated[
-        Optional[str], typer.Option("--consent", help="The speaker's consent, stored with the voice.")
+        Optional[str],
+        typer.Option(
+            "--consent", help="Consent given as text (kept, marked unverified), for recordings made elsewhere."
+        ),
     ] = None,
     voices_dir: VoicesDirOption = None,
     converter: ConverterOption = None,
@@ -46,7 +68,9 @@ def enroll(
     device: DeviceOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Turn recordings of a voice into a voice in the library."""
+    """Turn recordings of a voice into a voice in the library (with the speaker's consent)."""
+    from ..consent import consent_sentence, enrollment_consent, speaker_from_voice_name
+    from ..enrollment import choose_name
     from ..enrollment import enroll as enroll_voice
 
     cfg = settings(
@@ -57,18 +81,51 @@ def enroll(
         tts__converter__device=("--device", device),
     )
     lib = library(cfg, voices_dir)
+    if not samples:
+        if consent_phrase and (speaker or name):
+            _show_sentence(consent_sentence(speaker or speaker_from_voice_name(name), date.today()))
+            return
+        raise UserError("give the recordings to enroll (or --name NAME --consent-phrase to see the sentence to read)")
+    voice_name = choose_name(lib, samples, name, force)  # a bad or taken name fails before any checking
+    who = speaker or speaker_from_voice_name(voice_name)
+    with err.status("Checking the consent ..."):
+        record = enrollment_consent(cfg.consent, who, samples[0] if consent_phrase else None, consent_audio, consent)
     load = conversion_loader(cfg, models_dir, spinner=False)
     with err.status("Reading the recordings ...") as status:
         voice, sample = enroll_voice(
             lib,
             samples,
             load,
-            name=name,
+            name=voice_name,
             force=force,
-            consent=consent,
+            consent=record,
             on_step=lambda step: status.update(Text(f"{step} ...")),
         )
     _render(voice, sample)
+
+
+def _show_sentence(sentence: str) -> None:
+    say("Read this sentence at the start of the recording (or record it alone for --consent-audio):")
+    out.print(Text(f"  {sentence}", style="bold"), soft_wrap=True)
+    say("then: voiceclone enroll RECORDING --name NAME --consent-phrase (a date within a few days is accepted)")
+
+
+def consent_kind(consent) -> str:
+    """ "spoken" (verified), "text" (unverified), or "-"."""
+    if not consent:
+        return "-"
+    return str(consent.get("kind", "text")) if isinstance(consent, dict) else "text"
+
+
+def consent_summary(consent) -> str:
+    """One line on a voice's consent record: kind, whether verified, and how well it matched."""
+    if not consent:
+        return "none recorded"
+    if isinstance(consent, str):  # voices enrolled before consent records
+        return f"text (unverified): {consent}"
+    if consent.get("kind") == "spoken":
+        return f"spoken, verified ({consent.get('score', 0):.0%} match, {consent.get('source', '')})"
+    return f"{consent.get('kind', '?')} (unverified): {consent.get('text', '')}"
 
 
 def converters_of(meta: dict) -> list[str]:
@@ -86,6 +143,7 @@ def _render(voice, sample) -> None:
     table.add_row("clipping", f"{q.clipped_fraction:.2%} of samples")
     table.add_row("converters", Text(", ".join(converters_of(voice.meta)) or "-"))
     out.print(table)
+    table.add_row("consent", Text(consent_summary(voice.meta.get("consent"))))
     for warning in q.warnings():
         warn(warning)
     say(f"{voice.name!r} in {voice.folder}", "enrolled", "green")

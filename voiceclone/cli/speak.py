@@ -64,6 +64,9 @@ def speak(
             "variation off (same seed, same file).",
         ),
     ] = None,
+    no_watermark: Annotated[
+        bool, typer.Option("--no-watermark", help="Leave out the inaudible provenance mark (on by default).")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-V", help="Show timing for every sentence.")] = False,
     voices_dir: VoicesDirOption = None,
     converter: ConverterOption = None,
@@ -74,8 +77,14 @@ def speak(
     config: ConfigOption = None,
 ) -> None:
     """Speak text in a cloned voice, streaming: each chunk is written or played as soon as it exists."""
-    from ..enrollment import find_voice
-    from ..speaker import base_engine, base_speaker, check_voice_given, cloned_speaker
+    from ..speaker import (
+        base_engine,
+        base_speaker,
+        check_consent,
+        check_voice_given,
+        cloned_speaker,
+        load_watermarker,
+    )
     from ..speaking import speak_to
     from ..text import split_sentences
 
@@ -90,6 +99,7 @@ def speak(
         tts__converter__folder=("--converter-dir", converter_dir),
         tts__converter__version=("--converter-version", converter_version),
         tts__converter__device=("--device", device),
+        watermark=("--no-watermark", False if no_watermark else None),
     )
     sentences = split_sentences(_read_text(text, file))
     if not sentences:
@@ -98,7 +108,7 @@ def speak(
     _check_output(output, play)
     lib = library(cfg, voices_dir)
     if not no_clone:
-        find_voice(lib, cfg.tts.voice)  # an unknown voice fails before anything loads
+        check_consent(cfg.consent, lib, cfg.tts.voice)  # an unknown or refused voice fails before anything loads
     sinks = _open_sinks(output, play, sample_rate)  # so does an unwritable output
     try:
         with err.status("Loading the base voice ..."):
@@ -108,7 +118,8 @@ def speak(
         else:
             conversion = conversion_loader(cfg, models_dir)()
             with err.status("Preparing the voice ..."):
-                speaker = cloned_speaker(cfg.tts, base, lib, conversion)
+                marker = load_watermarker(cfg.watermark)
+                speaker = cloned_speaker(cfg.tts, base, lib, conversion, marker)
     except BaseException:
         for sink in sinks:
             sink.close(False)
@@ -125,11 +136,18 @@ def speak(
     first = f"{stats.first_audio_s * 1000:.0f} ms" if stats.first_audio_s is not None else "-"
     say(
         f"{stats.sentences} sentence(s), {stats.audio_s:.1f} s in {speaker.label} to {where}: "
-        f"first audio {first}, real-time factor {stats.real_time_factor:.2f}",
+        f"first audio {first}, real-time factor {stats.real_time_factor:.2f}{_mark_note(cfg, no_clone)}",
         "spoke",
         "green",
         to_err=True,
     )
+
+
+def _mark_note(cfg, no_clone: bool) -> str:
+    """How the output is marked, for the run's last line."""
+    if no_clone:
+        return ""
+    return "; watermarked (PerTh)" if cfg.watermark else "; not watermarked (--no-watermark)"
 
 
 def _read_text(text: str | None, file: Path | None) -> str:

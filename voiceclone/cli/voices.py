@@ -13,7 +13,7 @@ from rich.text import Text
 
 from ..errors import UserError
 from .common import ConfigOption, VoicesDirOption, library, out, say, settings
-from .enroll import converters_of
+from .enroll import consent_kind, consent_summary, converters_of
 
 app = typer.Typer(help="The voice library: list, show, remove, rename, export, import.", no_args_is_help=True)
 
@@ -45,25 +45,26 @@ def voices_list(voices_dir: VoicesDirOption = None, config: ConfigOption = None)
             Text(", ".join(converters_of(meta))),
             Text(str(meta.get("created", "?"))),
             str(len(meta.get("warnings", []))),
-            _consent_kind(meta.get("consent")),
+            consent_kind(meta.get("consent")),
         )
     out.print(table)
 
 
-def _consent_kind(consent) -> str:
-    """ "spoken" (verified), "text" (given as text, unverified), or "-"."""
-    if not consent:
-        return "-"
-    if isinstance(consent, dict):
-        return str(consent.get("kind", "yes"))
-    return "text"
-
-
 @app.command("show")
 def voices_show(name: str, voices_dir: VoicesDirOption = None, config: ConfigOption = None) -> None:
-    """Show everything stored about a voice."""
-    voice = _library(voices_dir, config).get(name)
+    """Show everything stored about a voice: its consent record first, then all of voice.json."""
+    cfg = settings(config)
+    voice = library(cfg, voices_dir).get(name)
     out.print(Text.assemble((voice.name, "bold"), f" in {voice.folder}"))
+    say(consent_summary(voice.meta.get("consent")), "consent:", "bold")
+    consent = voice.meta.get("consent")
+    if isinstance(consent, dict) and consent.get("kind") == "spoken":
+        say(f"expected: {consent.get('expected', '')}", "  ")
+        say(f"heard:    {consent.get('heard') or consent.get('transcript', '')}", "  ")
+        wer, limit = consent.get("wer", 0), consent.get("threshold", 0)
+        say(f"word error rate {wer:.0%} (at most {limit:.0%}), at {consent.get('time', '')}", "  ")
+    mark = "outputs carry an inaudible provenance mark" if cfg.watermark else "off (watermark: false)"
+    say(mark, "watermark:", "bold")
     out.print_json(json.dumps(voice.meta))
 
 

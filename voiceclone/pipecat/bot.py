@@ -30,17 +30,25 @@ class VoiceResources:
     source: object  # the base voice's
     tau: float
     seed: int | None
+    watermarker: object | None = None  # a loaded `voiceclone.watermark.Watermarker`: every call's audio is marked
+    consent: str = "recorded"  # the consent policy a voice must pass to be spoken in (on load and on a switch)
 
     def cloned_voice(self) -> ClonedVoice:
         """A cloned voice for one call (its own noise generator; a voice switch stays in that call)."""
-        return ClonedVoice(self.engine, self.converter, self.target, self.source, self.tau, self.seed)
+        return ClonedVoice(
+            self.engine, self.converter, self.target, self.source, self.tau, self.seed, watermarker=self.watermarker
+        )
 
     def resolve(self, name: str):
-        """An enrolled voice's data for the converter, for a mid-call switch."""
-        return self.converter.voice_data(self.library, self.library.get(name))
+        """An enrolled voice's data for the converter, for a mid-call switch (refused as the policy says)."""
+        from ..consent import check_policy
+
+        voice = self.library.get(name)
+        check_policy(self.consent, voice.meta.get("consent"), f"voice {name!r}")
+        return self.converter.voice_data(self.library, voice)
 
 
-def prepare_voice(cfg: BotConfig, converter, engine, library: VoiceLibrary) -> VoiceResources:
+def prepare_voice(cfg: BotConfig, converter, engine, library: VoiceLibrary, watermarker=None) -> VoiceResources:
     """Load the voice, learn the base voice once, and warm the converter up so the first reply is quick.
 
     Args:
@@ -48,6 +56,7 @@ def prepare_voice(cfg: BotConfig, converter, engine, library: VoiceLibrary) -> V
         converter: A `Conversion` (or a loaded `ToneColorConverter`).
         engine: The base voice; None makes the one `cfg.tts` names.
         library: Where the voice and mid-call switches are looked up.
+        watermarker: A loaded `Watermarker` to mark every call's audio, or None.
 
     Returns:
         What every call shares.
@@ -64,7 +73,9 @@ def prepare_voice(cfg: BotConfig, converter, engine, library: VoiceLibrary) -> V
     warm = np.zeros(conversion.sampling_rate // 2, dtype=np.float32)
     for _ in conversion.stream(warm, source, target, 0.0, None, None):  # first calls allocate and pick kernels
         pass
-    return VoiceResources(conversion, engine, library, voice, target, source, cfg.tts.tau, cfg.tts.seed)
+    return VoiceResources(
+        conversion, engine, library, voice, target, source, cfg.tts.tau, cfg.tts.seed, watermarker, cfg.consent
+    )
 
 
 def build_worker(

@@ -1,15 +1,25 @@
-"""The small web app for the WebRTC transport: Pipecat's prebuilt browser client and the offer endpoints."""
+"""The small web app for the WebRTC transport: our browser page at `/`, Pipecat's prebuilt client at `/client/`,
+and the signalling endpoints both use.
+
+It knows nothing of bots: it is given the coroutine that runs one call, a check of what a caller asks for (the
+voice), and the page's own API routes. Every request it refuses gets a 4xx with a one-line JSON `detail`.
+"""
 
 # No `from __future__ import annotations` here: FastAPI reads the endpoint annotations at run time.
 import asyncio
 import contextlib
 import io
+import json
+import time
 import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 
-from fastapi import BackgroundTasks, FastAPI, HTTPException, Request
-from fastapi.responses import RedirectResponse
-from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from loguru import logger
+from pipecat.transports.smallwebrtc.connection import IceServer, SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.request_handler import (
     IceCandidate,
     SmallWebRTCPatchRequest,
@@ -17,92 +27,311 @@ from pipecat.transports.smallwebrtc.request_handler import (
     SmallWebRTCRequestHandler,
 )
 
-from ..config import BotConfig
-from .bot import VoiceResources
+from ..web import STATIC_DIR
+
+RunCall = Callable[[SmallWebRTCConnection, dict], Awaitable[None]]  # a connection, the caller's checked options
+CheckOptions = Callable[[dict], Awaitable[dict]]  # the offer's `request_data` -> options; raises HTTPException
+MAX_JSON_BYTES = 256 * 1024  # an SDP offer is a few KiB
+SESSION_TTL_S = 600.0  # a `/start` session that never made a call is forgotten after this
+CONNECT_TIMEOUT_S = 60.0  # a call whose peer never connects (an offer posted and abandoned) frees its place
 
 
-def create_app(cfg: BotConfig, resources: VoiceResources):
-    """FastAPI app: `/` -> the client; `/start`, `/sessions/{id}/api/offer` and `/api/offer` for WebRTC."""
-    with contextlib.redirect_stdout(io.StringIO()):  # the package prints where it found its files
-        from pipecat_ai_prebuilt.frontend import PipecatPrebuiltUI
+class _Calls:
+    """The calls in progress, each its own task (not a request's background task, which uvicorn would wait for
+    on shutdown), so that shutting down (Ctrl-C) ends every one of them at once; at most `limit` of them.
+    """
 
-    from .serve import run_webrtc_session
+    def __init__(self, run_call: RunCall, limit: int):
+        self._run_call = run_call
+        self._limit = limit
+        self._tasks: dict[str, asyncio.Task] = {}  # pc_id -> the call's task
+        self._admitting = 0  # offers being answered: counted so that two at once cannot both take the last place
+        self.on_end: Callable[[str], None] = lambda _pc_id: None
 
-    handler = SmallWebRTCRequestHandler()
-    sessions: dict[str, dict] = {}
-    bots: set[asyncio.Task] = set()
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def has(self, pc_id: str | None) -> bool:
+        """Whether `pc_id` is a call in progress (an offer for it renegotiates instead of starting a call)."""
+        return pc_id is not None and pc_id in self._tasks
+
+    @contextlib.contextmanager
+    def admit(self):
+        """A place for one new call while its offer is answered; 503 when every place is taken."""
+        if len(self._tasks) + self._admitting >= self._limit:
+            raise HTTPException(
+                status_code=503,
+                detail=f"the bot is busy: {self._limit} call(s) in progress, the most it takes "
+                "(transport.max_sessions); try again in a moment",
+            )
+        self._admitting += 1
+        try:
+            yield
+        finally:
+            self._admitting -= 1
+
+    def start(self, connection: SmallWebRTCConnection, options: dict) -> None:
+        """Run one call on a new connection until it ends, tracked; the connection is closed after it."""
+        pc_id = connection.pc_id
+        task = asyncio.create_task(self._run(connection, options))
+        self._tasks[pc_id] = task
+        task.add_done_callback(lambda _task: self._ended(pc_id))
+        asyncio.get_running_loop().call_later(CONNECT_TIMEOUT_S, _cancel_unless_connected, task, connection)
+
+    async def _run(self, connection: SmallWebRTCConnection, options: dict) -> None:
+        try:
+            await self._run_call(connection, options)
+        finally:  # the call ended on its own (idle timeout, an error): hang the browser up too
+            await connection.disconnect()
+
+    def _ended(self, pc_id: str) -> None:
+        self._tasks.pop(pc_id, None)
+        self.on_end(pc_id)
+
+    async def end_all(self, timeout_s: float = 1.5) -> None:
+        """Cancel every call and wait (a bounded time) for them to finish."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout_s)
+
+
+def _cancel_unless_connected(task: asyncio.Task, connection: SmallWebRTCConnection) -> None:
+    if not task.done() and connection.pc.connectionState != "connected":
+        logger.warning(f"{connection.pc_id}: the caller never connected; call ended")
+        task.cancel()
+
+
+class _Sessions:
+    """The prebuilt client's `/start` sessions: what it posted, and the call made through it (if any)."""
+
+    def __init__(self):
+        self._sessions: dict[str, tuple[float, dict, str | None]] = {}  # id -> (created, body, pc_id)
+
+    def new(self, body: dict) -> str:
+        """A new session for `body`; sessions that never made a call are forgotten after `SESSION_TTL_S`."""
+        now = time.monotonic()
+        for sid, (created, _, pc_id) in list(self._sessions.items()):
+            if pc_id is None and now - created > SESSION_TTL_S:
+                del self._sessions[sid]
+        session_id = str(uuid.uuid4())
+        self._sessions[session_id] = (now, body, None)
+        return session_id
+
+    def body(self, session_id: str) -> dict:
+        """What the session was started with; 404 for a session that does not exist (or has ended)."""
+        if session_id not in self._sessions:
+            raise HTTPException(status_code=404, detail=f"unknown session {session_id[:64]!r}")
+        return self._sessions[session_id][1]
+
+    def bind(self, session_id: str, pc_id: str) -> None:
+        """Remember the call made through the session, so that the session ends with it."""
+        created, body, _ = self._sessions[session_id]
+        self._sessions[session_id] = (created, body, pc_id)
+
+    def call_ended(self, pc_id: str) -> None:
+        """Remove the sessions of a finished call."""
+        for sid, (_, _, bound) in list(self._sessions.items()):
+            if bound == pc_id:
+                del self._sessions[sid]
+
+
+def create_app(
+    run_call: RunCall,
+    *,
+    check_options: CheckOptions | None = None,
+    routes: Iterable[APIRouter] = (),
+    max_sessions: int = 4,
+    ice_servers: list[IceServer] | None = None,
+) -> FastAPI:
+    """FastAPI app: `/` our page, `/client/` Pipecat's; `/api/offer` (and the prebuilt client's `/start`,
+    `/sessions/{id}/api/offer`) for WebRTC; `/api/config` for the page; `routes` added as they are.
+
+    Args:
+        run_call: Runs one call on a new connection until it ends, given the caller's checked options.
+        check_options: Checks an offer's `request_data` (e.g. the voice asked for) before any connection is
+            made, returning the options for `run_call`; None passes `{}`.
+        routes: More API routes (the page's voices and enrollment).
+        max_sessions: Calls at once; the next offer is refused with 503 and a message.
+        ice_servers: STUN/TURN servers for the bot's side and the page's; None: host candidates only.
+
+    Returns:
+        The app; its lifespan ends every call and closes the connections on shutdown.
+    """
+    handler = SmallWebRTCRequestHandler(ice_servers=ice_servers or None)
+    calls = _Calls(run_call, max_sessions)
 
     @asynccontextmanager
     async def lifespan(_app):
         yield
-        for task in list(bots):  # Ctrl-C: end every call, then close the connections
-            task.cancel()
-        await asyncio.gather(*bots, return_exceptions=True)
+        await calls.end_all()  # Ctrl-C: end every call, then close the connections
         await handler.close()
 
     app = FastAPI(lifespan=lifespan)
-    app.mount("/client", PipecatPrebuiltUI)
+    app.middleware("http")(_no_tracebacks)
+    for router in routes:
+        app.include_router(router)
+    _add_offer_routes(app, handler, calls, check_options)
+    _add_page(app, calls, max_sessions, ice_servers or [])
+    _add_prebuilt_client(app)
+    return app
+
+
+async def _no_tracebacks(request: Request, call_next):
+    """A bug behind an endpoint is one log line and a 500 with a one-line JSON message, not a traceback page."""
+    try:
+        return await call_next(request)
+    except Exception as exc:
+        logger.error(f"{request.method} {request.url.path}: {type(exc).__name__}: {exc}")
+        return JSONResponse({"detail": "the bot failed to answer this request (see its log)"}, status_code=500)
+
+
+def _add_page(app: FastAPI, calls: _Calls, max_sessions: int, ice_servers: list[IceServer]) -> None:
+    """Our own page at `/` (static files, no build step), and what it needs to know to connect."""
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
     async def root():
-        return RedirectResponse(url="/client/")
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
-    async def start_bot(connection: SmallWebRTCConnection) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            bots.add(task)
-        try:
-            await run_webrtc_session(cfg, resources, connection)
-        finally:
-            if task is not None:
-                bots.discard(task)
+    @app.get("/api/config")
+    async def config():
+        servers = [_for_browser(server) for server in ice_servers]
+        return {"ice_servers": servers, "max_sessions": max_sessions, "calls": len(calls)}
 
-    async def offer(request: SmallWebRTCRequest, background_tasks: BackgroundTasks):
-        async def on_connection(connection: SmallWebRTCConnection):
-            background_tasks.add_task(start_bot, connection)
 
-        return await handler.handle_web_request(request=request, webrtc_connection_callback=on_connection)
+def _for_browser(server: IceServer) -> dict:
+    """An ICE server as a browser's `RTCPeerConnection` takes it."""
+    fields = {"urls": server.urls, "username": server.username, "credential": server.credential}
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _add_prebuilt_client(app: FastAPI) -> None:
+    """Pipecat's prebuilt client at `/client/` (it loads Daily's helper from a CDN: online use only)."""
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints where it found its files
+        from pipecat_ai_prebuilt.frontend import PipecatPrebuiltUI
+
+    app.mount("/client", PipecatPrebuiltUI)
+
+
+def _add_offer_routes(
+    app: FastAPI, handler: SmallWebRTCRequestHandler, calls: _Calls, check_options: CheckOptions | None
+) -> None:
+    """SmallWebRTC's signalling: offers and ICE candidates, directly or through a `/start` session."""
+    sessions = _Sessions()
+    calls.on_end = sessions.call_ended
+
+    async def offer(data: dict, fallback_options: dict | None = None) -> dict:
+        request = _offer_request(data, fallback_options)
+        if calls.has(request.pc_id):  # renegotiating a call in progress: no new place needed
+            return await _answer(handler, request, lambda _connection: None)
+        with calls.admit():
+            options = await check_options(request.request_data or {}) if check_options else {}
+            return await _answer(handler, request, lambda connection: calls.start(connection, options))
 
     @app.post("/api/offer")
-    async def api_offer(request: SmallWebRTCRequest, background_tasks: BackgroundTasks):
-        return await offer(request, background_tasks)
+    async def api_offer(request: Request):
+        return await offer(await _json_object(request))
 
     @app.patch("/api/offer")
-    async def api_ice(request: SmallWebRTCPatchRequest):
-        await handler.handle_patch_request(request)
+    async def api_ice(request: Request):
+        await _add_candidates(handler, await _json_object(request))
         return {"status": "success"}
 
     @app.post("/start")
     async def start(request: Request):
         try:
-            body = await request.json()
-        except ValueError:
+            body = await _json_object(request)
+        except HTTPException:  # the prebuilt client may post nothing
             body = {}
-        session_id = str(uuid.uuid4())
-        sessions[session_id] = body.get("body", {}) if isinstance(body, dict) else {}
-        return {"sessionId": session_id}
+        inner = body.get("body")
+        return {"sessionId": sessions.new(inner if isinstance(inner, dict) else {})}
 
     @app.api_route("/sessions/{session_id}/{path:path}", methods=["POST", "PATCH"])
-    async def session_proxy(session_id: str, path: str, request: Request, background_tasks: BackgroundTasks):
-        if session_id not in sessions:
-            raise HTTPException(status_code=404, detail="unknown session")
+    async def session_proxy(session_id: str, path: str, request: Request):
+        session_body = sessions.body(session_id)
         if not path.endswith("api/offer"):
-            raise HTTPException(status_code=404, detail="not found")
-        data = await request.json()
-        if request.method == "POST":
-            webrtc_request = SmallWebRTCRequest(
-                sdp=data["sdp"],
-                type=data["type"],
-                pc_id=data.get("pc_id"),
-                restart_pc=data.get("restart_pc"),
-                request_data=data.get("request_data") or data.get("requestData") or sessions[session_id],
-            )
-            return await offer(webrtc_request, background_tasks)
-        patch = SmallWebRTCPatchRequest(
-            pc_id=data["pc_id"],
-            candidates=[IceCandidate(**c) for c in data.get("candidates", [])],
-        )
-        await handler.handle_patch_request(patch)
-        return {"status": "success"}
+            raise HTTPException(status_code=404, detail=f"no endpoint {path[:64]!r} in a session")
+        data = await _json_object(request)
+        if request.method == "PATCH":
+            await _add_candidates(handler, data)
+            return {"status": "success"}
+        answer = await offer(data, session_body)
+        sessions.bind(session_id, answer["pc_id"])
+        return answer
 
-    return app
+
+async def _json_object(request: Request) -> dict:
+    """The request's JSON object; 413 for a body too large for signalling, 400 for anything not a JSON object."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_JSON_BYTES:
+            raise HTTPException(status_code=413, detail=f"the request is larger than {MAX_JSON_BYTES // 1024} KiB")
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise HTTPException(status_code=400, detail="the request body is not JSON") from None
+    if not isinstance(data, dict):
+        raise HTTPException(status_code=400, detail="the request body must be a JSON object")
+    return data
+
+
+def _offer_request(data: dict, fallback_options: dict | None) -> SmallWebRTCRequest:
+    """An offer as SmallWebRTC takes it; 400 naming what is missing or of the wrong type."""
+    sdp, kind, pc_id = data.get("sdp"), data.get("type"), data.get("pc_id")
+    if not isinstance(sdp, str) or not sdp.strip():
+        raise HTTPException(status_code=400, detail="the offer needs 'sdp': the session description (a string)")
+    if kind != "offer":
+        raise HTTPException(status_code=400, detail="the offer needs 'type': 'offer'")
+    if "m=audio" not in sdp:
+        raise HTTPException(status_code=400, detail="the offer sends no audio: the bot needs the caller's microphone")
+    if pc_id is not None and not isinstance(pc_id, str):
+        raise HTTPException(status_code=400, detail="'pc_id' must be a string")
+    options = data.get("request_data", data.get("requestData"))
+    if options is None:
+        options = fallback_options or {}
+    if not isinstance(options, dict):
+        raise HTTPException(status_code=400, detail="'request_data' must be a JSON object")
+    return SmallWebRTCRequest(
+        sdp=sdp, type=kind, pc_id=pc_id, restart_pc=bool(data.get("restart_pc")), request_data=options
+    )
+
+
+async def _answer(handler: SmallWebRTCRequestHandler, request: SmallWebRTCRequest, on_connection) -> dict:
+    """The bot's answer to an offer; 400 when the offer's SDP cannot be used."""
+
+    async def started(connection: SmallWebRTCConnection):
+        on_connection(connection)
+
+    try:
+        return await handler.handle_web_request(request=request, webrtc_connection_callback=started)
+    except HTTPException:
+        raise
+    except Exception as exc:  # aiortc's errors for an SDP it cannot parse or use
+        raise HTTPException(status_code=400, detail=f"the offer cannot be used: {_first_line(exc)}") from None
+
+
+async def _add_candidates(handler: SmallWebRTCRequestHandler, data: dict) -> None:
+    """ICE candidates for a connection in progress; 404 for an unknown connection, 400 for a malformed one."""
+    pc_id, candidates = data.get("pc_id"), data.get("candidates", [])
+    if not isinstance(pc_id, str) or not isinstance(candidates, list):
+        raise HTTPException(status_code=400, detail="an ICE update needs 'pc_id' (a string) and 'candidates' (a list)")
+    try:
+        parsed = [IceCandidate(**c) for c in candidates]
+    except TypeError:
+        raise HTTPException(
+            status_code=400, detail="each candidate needs 'candidate', 'sdp_mid' and 'sdp_mline_index'"
+        ) from None
+    try:
+        await handler.handle_patch_request(SmallWebRTCPatchRequest(pc_id=pc_id, candidates=parsed))
+    except HTTPException:
+        raise
+    except Exception as exc:  # aiortc: a candidate line it cannot parse
+        raise HTTPException(status_code=400, detail=f"the ICE candidate cannot be used: {_first_line(exc)}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

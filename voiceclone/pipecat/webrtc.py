@@ -31,7 +31,7 @@ async def run_webrtc(cfg: BotConfig, t: WebRTCTransportConfig, resources: VoiceR
     from .webapp import create_app
 
     _check_port_free(t.host, t.port)
-    page = PageAPI(resources.library, resources.converter, resources.voice_name)
+    page = PageAPI(resources.library, resources.converter, resources.voice_name, resources.consent)
     app = create_app(
         lambda connection, options: run_webrtc_session(cfg, resources, connection, voice=options.get("voice")),
         check_options=page.call_options,
@@ -137,7 +137,7 @@ def _take_voice_switches(worker, resources: VoiceResources) -> None:
             return
         name = message.data.get("voice") if isinstance(message.data, dict) else None
         try:
-            await asyncio.to_thread(check_voice, resources.library, name)
+            await asyncio.to_thread(check_voice, resources.library, name, resources.consent)
         except UserError as exc:
             await rtvi.send_error_response(message, str(exc))
             return

@@ -1,0 +1,257 @@
+"""Concurrent calls against one offline bot server: voice-to-voice latency as the number of callers grows.
+
+    python benchmarks/calls.py [--calls 1 2 4] [--turns 3] [--converter openvoice|matcher]
+
+Starts `voiceclone run-bot` (configs/offline.yaml: Silero VAD, Whisper tiny.en, echo, Piper, a real-size
+OpenVoice converter with random weights or the matcher) and makes N calls at once over real WebRTC on localhost.
+Each caller is an aiortc peer that speaks a recorded question in real time, `--turns` times, all callers at the
+same moment (the worst case: every answer is computed at once); the latency of a turn is from the last sample
+of the question leaving the caller to the first sound of the answer arriving. A turn left unanswered, or whose
+question ends while the bot is still answering an earlier one, fails its N. Prints the median and worst latency
+for each N, then the largest N whose median stays under `--target` seconds (searching past the Ns given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fractions
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+import soxr
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from av import AudioFrame
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+QUESTION = "Could you tell me what the weather will be like this weekend?"
+RATE = 48000
+FRAME = 960  # 20 ms at 48 kHz
+LEAD_S, GAP_S = 2.0, 8.0  # quiet before the first question, and after each one (the answer fits in it)
+SOUND = 0.02  # a received frame louder than this is the bot speaking
+OVERLAP_S = 1.0  # the bot sounding this close before a question ends is still answering an earlier one
+
+
+class Microphone(MediaStreamTrack):
+    """An audio track playing the caller's audio in real time; notes when each question ends."""
+
+    kind = "audio"
+
+    def __init__(self, pcm: np.ndarray, speech_ends: list[int]):
+        super().__init__()
+        self._pcm, self._ends = pcm, speech_ends
+        self._sent = 0
+        self._start: float | None = None
+        self.ended_at: list[float] = []  # wall-clock time each question's last sample was sent
+        self.finished = asyncio.Event()
+
+    async def recv(self) -> AudioFrame:
+        if self._start is None:
+            self._start = time.time()
+        else:
+            await asyncio.sleep(max(0.0, self._start + self._sent / RATE - time.time()))
+        chunk = self._pcm[self._sent : self._sent + FRAME]
+        if len(chunk) < FRAME:
+            self.finished.set()
+            chunk = np.zeros(FRAME, np.int16)
+        frame = AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = RATE, self._sent, fractions.Fraction(1, RATE)
+        self._sent += FRAME
+        while len(self.ended_at) < len(self._ends) and self._sent >= self._ends[len(self.ended_at)]:
+            self.ended_at.append(time.time())
+        return frame
+
+
+async def listen(track, sounds: list[float]) -> None:
+    """Note the arrival time of every loud frame of the bot's audio."""
+    while True:
+        frame = await track.recv()
+        if np.abs(frame.to_ndarray()).max() / 32768.0 > SOUND:
+            sounds.append(time.time())
+
+
+async def one_call(url: str, pcm: np.ndarray, speech_ends: list[int]) -> list[float | None]:
+    """A caller asking its questions: each turn's latency in seconds (None: no answer before the next question)."""
+    pc = RTCPeerConnection()
+    mic = Microphone(pcm, speech_ends)
+    pc.addTrack(mic)
+    pc.createDataChannel("chat")
+    sounds: list[float] = []
+    tasks = []
+    pc.on("track", lambda track: tasks.append(asyncio.ensure_future(listen(track, sounds))))
+    await pc.setLocalDescription(await pc.createOffer())
+    offer = {"sdp": pc.localDescription.sdp, "type": "offer"}
+    async with aiohttp.ClientSession() as http, http.post(f"{url}/api/offer", json=offer) as response:
+        if response.status != 200:
+            raise SystemExit(f"the bot refused a call: {response.status} {await response.text()}")
+        answer = await response.json()
+    await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+    await mic.finished.wait()
+    for task in tasks:
+        task.cancel()
+    await pc.close()
+    return [turn_latency(end, sounds) for end in mic.ended_at]
+
+
+def turn_latency(end: float, sounds: list[float]) -> float | None:
+    """From the question's end to the first sound after it; None when nothing came before the next question, or
+    when the bot was still sounding as the question ended (an answer to an earlier turn, late: it cannot keep up).
+    """
+    if any(end - OVERLAP_S < t <= end for t in sounds):
+        return None
+    after = [t for t in sounds if end < t < end + GAP_S]
+    return after[0] - end if after else None
+
+
+def caller_audio(turns: int) -> tuple[np.ndarray, list[int]]:
+    """The question read by Piper at 48 kHz, `turns` times: 16-bit samples and where each question ends."""
+    from voiceclone.tts import PiperEngine, PiperSettings
+
+    engine = PiperEngine(PiperSettings(length_scale=1.1, noise_scale=0.0, noise_w_scale=0.0))
+    question = soxr.resample(engine.synthesize(QUESTION), engine.sample_rate, RATE)
+    question = (np.clip(question, -1, 1) * 0.8 * 32767).astype(np.int16)
+    gap = np.zeros(int(GAP_S * RATE), np.int16)
+    pieces, ends, at = [np.zeros(int(LEAD_S * RATE), np.int16)], [], int(LEAD_S * RATE)
+    for _ in range(turns):
+        pieces += [question, gap]
+        ends.append(at + len(question))
+        at += len(question) + len(gap)
+    return np.concatenate(pieces), ends
+
+
+async def measure(url: str, calls: int, pcm: np.ndarray, ends: list[int]) -> list[float | None]:
+    """`calls` callers at once; every turn's latency."""
+    await until_idle(url)
+    results = await asyncio.gather(*(one_call(url, pcm, ends) for _ in range(calls)))
+    return [latency for result in results for latency in result]
+
+
+async def until_idle(url: str, timeout_s: float = 120.0) -> None:
+    """Wait for the previous round's calls to be gone from the server."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{url}/api/config", timeout=10) as response:
+            if json.load(response)["calls"] == 0:
+                return
+        await asyncio.sleep(0.5)
+    raise SystemExit("calls from the previous round never ended")
+
+
+def start_bot(tmp: Path, converter: str, max_sessions: int) -> tuple[str, subprocess.Popen]:
+    """A voice, a models folder with a real-size random converter, and the offline bot serving them."""
+    import soundfile as sf
+
+    from testkit.converters import write_random_converter
+    from testkit.speech import speech_sample
+
+    write_random_converter(tmp / "models" / "openvoice-v2")
+    sf.write(tmp / "voice.wav", speech_sample(12.0), 22050)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICECLONE_")}
+    env.update(
+        VOICECLONE_MODELS_DIR=str(tmp / "models"),
+        VOICECLONE_VOICES_DIR=str(tmp / "voices"),
+        VOICECLONE_CACHE_DIR=str(tmp / "cache"),
+    )
+    cli = [sys.executable, "-m", "voiceclone"]
+    enroll = [*cli, "enroll", str(tmp / "voice.wav"), "--name", "bench", "--converter", converter]
+    subprocess.run(enroll, env=env, check=True, capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = (ROOT / "configs" / "offline.yaml").read_text().replace("port: 7860", f"port: {port}")
+    config = "\n".join(line for line in config.splitlines() if "opening_line" not in line)  # no greeting
+    (tmp / "bot.yaml").write_text(config.replace("type: webrtc", f"type: webrtc\n  max_sessions: {max_sessions}"))
+    bot = [*cli, "run-bot", "--config", str(tmp / "bot.yaml"), "--voice", "bench", "--converter", converter]
+    with open(tmp / "bot.log", "w") as log:
+        proc = subprocess.Popen(bot, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the bot exited: {(tmp / 'bot.log').read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return f"http://127.0.0.1:{port}", proc
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit("the bot did not start listening within 180 s")
+
+
+def report(calls: int, latencies: list[float | None], target: float) -> float:
+    """One line for N calls; returns the median (inf when no turn was answered)."""
+    heard = [x for x in latencies if x is not None]
+    missed = len(latencies) - len(heard)
+    if not heard:
+        print(f"N={calls}: no answer heard in {len(latencies)} turns")
+        return float("inf")
+    median = statistics.median(heard)
+    flag = "" if median < target else f"  (over {target:.1f} s)"
+    note = f", {missed} turn(s) unanswered or answered too late" if missed else ""
+    print(f"N={calls}: median {median:.2f} s, worst {max(heard):.2f} s over {len(heard)} turns{note}{flag}", flush=True)
+    return median if not missed else float("inf")
+
+
+async def run(args) -> None:
+    pcm, ends = caller_audio(args.turns)
+    with tempfile.TemporaryDirectory(prefix="voiceclone-calls-") as tmp:
+        url, proc = start_bot(Path(tmp), args.converter, max(args.max_calls, *args.calls))
+        try:
+            print(
+                f"offline bot ({args.converter} converter), {args.turns} turns per call, all callers speaking at once; "
+                f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start",
+                flush=True,
+            )
+            medians = {n: report(n, await measure(url, n, pcm, ends), args.target) for n in sorted(set(args.calls))}
+            best = await search(url, pcm, ends, medians, args)
+            print(f"largest N whose median stays under {args.target:.1f} s: {best if best else 'none'}")
+            print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+async def search(url: str, pcm, ends, medians: dict[int, float], args) -> int:
+    """The largest N under the target: doubling past the largest N measured while it passes (up to
+    `--max-calls`), then halving the interval between the largest passing and the smallest failing N."""
+    while True:
+        low = max((n for n, m in medians.items() if m < args.target), default=0)
+        high = min((n for n, m in medians.items() if m >= args.target and n > low), default=None)
+        if high is None:
+            nxt = min(low * 2, args.max_calls)
+            if nxt <= low:
+                return low
+        elif high - low <= 1:
+            return low
+        else:
+            nxt = (low + high) // 2
+        medians[nxt] = report(nxt, await measure(url, nxt, pcm, ends), args.target)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument("--target", type=float, default=1.5, help="the median latency to stay under, seconds")
+    parser.add_argument("--max-calls", type=int, default=8, help="search no further than this many calls")
+    parser.add_argument("--converter", choices=["openvoice", "matcher"], default="openvoice")
+    args = parser.parse_args()
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,303 @@
+"""The WebRTC bot's web app without a browser: our page's files, its API, the offer endpoints, the session limit,
+enrolling from an upload, and every malformed request answered with a 4xx and a one-line message.
+
+Calls are stand-ins (a coroutine that waits): what is tested here is the app, not the pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import threading
+from datetime import date
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
+
+from voiceclone.web import STATIC_DIR
+
+PASSAGE = "When the sunlight strikes raindrops in the air, they act as a prism and form a rainbow."
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory, recordings):
+    """A library with bob and carol, made with the built-in matcher (fast, no checkpoint)."""
+    from voiceclone.conversion import MatcherConversion
+    from voiceclone.enrollment import enroll
+    from voiceclone.voices import VoiceLibrary
+
+    lib = VoiceLibrary(tmp_path_factory.mktemp("web-voices"))
+    for name in ("bob", "carol"):
+        enroll(lib, [recordings[name]], MatcherConversion(), name=name)
+    return lib
+
+
+class Calls:
+    """Stand-in calls: each waits until the test ends it; what each was asked for is kept."""
+
+    def __init__(self):
+        self.options: list[dict] = []
+        self.hang_up = threading.Event()
+
+    async def run(self, _connection, options: dict) -> None:
+        self.options.append(options)
+        while not self.hang_up.is_set():
+            await asyncio.sleep(0.05)
+
+
+def make_client(library, calls: Calls | None = None, max_sessions: int = 4, ice_servers=None, routes=()):
+    from voiceclone.conversion import MatcherConversion
+    from voiceclone.pipecat.webapp import create_app
+    from voiceclone.web.api import PageAPI
+
+    page = PageAPI(library, MatcherConversion(), "bob")
+    app = create_app(
+        (calls or Calls()).run,
+        check_options=page.call_options,
+        routes=[page.router(), *routes],
+        max_sessions=max_sessions,
+        ice_servers=ice_servers,
+    )
+    return TestClient(app)
+
+
+@pytest.fixture
+def client(library):
+    with make_client(library) as c:
+        yield c
+
+
+def browser_offer() -> dict:
+    """A real SDP offer with an audio track, as a browser would post it (made by aiortc)."""
+
+    async def make():
+        from aiortc import RTCPeerConnection
+
+        pc = RTCPeerConnection()
+        pc.addTransceiver("audio", direction="sendrecv")
+        pc.createDataChannel("chat")
+        await pc.setLocalDescription(await pc.createOffer())
+        offer = {"sdp": pc.localDescription.sdp, "type": "offer"}
+        await pc.close()
+        return offer
+
+    return asyncio.run(make())
+
+
+def wav_bytes(audio: np.ndarray, rate: int) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def spoken(text: str, rate: int = 48000) -> np.ndarray:
+    """`text` read by the bundled Piper voice at `rate`."""
+    from voiceclone.tts import PiperEngine, PiperSettings
+
+    engine = PiperEngine(PiperSettings(noise_scale=0.0, noise_w_scale=0.0))
+    return soxr.resample(engine.synthesize(text), engine.sample_rate, rate).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------ the page
+def test_the_page_is_ours_at_the_root_and_the_prebuilt_client_stays(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert '<audio id="bot-audio"' in page.text and "/static/app.js" in page.text
+    for name in ("app.js", "call.js", "recorder.js", "recorder-worklet.js", "style.css"):
+        assert client.get(f"/static/{name}").status_code == 200, name
+    assert "javascript" in client.get("/static/app.js").headers["content-type"]
+    assert client.get("/client/").status_code == 200
+
+
+def test_the_page_loads_nothing_from_elsewhere():
+    """No CDN, no web fonts, no STUN server written into the page: it must work with no internet."""
+    outside = re.compile(
+        r"""(src|href)\s*=\s*["']?(https?:)?//|from\s+["']https?:|url\(\s*["']?https?:|@import|stun:"""
+    )
+    for path in STATIC_DIR.iterdir():
+        assert not outside.search(path.read_text()), f"{path.name} refers to something outside the bot"
+
+
+def test_config_has_no_ice_servers_unless_configured(library):
+    with make_client(library) as c:
+        assert c.get("/api/config").json() == {"ice_servers": [], "max_sessions": 4, "calls": 0}
+    from aiortc import RTCIceServer
+
+    servers = [RTCIceServer(urls="turn:turn.example.org:3478", username="u", credential="p")]
+    with make_client(library, ice_servers=servers, max_sessions=2) as c:
+        config = c.get("/api/config").json()
+    assert config["ice_servers"] == [{"urls": "turn:turn.example.org:3478", "username": "u", "credential": "p"}]
+    assert config["max_sessions"] == 2
+
+
+def test_voices_are_listed_with_the_default(client):
+    body = client.get("/api/voices").json()
+    assert [v["name"] for v in body["voices"]] == ["bob", "carol"]
+    assert body["default"] == "bob"
+    assert all(v["speech_s"] > 3 for v in body["voices"])
+
+
+def test_the_consent_sentence_names_the_speaker_and_today(client):
+    body = client.get("/api/consent", params={"speaker": "  Alice   Smith "}).json()
+    assert body["speaker"] == "Alice Smith" and body["date"] == date.today().isoformat()
+    assert "Alice Smith" in body["sentence"] and str(date.today().year) in body["sentence"]
+    for bad in ("", "<script>", "x" * 65, "_"):
+        response = client.get("/api/consent", params={"speaker": bad})
+        assert response.status_code == 400 and "name" in response.json()["detail"], bad
+
+
+# ------------------------------------------------------------------------------------------------ offers
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "words"),
+    [
+        (b"{not json", "application/json", 400, "not JSON"),
+        (b"[1, 2]", "application/json", 400, "JSON object"),
+        (b"{}", "application/json", 400, "'sdp'"),
+        (json.dumps({"sdp": "v=0", "type": "answer"}).encode(), "application/json", 400, "'type'"),
+        (json.dumps({"sdp": "v=0\r\n", "type": "offer"}).encode(), "application/json", 400, "no audio"),
+        (json.dumps({"sdp": "v=0 m=audio", "type": "offer", "request_data": 3}).encode(), "text/plain", 400, "object"),
+        (b"{" + b" " * 300_000 + b"}", "application/json", 413, "larger"),
+    ],
+)
+def test_malformed_offers_get_a_4xx_with_a_message(client, body, content_type, status, words):
+    response = client.post("/api/offer", content=body, headers={"Content-Type": content_type})
+    assert response.status_code == status
+    assert words in response.json()["detail"]
+
+
+def test_an_offer_that_cannot_be_used_is_a_400(client):
+    response = client.post("/api/offer", json={"sdp": "v=0\r\nm=audio nonsense\r\n", "type": "offer"})
+    assert response.status_code == 400 and "cannot be used" in response.json()["detail"]
+
+
+def test_an_offer_for_an_unknown_voice_is_refused_before_any_call(library):
+    calls = Calls()
+    with make_client(library, calls) as c:
+        offer = browser_offer()
+        for voice, words in (("nobody", "no voice named 'nobody'"), ("../bob", "bad voice name"), (7, "bad voice")):
+            response = c.post("/api/offer", json={**offer, "request_data": {"voice": voice}})
+            assert response.status_code == 400 and words in response.json()["detail"]
+        assert calls.options == []
+
+
+def test_the_voice_asked_for_reaches_the_call(library):
+    calls = Calls()
+    with make_client(library, calls) as c:
+        assert c.post("/api/offer", json={**browser_offer(), "request_data": {"voice": "carol"}}).status_code == 200
+        assert c.post("/api/offer", json=browser_offer()).status_code == 200
+        calls.hang_up.set()
+    assert calls.options == [{"voice": "carol"}, {}]
+
+
+def test_ice_and_session_requests_are_checked(client):
+    cases = [
+        ("patch", "/api/offer", {"pc_id": "nope", "candidates": []}, 404),
+        ("patch", "/api/offer", {"candidates": []}, 400),
+        ("patch", "/api/offer", {"pc_id": "x", "candidates": [{"candidate": "x"}]}, 400),
+        ("post", "/sessions/unknown/api/offer", {"sdp": "v=0", "type": "offer"}, 404),
+    ]
+    for method, url, body, status in cases:
+        response = getattr(client, method)(url, json=body)
+        assert response.status_code == status, (url, body)
+        assert isinstance(response.json()["detail"], str)
+    session = client.post("/start", json={"body": {}}).json()["sessionId"]
+    assert client.post(f"/sessions/{session}/something", json={}).status_code == 404
+
+
+def test_the_session_limit_refuses_the_next_caller_with_a_message_until_a_call_ends(library):
+    calls = Calls()
+    with make_client(library, calls, max_sessions=2) as c:
+        offer = browser_offer()
+        assert c.post("/api/offer", json=offer).status_code == 200
+        session = c.post("/start", json={"body": {}}).json()["sessionId"]
+        assert c.post(f"/sessions/{session}/api/offer", json=offer).status_code == 200
+        assert c.get("/api/config").json()["calls"] == 2
+        refused = c.post("/api/offer", json=offer)
+        assert refused.status_code == 503
+        assert "busy" in refused.json()["detail"] and "max_sessions" in refused.json()["detail"]
+        calls.hang_up.set()  # both calls end: their places are freed and the session is forgotten
+        for _ in range(100):
+            if c.get("/api/config").json()["calls"] == 0:
+                break
+            threading.Event().wait(0.05)
+        assert c.get("/api/config").json()["calls"] == 0
+        assert c.post(f"/sessions/{session}/api/offer", json=offer).status_code == 404
+        calls.hang_up.clear()
+        assert c.post("/api/offer", json=offer).status_code == 200
+        calls.hang_up.set()
+
+
+def test_a_bug_behind_an_endpoint_is_a_500_with_one_line_not_a_traceback(library):
+    broken = APIRouter()
+
+    @broken.get("/api/broken")
+    async def _broken():
+        raise RuntimeError("a bug")
+
+    with make_client(library, routes=[broken]) as c:
+        response = c.get("/api/broken")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "the bot failed to answer this request (see its log)"}
+
+
+# ------------------------------------------------------------------------------------------------ enrolling
+def enroll_request(client, audio: bytes, name="dora", speaker="Dora", content_type="audio/wav", day=None):
+    params = {"name": name, "speaker": speaker, "date": (day or date.today()).isoformat()}
+    return client.post("/api/voices", params=params, content=audio, headers={"Content-Type": content_type})
+
+
+def test_uploads_are_checked_like_any_untrusted_file(client):
+    speech = wav_bytes(spoken(PASSAGE), 48000)
+    cases = [
+        (dict(audio=speech, content_type="text/plain"), 415, "audio/wav"),
+        (dict(audio=b"RIFF....WAVEfmt " + b"\0" * 64), 400, "recording"),  # a WAV header over nothing
+        (dict(audio=b"fLaC" + b"\0" * 100), 415, "not a WAV"),
+        (dict(audio=b"RIFF" + b"\0" * (6 * 1024 * 1024)), 413, "larger than 5 MB"),
+        (dict(audio=speech, name="../etc"), 400, "bad voice name"),
+        (dict(audio=speech, name=""), 400, "name"),
+        (dict(audio=speech, name="bob"), 409, "already exists"),
+        (dict(audio=speech, speaker="<b>"), 400, "speaker's name"),
+        (dict(audio=speech, day=date(2001, 1, 1)), 400, "today's"),
+    ]
+    for kwargs, status, words in cases:
+        response = enroll_request(client, **kwargs)
+        assert response.status_code == status, (kwargs.get("name"), response.text)
+        assert words in response.json()["detail"], response.json()
+        assert "/tmp" not in response.json()["detail"]  # never the server's temporary paths
+    assert "dora" not in [v["name"] for v in client.get("/api/voices").json()["voices"]]
+
+
+def test_the_cli_refusals_come_back_as_one_line(client):
+    silence = wav_bytes(np.zeros(48000 * 5, dtype=np.float32), 48000)
+    response = enroll_request(client, silence)
+    assert response.status_code == 400 and "no speech" in response.json()["detail"]
+    short = wav_bytes(spoken("Hello."), 48000)
+    response = enroll_request(client, short)
+    assert response.status_code == 400 and "s of speech" in response.json()["detail"]
+
+
+def test_a_recording_without_the_consent_sentence_is_refused(client):
+    response = enroll_request(client, wav_bytes(spoken(PASSAGE + " " + PASSAGE), 48000))
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert "consent not recognised" in detail and "heard" in detail and "\n" not in detail
+
+
+def test_a_recording_that_opens_with_the_consent_sentence_becomes_a_voice(client, library):
+    sentence = client.get("/api/consent", params={"speaker": "Dora"}).json()["sentence"]
+    audio = np.concatenate([spoken(sentence), np.zeros(9600, dtype=np.float32), spoken(PASSAGE)])
+    response = enroll_request(client, wav_bytes(audio, 48000))
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["voice"] == "dora" and body["quality"]["speech_s"] > 5
+    assert body["consent"]["verified"] and body["consent"]["source"] == "browser page"
+    assert "dora" in [v["name"] for v in client.get("/api/voices").json()["voices"]]
+    stored = library.get("dora").meta["consent"]
+    assert stored["expected"] == sentence and stored["source"] == "browser page" and stored["time"]
+    assert enroll_request(client, wav_bytes(audio, 48000)).status_code == 409  # the name is now taken

@@ -45,7 +45,8 @@ def run(voice: ClonedVoice, text: str, streamed: bool) -> tuple[float, float, fl
                 lengths.append(len(chunk))
         else:  # the reference recipe: synthesise, convert the whole sentence, then play it
             base = voice.engine.synthesize(sentence)
-            out = voice.converter.convert(base, voice.source_se, voice.target_se, voice.tau)
+            whole = voice.converter.converter  # the OpenVoice `ToneColorConverter` behind the `Conversion`
+            out = whole.convert(base, voice.source_se, voice.target_se, voice.tau)
             ready.append(time.perf_counter() - t0)
             lengths.append(len(out))
     sr = voice.sample_rate

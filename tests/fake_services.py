@@ -50,6 +50,7 @@ class FakeDeepgram:
         self.audio_bytes = 0
         self.finalized = 0
         self.rejected = 0
+        self.killed = False
         self._server = None
 
     async def _check(self, connection, request):
@@ -85,14 +86,31 @@ class FakeDeepgram:
         self._server.close()
         await self._server.wait_closed()
 
+    async def kill(self) -> None:
+        """Die mid-call: drop every connection without a goodbye and stop listening."""
+        self.killed = True
+        for connection in list(self._server.connections):
+            connection.transport.abort()
+        self._server.close()
+        await self._server.wait_closed()
+
+
+def tool_call(tool: str, /, **arguments) -> dict:
+    """A scripted answer for `FakeOpenAIChat`: call `tool` with `arguments`."""
+    return {"tool": tool, "arguments": arguments}
+
 
 class FakeOpenAIChat:
-    """`mode`: "ok", "error" (500), "hang" (never answers); `fail_first` requests fail with a 500 first."""
+    """`mode`: "ok", "error" (500), "hang" (never answers); `fail_first` requests fail with a 500 first.
 
-    def __init__(self, reply: str, mode: str = "ok", fail_first: int = 0):
+    `script`: answers for the first requests in order, each a text or a `tool_call(...)`; `reply` after that.
+    """
+
+    def __init__(self, reply: str, mode: str = "ok", fail_first: int = 0, script: list | None = None):
         self.reply = reply
         self.mode = mode
         self.fail_first = fail_first
+        self.script = list(script or [])
         self.requests: list[dict] = []
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
@@ -106,25 +124,19 @@ class FakeOpenAIChat:
             await asyncio.sleep(3600)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        words = self.reply.split(" ")
-        for i, word in enumerate(words):
-            delta = {"role": "assistant", "content": word + (" " if i < len(words) - 1 else "")}
-            chunk = {
-                "id": "c1",
-                "object": "chat.completion.chunk",
-                "created": 0,
-                "model": body.get("model", "m"),
-                "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
-            }
-            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
-        done = {
-            "id": "c1",
-            "object": "chat.completion.chunk",
-            "created": 0,
-            "model": "m",
-            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-        }
-        await response.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
+        answer = self.script.pop(0) if self.script else self.reply
+        model = body.get("model", "m")
+        if isinstance(answer, dict):
+            deltas = _tool_call_deltas(answer, len(self.requests))
+            finish = "tool_calls"
+        else:
+            words = answer.split(" ")
+            last = len(words) - 1
+            deltas = [{"role": "assistant", "content": w + (" " if i < last else "")} for i, w in enumerate(words)]
+            finish = "stop"
+        for delta in deltas:
+            await response.write(f"data: {json.dumps(_chunk(model, delta, None))}\n\n".encode())
+        await response.write(f"data: {json.dumps(_chunk('m', {}, finish))}\n\ndata: [DONE]\n\n".encode())
         await response.write_eof()
         return response
 
@@ -141,3 +153,29 @@ class FakeOpenAIChat:
 
     async def __aexit__(self, *exc) -> None:
         await self._runner.cleanup()
+
+    async def kill(self) -> None:
+        """Die mid-call: stop listening and drop open connections (later requests are refused)."""
+        await self._runner.cleanup()
+
+
+def _chunk(model: str, delta: dict, finish: str | None) -> dict:
+    return {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def _tool_call_deltas(call: dict, number: int) -> list[dict]:
+    """A tool call streamed as OpenAI does: the name first, then the arguments in pieces."""
+    arguments = json.dumps(call["arguments"])
+    half = len(arguments) // 2
+    head = {"index": 0, "id": f"call_{number}", "type": "function", "function": {"name": call["tool"], "arguments": ""}}
+    return [
+        {"role": "assistant", "content": None, "tool_calls": [head]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": arguments[:half]}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": arguments[half:]}}]},
+    ]

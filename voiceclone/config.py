@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from .errors import UserError
 from .tts import OpenAISettings, PiperSettings
@@ -168,11 +169,15 @@ class LocalTransportConfig(_Strict):
 
 
 class VADConfig(_Strict):
-    """Silero VAD: how sure, how long before speech starts and after it stops."""
+    """Silero VAD: how sure, how long before speech starts and after it stops.
+
+    `stop_secs` is short (Pipecat's recommended 0.2 s): the turn strategy, not the VAD, decides when the user has
+    finished; a pause the VAD reports is only a moment to look at what was said.
+    """
 
     confidence: float = Field(default=0.7, gt=0, lt=1)
     start_secs: float = Field(default=0.2, ge=0, le=5)
-    stop_secs: float = Field(default=0.8, ge=0, le=5)
+    stop_secs: float = Field(default=0.2, ge=0, le=5)
     min_volume: float = Field(default=0.6, ge=0, le=1)
 
 
@@ -193,6 +198,8 @@ class WhisperSTTConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compute_type: str = "default"
     language: Optional[str] = "en"
+    # Encode only the utterance (padded to whole seconds), not Whisper's 30 s window: ~10x less work on a CPU.
+    fast: bool = True
 
 
 class OpenAILLMConfig(_Strict):
@@ -216,10 +223,15 @@ class PipelineConfig(_Strict):
     """How the conversation runs."""
 
     interruptions: bool = True
-    # smart: Pipecat's smart-turn model decides when the user has finished (waits longer after an unfinished
-    # sentence); silence: the turn ends after `silence_s` without speech.
-    turn_end: Literal["smart", "silence"] = "smart"
+    # When the user has finished (voiceclone/pipecat/turns.py):
+    # sentence: as soon as the transcript is a finished sentence of at least `min_words` words; otherwise (a
+    #   sentence left hanging: "I would like to ...") after `max_pause_s` of silence;
+    # smart: Pipecat's smart-turn model; a turn it calls unfinished ends after `max_pause_s` of silence;
+    # silence: after `silence_s` without speech.
+    turn_end: Literal["sentence", "smart", "silence"] = "sentence"
     silence_s: float = Field(default=0.6, gt=0, le=5)
+    max_pause_s: float = Field(default=1.0, gt=0, le=5)
+    min_words: int = Field(default=5, ge=1, le=50)
     metrics: bool = True
     idle_timeout_s: Optional[float] = Field(default=300, gt=0)
     opening_line: Optional[str] = None
@@ -230,6 +242,45 @@ TransportConfig = Annotated[
 ]
 STTConfig = Annotated[Union[DeepgramSTTConfig, WhisperSTTConfig], Field(discriminator="engine")]
 LLMConfig = Annotated[Union[OpenAILLMConfig, EchoLLMConfig], Field(discriminator="engine")]
+_ENGINE_LISTS = {"stt": TypeAdapter(STTConfig), "llm": TypeAdapter(LLMConfig)}
+
+
+def _engine_lists(raw):
+    """`stt:`/`llm:` given as a list (engines to fail over to, in order): the first becomes `stt`/`llm`, the others
+    `stt_backups`/`llm_backups`. Each item is checked here so that an error names it as `stt.1.model`.
+    """
+    if not isinstance(raw, dict):
+        return raw
+    for key, adapter in _ENGINE_LISTS.items():
+        items = raw.get(key)
+        if not isinstance(items, list):
+            continue
+        if not items:
+            raise ValidationError.from_exception_data(
+                "BotConfig",
+                [{"type": PydanticCustomError("empty", "list at least one engine"), "loc": (key,), "input": items}],
+            )
+        for index, item in enumerate(items):
+            _check_engine(key, adapter, item, index)
+        raw = {**raw, key: items[0], f"{key}_backups": items[1:]}
+    return raw
+
+
+def _check_engine(key: str, adapter: TypeAdapter, item, index: int) -> None:
+    """Validate one engine of a list; errors are located at `key.index.field` (without the engine tag)."""
+    try:
+        adapter.validate_python(item)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            loc = loc[1:] if loc and loc[0] in _UNION_TAGS else loc
+            detail = {"type": err["type"], "loc": (key, index, *loc), "input": err["input"]}
+            if "ctx" in err:
+                detail["ctx"] = err["ctx"]
+            errors.append(detail)
+        raise ValidationError.from_exception_data(exc.title, errors) from None
+
 
 TRANSPORTS = ("daily", "webrtc", "local")
 
@@ -242,7 +293,10 @@ class BotConfig(_Strict):
     transport: TransportConfig = WebRTCTransportConfig()
     vad: VADConfig = VADConfig()
     stt: STTConfig = WhisperSTTConfig()
+    # A list in the file fails over in order: its first engine is `stt`, the others are these (`_engine_lists`).
+    stt_backups: list[STTConfig] = Field(default_factory=list)
     llm: LLMConfig = EchoLLMConfig()
+    llm_backups: list[LLMConfig] = Field(default_factory=list)
     tts: TTSConfig = TTSConfig()
     pipeline: PipelineConfig = PipelineConfig()
     # required: a voice needs verified spoken consent to be enrolled or used; recorded: whatever is given is kept;
@@ -250,6 +304,18 @@ class BotConfig(_Strict):
     consent: Literal["required", "recorded", "off"] = "recorded"
     # An inaudible provenance mark (PerTh) on every converted output; `voiceclone detect` finds it.
     watermark: bool = True
+
+    _lists = model_validator(mode="before")(_engine_lists)
+
+    @property
+    def stt_engines(self) -> list:
+        """Every speech-to-text engine, in failover order."""
+        return [self.stt, *self.stt_backups]
+
+    @property
+    def llm_engines(self) -> list:
+        """Every LLM, in failover order."""
+        return [self.llm, *self.llm_backups]
 
 
 def load_config(path: Path | None = None, overrides: dict[str, tuple[str, object]] | None = None) -> BotConfig:

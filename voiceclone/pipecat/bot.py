@@ -103,17 +103,41 @@ def build_worker(
     from pipecat.processors.aggregators.llm_context import LLMContext
     from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
 
-    from .services import make_llm, make_stt
+    from .failover import LostTurns
+    from .services import make_llm_stage, make_stt_stage
+    from .tools import VoiceChoice, voice_tools
 
-    user, assistant = LLMContextAggregatorPair(LLMContext(), user_params=_user_turn_params(cfg))
+    voices = VoiceChoice(resources.library, resources.voice_name)  # "talk like Alice", per call
+    context = LLMContext(tools=voice_tools(voices)) if _has_tools(cfg) else LLMContext()
+    user, assistant = LLMContextAggregatorPair(context, user_params=_user_turn_params(cfg))
     tts = ClonedVoiceTTSService(
         voice=resources.cloned_voice(),
         voice_name=resources.voice_name,
         resolve_voice=resources.resolve,
         tau=resources.tau,
+        lines=fixed_lines(cfg),
     )
-    pipeline = Pipeline([transport_input, make_stt(cfg.stt), user, make_llm(cfg.llm), tts, transport_output, assistant])
+    tts.prerender_lines()  # the greeting and apologies, ready before the caller is
+    stt = make_stt_stage(cfg, on_switch=LostTurns(user).stt_switched)
+    llm = make_llm_stage(cfg, voices)
+    pipeline = Pipeline([transport_input, stt, user, llm, tts, transport_output, assistant])
     return _worker(cfg, pipeline, on_error, enable_rtvi)
+
+
+def _has_tools(cfg: BotConfig) -> bool:
+    """Whether an LLM of the config calls tools (the OpenAI-compatible ones do; the echo reads commands itself)."""
+    from ..config import OpenAILLMConfig
+
+    return any(isinstance(llm, OpenAILLMConfig) for llm in cfg.llm_engines)
+
+
+def fixed_lines(cfg: BotConfig):
+    """The lines played from rendered audio: the greeting, the short apologies, the echo's "You said:"."""
+    from ..config import EchoLLMConfig
+    from .lines import DID_NOT_CATCH, LOST_TURN, FixedLines
+
+    echo = [llm.prefix for llm in cfg.llm_engines if isinstance(llm, EchoLLMConfig)]
+    return FixedLines([cfg.pipeline.opening_line, DID_NOT_CATCH, LOST_TURN, *echo])
 
 
 def _user_turn_params(cfg: BotConfig):
@@ -121,6 +145,8 @@ def _user_turn_params(cfg: BotConfig):
     from pipecat.audio.vad.silero import SileroVADAnalyzer
     from pipecat.audio.vad.vad_analyzer import VADParams
     from pipecat.processors.aggregators.llm_response_universal import LLMUserAggregatorParams
+    from pipecat.turns.user_start import TranscriptionUserTurnStartStrategy, VADUserTurnStartStrategy
+    from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
     v = cfg.vad
     vad = SileroVADAnalyzer(
@@ -128,25 +154,35 @@ def _user_turn_params(cfg: BotConfig):
             confidence=v.confidence, start_secs=v.start_secs, stop_secs=v.stop_secs, min_volume=v.min_volume
         )
     )
-    params = LLMUserAggregatorParams(vad_analyzer=vad)
-    if not cfg.pipeline.interruptions or cfg.pipeline.turn_end == "silence":
-        from pipecat.turns.user_start import TranscriptionUserTurnStartStrategy, VADUserTurnStartStrategy
-        from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
-        from pipecat.turns.user_turn_strategies import UserTurnStrategies
+    interrupt = cfg.pipeline.interruptions
+    strategies = UserTurnStrategies(
+        start=[
+            VADUserTurnStartStrategy(enable_interruptions=interrupt),
+            TranscriptionUserTurnStartStrategy(enable_interruptions=interrupt),
+        ],
+        stop=[_turn_stop_strategy(cfg)],
+    )
+    return LLMUserAggregatorParams(vad_analyzer=vad, user_turn_strategies=strategies)
 
-        interrupt = cfg.pipeline.interruptions
-        params.user_turn_strategies = UserTurnStrategies(
-            start=[
-                VADUserTurnStartStrategy(enable_interruptions=interrupt),
-                TranscriptionUserTurnStartStrategy(enable_interruptions=interrupt),
-            ],
-            stop=(
-                [SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=cfg.pipeline.silence_s)]
-                if cfg.pipeline.turn_end == "silence"
-                else None  # the default: the smart-turn model
-            ),
-        )
-    return params
+
+def _turn_stop_strategy(cfg: BotConfig):
+    """What decides that the user has finished (`pipeline.turn_end`)."""
+    p = cfg.pipeline
+    if p.turn_end == "silence":
+        from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
+
+        return SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=p.silence_s)
+    if p.turn_end == "smart":
+        from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
+        from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+        from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
+
+        # Pipecat's default waits 3 s (SmartTurnParams.stop_secs) after a turn the model calls unfinished.
+        analyzer = LocalSmartTurnAnalyzerV3(params=SmartTurnParams(stop_secs=p.max_pause_s))
+        return TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)
+    from .turns import SentenceEndUserTurnStopStrategy
+
+    return SentenceEndUserTurnStopStrategy(max_pause_s=p.max_pause_s, min_words=p.min_words)
 
 
 def _worker(cfg: BotConfig, pipeline, on_error: Callable | None, enable_rtvi: bool | None):
@@ -168,6 +204,9 @@ def _worker(cfg: BotConfig, pipeline, on_error: Callable | None, enable_rtvi: bo
         if on_error is not None:
             on_error(frame)
 
+    from .latency import track_latency
+
+    track_latency(worker)  # one line per turn, and the same numbers to the browser
     return worker
 
 
@@ -175,13 +214,17 @@ async def run_worker(worker, handle_signals: bool) -> None:
     """Run one worker to its end; `handle_signals` lets Ctrl-C/SIGTERM end it (transports with one call)."""
     from pipecat.workers.runner import WorkerRunner
 
+    from .latency import log_call_summary
     from .stopping import on_stop_signals
 
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(worker)
     if handle_signals:
         on_stop_signals(lambda: asyncio.ensure_future(worker.cancel(reason="stopped (Ctrl-C)")))
-    await runner.run()
+    try:
+        await runner.run()
+    finally:
+        log_call_summary(worker)  # the call's median and worst voice-to-voice latency
 
 
 def report_error(frame) -> None:

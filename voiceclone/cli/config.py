@@ -19,12 +19,12 @@ def config_check(
     transport: TransportOption = None,
 ) -> None:
     """Validate a bot config (keys, values, the environment variables it needs) without running it."""
-    from ..pipecat.services import check_keys, describe_stt
+    from ..pipecat.services import check_keys, describe_llm, describe_stt
 
     cfg = bot_settings(file, transport, None)
     check_keys(cfg)
     stt = describe_stt(cfg)
-    llm = cfg.llm.engine + (f" ({cfg.llm.model})" if hasattr(cfg.llm, "model") else "")
+    llm = describe_llm(cfg)
     voice = cfg.tts.voice or "none yet (give --voice when running)"
     say(
         f"{file}: transport {cfg.transport.type}, stt {stt}, llm {llm}, "

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import numpy as np
 import pytest
 from pipecat.frames.frames import (
@@ -23,72 +21,13 @@ from pipecat.metrics.metrics import TTFBMetricsData
 from pipecat.pipeline.worker import PipelineParams
 from pipecat.tests.utils import run_test
 
+from testkit.bot_harness import Until, run_script
 from voiceclone.cloned import ClonedVoice
 from voiceclone.enrollment import embedding_for
 from voiceclone.pipecat.tts import ClonedVoiceTTSService
 
 # Limits for a slow, loaded machine, never measures of speed: every wait ends on an event first.
 TIMEOUT_S = 120
-
-
-class Until:
-    """A script step: wait until a frame matching `predicate` has come out of the service."""
-
-    def __init__(self, predicate):
-        self.predicate = predicate
-
-
-async def run_script(processor, steps, pipeline_params=None) -> list:
-    """Like Pipecat's `run_test`, but a step may wait for an event (`Until`) instead of sleeping a fixed time.
-
-    Returns the frames that came out downstream (without the start and end frames).
-    """
-    from pipecat.frames.frames import EndFrame, StartFrame
-    from pipecat.pipeline.pipeline import Pipeline
-    from pipecat.pipeline.worker import PipelineWorker
-    from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
-    from pipecat.workers.runner import WorkerRunner
-
-    down: list = []
-    arrived = asyncio.Condition()
-
-    class Sink(FrameProcessor):
-        async def process_frame(self, frame, direction):
-            await super().process_frame(frame, direction)
-            if direction == FrameDirection.DOWNSTREAM:
-                async with arrived:
-                    down.append(frame)
-                    arrived.notify_all()
-            await self.push_frame(frame, direction)
-
-    worker = PipelineWorker(
-        Pipeline([processor, Sink()]), params=pipeline_params or PipelineParams(), cancel_on_idle_timeout=False
-    )
-    started = asyncio.Event()
-
-    @worker.event_handler("on_pipeline_started")
-    async def _started(_worker, _frame):
-        started.set()
-
-    async def drive():
-        await asyncio.wait_for(started.wait(), TIMEOUT_S)
-        mark = len(down)
-        for step in steps:
-            if isinstance(step, Until):
-                async with arrived:
-                    await asyncio.wait_for(
-                        arrived.wait_for(lambda step=step, mark=mark: any(step.predicate(f) for f in down[mark:])),
-                        TIMEOUT_S,
-                    )
-            else:
-                mark = len(down)
-                await worker.queue_frame(step)
-        await worker.queue_frame(EndFrame())
-
-    runner = WorkerRunner(handle_sigint=False)
-    await runner.add_workers(worker)
-    await asyncio.gather(runner.run(), drive())
-    return [f for f in down if not isinstance(f, (StartFrame, EndFrame))]
 
 
 async def run_test_(processor, **kwargs):

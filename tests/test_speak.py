@@ -42,7 +42,8 @@ def library(tmp_path_factory, tiny_v2, recordings):
 @pytest.fixture
 def deterministic_config(tmp_path):
     config = tmp_path / "speak.yaml"
-    config.write_text("tts:\n  tau: 0\n  piper:\n    noise_scale: 0\n    noise_w_scale: 0\n")
+    # The provenance mark is on by default (its own tests check it): off here, to compare with plain conversion.
+    config.write_text("watermark: false\ntts:\n  tau: 0\n  piper:\n    noise_scale: 0\n    noise_w_scale: 0\n")
     return config
 
 

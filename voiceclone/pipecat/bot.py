@@ -85,6 +85,7 @@ def build_worker(
     transport_output,
     on_error: Callable | None = None,
     enable_rtvi: bool | None = None,
+    voice: tuple[str, object] | None = None,
 ):
     """The pipeline (input, STT, user turn, LLM, cloned TTS, output, assistant turn) in a worker.
 
@@ -95,6 +96,8 @@ def build_worker(
         transport_output: The transport's output processor.
         on_error: Called with each `ErrorFrame` that reaches the worker.
         enable_rtvi: None adds RTVI for clients that speak it (the browser client).
+        voice: (name, data from `resources.resolve(name)`) of the voice this call starts in, when the caller
+            chose one; None starts in the bot's own. The call is built in it, so its first words are in it.
 
     Returns:
         A `PipelineWorker`, not started.
@@ -107,12 +110,15 @@ def build_worker(
     from .services import make_llm_stage, make_stt_stage
     from .tools import VoiceChoice, voice_tools
 
-    voices = VoiceChoice(resources.library, resources.voice_name)  # "talk like Alice", per call
+    name, cloned = resources.voice_name, resources.cloned_voice()
+    if voice is not None:
+        name, cloned = voice[0], cloned.with_target(voice[1])
+    voices = VoiceChoice(resources.library, name)  # "talk like Alice", per call
     context = LLMContext(tools=voice_tools(voices)) if _has_tools(cfg) else LLMContext()
     user, assistant = LLMContextAggregatorPair(context, user_params=_user_turn_params(cfg))
     tts = ClonedVoiceTTSService(
-        voice=resources.cloned_voice(),
-        voice_name=resources.voice_name,
+        voice=cloned,
+        voice_name=name,
         resolve_voice=resources.resolve,
         tau=resources.tau,
         lines=fixed_lines(cfg),

@@ -100,14 +100,16 @@ async def run_webrtc_session(cfg: BotConfig, resources: VoiceResources, connecti
     from pipecat.transports.base_transport import TransportParams
     from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 
+    # The call is built in the caller's voice (read off the event loop), so the greeting is already in it.
+    start = (
+        (voice, await asyncio.to_thread(resources.resolve, voice)) if voice and voice != resources.voice_name else None
+    )
     transport = SmallWebRTCTransport(connection, TransportParams(audio_in_enabled=True, audio_out_enabled=True))
-    worker = build_worker(cfg, resources, transport.input(), transport.output(), on_error=report_error)
+    worker = build_worker(cfg, resources, transport.input(), transport.output(), on_error=report_error, voice=start)
     _take_voice_switches(worker, resources)
 
     @transport.event_handler("on_client_connected")
     async def _connected(_transport, _client):
-        if voice and voice != resources.voice_name:  # before the greeting, so that the greeting is in it
-            await worker.queue_frames([voice_switch(voice)])
         await speak_opening_line(worker, cfg)
 
     @transport.event_handler("on_client_disconnected")

@@ -22,43 +22,6 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 FRAME_S = 0.02
 
 
-class RecordingSource(FrameProcessor):
-    """Plays 16 kHz mono speech in real time, 20 ms at a time, with silence before and after."""
-
-    def __init__(self, speech16k: np.ndarray, lead_s: float = 0.5, tail_s: float = 6.0, times: int = 1):
-        super().__init__()
-        pcm = (np.clip(speech16k, -1, 1) * 32767).astype("<i2")
-        silence = np.zeros(int(tail_s * 16000), "<i2")
-        self._pcm = np.concatenate([np.zeros(int(lead_s * 16000), "<i2")] + [pcm, silence] * times)
-        lead, gap = int(lead_s * 16000), len(pcm) + len(silence)
-        self._speech_ends = [lead + k * gap + len(pcm) for k in range(times)]  # sample index of each utterance's end
-        self.speech_ends_at: list[float] = []  # when each utterance finished playing
-
-    @property
-    def speech_ended_at(self) -> float | None:
-        """When the first utterance finished playing."""
-        return self.speech_ends_at[0] if self.speech_ends_at else None
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection):
-        await super().process_frame(frame, direction)
-        await self.push_frame(frame, direction)
-        if isinstance(frame, StartFrame):
-            self.create_task(self._play())
-
-    async def _play(self):
-        step = int(FRAME_S * 16000)
-        start = time.perf_counter()
-        for n, i in enumerate(range(0, len(self._pcm), step)):
-            await self.push_frame(InputAudioRawFrame(self._pcm[i : i + step].tobytes(), 16000, 1))
-            if (
-                len(self.speech_ends_at) < len(self._speech_ends)
-                and i + step >= self._speech_ends[len(self.speech_ends_at)]
-            ):
-                self.speech_ends_at.append(time.perf_counter())
-            delay = start + (n + 1) * FRAME_S - time.perf_counter()
-            await asyncio.sleep(max(0.0, delay))
-
-
 class Recordings(FrameProcessor):
     """Plays several 16 kHz recordings in real time, 20 ms at a time, `gap_s` of silence between them.
 
@@ -104,6 +67,18 @@ class Recordings(FrameProcessor):
         self.done.set()
         while True:  # the microphone stays open, silent
             await send(silence)
+
+
+class RecordingSource(Recordings):
+    """One 16 kHz recording played `times` times in real time, `tail_s` of silence after each."""
+
+    def __init__(self, speech16k: np.ndarray, lead_s: float = 0.5, tail_s: float = 6.0, times: int = 1):
+        super().__init__([speech16k] * times, lead_s=lead_s, gap_s=tail_s)
+
+    @property
+    def speech_ended_at(self) -> float | None:
+        """When the first utterance finished playing."""
+        return self.speech_ends_at[0] if self.speech_ends_at else None
 
 
 class Listener(FrameProcessor):

@@ -67,38 +67,33 @@ def bound(sentence: str, max_chars: int = MAX_UNIT_CHARS) -> list[str]:
         raise ValueError("max_chars must be at least 20")
     if len(sentence) <= max_chars:
         return [sentence] if sentence else []
-    parts: list[str] = []
-    current = ""
-    for clause in _CLAUSE_END.split(sentence):
-        for piece in _by_words(clause, max_chars):
-            if current and len(current) + 1 + len(piece) > max_chars:
-                parts.append(current)
-                current = piece
-            else:
-                current = f"{current} {piece}" if current else piece
-    if current:
-        parts.append(current)
-    return parts
+    runs = (run for clause in _CLAUSE_END.split(sentence) for run in _by_words(clause, max_chars))
+    return _pack(runs, max_chars)
 
 
 def _by_words(clause: str, max_chars: int) -> list[str]:
     """A clause in runs of whole words of at most `max_chars` (a longer single word is cut hard)."""
     if len(clause) <= max_chars:
         return [clause]
-    runs: list[str] = []
-    current = ""
+    pieces: list[str] = []
     for word in clause.split(" "):
         while len(word) > max_chars:
-            if current:
-                runs.append(current)
-                current = ""
-            runs.append(word[:max_chars])
+            pieces.append(word[:max_chars])
             word = word[max_chars:]
-        if current and len(current) + 1 + len(word) > max_chars:
-            runs.append(current)
-            current = word
+        pieces.append(word)
+    return _pack(pieces, max_chars)
+
+
+def _pack(pieces, max_chars: int) -> list[str]:
+    """Pieces of at most `max_chars` joined with spaces, greedily, into parts of at most `max_chars`."""
+    parts: list[str] = []
+    current = ""
+    for piece in pieces:
+        if current and len(current) + 1 + len(piece) > max_chars:
+            parts.append(current)
+            current = piece
         else:
-            current = f"{current} {word}" if current else word
+            current = f"{current} {piece}" if current else piece
     if current:
-        runs.append(current)
-    return runs
+        parts.append(current)
+    return parts

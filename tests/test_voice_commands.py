@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 import soxr
@@ -11,7 +13,7 @@ from pipecat.frames.frames import LLMContextFrame, TTSAudioRawFrame, TTSStoppedF
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.aggregators.llm_context import LLMContext
 
-from testkit.bot_harness import Listener, RecordingSource, Until, run_bot, run_script
+from testkit.bot_harness import Do, Listener, RecordingSource, Until, run_bot, run_script
 from voiceclone.cloned import ClonedVoice
 from voiceclone.config import BotConfig
 from voiceclone.conversion import as_conversion
@@ -74,6 +76,7 @@ def echo_and_voice(parts, voice="bob"):
         resolve_voice=lambda name: embedding_for(library, library.get(name), converter),
     )
     choice = VoiceChoice(library, voice)
+    choice.follow(lambda: tts.current_voice)  # as build_worker does
     return Pipeline([EchoLLM(prefix="You said: ", voices=choice), tts]), tts, choice
 
 
@@ -114,6 +117,22 @@ async def test_the_echo_answers_an_unknown_voice_with_the_list_and_keeps_its_voi
     said = spoken(down)
     assert "I don't have a voice called Zed. I can talk like bob and carol." in said
     assert "I'm talking like bob. I can also talk like carol." in said
+
+
+async def test_a_voice_switched_from_the_page_is_the_one_the_echo_talks_about(parts):
+    """The page switches with a settings frame, not through the echo: "list voices" must still name it."""
+    from pipecat.frames.frames import TTSUpdateSettingsFrame
+
+    pipeline, tts, choice = echo_and_voice(parts)
+
+    async def switched() -> None:
+        while tts.current_voice != "carol" or tts.voice.target_se is None:
+            await asyncio.sleep(0.05)  # polls an event of the pipeline (the switch applied), not a duration
+
+    page_switch = TTSUpdateSettingsFrame(delta=ClonedVoiceTTSService.Settings(voice="carol"))
+    down = await run_script(pipeline, [page_switch, Do(switched), user_says("List voices."), Until(stopped)])
+    assert choice.current == "carol"
+    assert "I'm talking like carol. I can also talk like bob." in spoken(down)
 
 
 async def test_a_long_sentence_that_mentions_switching_is_just_echoed(parts):

@@ -123,6 +123,7 @@ def build_worker(
         tau=resources.tau,
         lines=fixed_lines(cfg),
     )
+    voices.follow(lambda: tts.current_voice)  # one notion of the call's voice, whoever switches it
     tts.prerender_lines()  # the greeting and apologies, ready before the caller is
     stt = make_stt_stage(cfg, on_switch=LostTurns(user).stt_switched)
     llm = make_llm_stage(cfg, voices)
@@ -148,14 +149,15 @@ def fixed_lines(cfg: BotConfig):
 
 def _user_turn_params(cfg: BotConfig):
     """The user aggregator's VAD and turn strategies: when the user starts and stops speaking."""
-    from pipecat.audio.vad.silero import SileroVADAnalyzer
     from pipecat.audio.vad.vad_analyzer import VADParams
     from pipecat.processors.aggregators.llm_response_universal import LLMUserAggregatorParams
     from pipecat.turns.user_start import TranscriptionUserTurnStartStrategy, VADUserTurnStartStrategy
     from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
+    from .shared_models import SharedSileroVADAnalyzer
+
     v = cfg.vad
-    vad = SileroVADAnalyzer(
+    vad = SharedSileroVADAnalyzer(  # this call's state, the process's one model
         params=VADParams(
             confidence=v.confidence, start_secs=v.start_secs, stop_secs=v.stop_secs, min_volume=v.min_volume
         )
@@ -180,11 +182,12 @@ def _turn_stop_strategy(cfg: BotConfig):
         return SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=p.silence_s)
     if p.turn_end == "smart":
         from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
-        from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
         from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 
+        from .shared_models import SharedSmartTurnAnalyzer
+
         # Pipecat's default waits 3 s (SmartTurnParams.stop_secs) after a turn the model calls unfinished.
-        analyzer = LocalSmartTurnAnalyzerV3(params=SmartTurnParams(stop_secs=p.max_pause_s))
+        analyzer = SharedSmartTurnAnalyzer(params=SmartTurnParams(stop_secs=p.max_pause_s))
         return TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)
     from .turns import SentenceEndUserTurnStopStrategy
 

@@ -105,9 +105,12 @@ def preload(cfg: BotConfig) -> None:
     A backup engine that cannot be used here (a Whisper model that would have to be downloaded) is left out
     with one line saying so, rather than stopping a bot whose first engine works.
     """
+    from .shared_models import preload as open_shared_models
+
     for stt in stt_engines(cfg):
         if isinstance(stt, WhisperSTTConfig):
             load_whisper(stt)
+    open_shared_models(smart_turn=cfg.pipeline.turn_end == "smart")
 
 
 def stt_engines(cfg: BotConfig) -> list:

@@ -52,7 +52,22 @@ class VoiceChoice:
     def __init__(self, library, current: str):
         """Args: library: the `VoiceLibrary`; current: the voice the call starts in."""
         self.library = library
-        self.current = current
+        self._current = current
+        self._speaking = None
+
+    def follow(self, speaking) -> None:
+        """Take the current voice from `speaking()` (the call's TTS service) from now on.
+
+        The voice can also change from the page (an RTVI message) or be refused by the consent policy; the
+        service is the one place that knows which voice it really speaks in, so "list voices" and "talk like X"
+        never contradict what the caller hears.
+        """
+        self._speaking = speaking
+
+    @property
+    def current(self) -> str:
+        """The voice the call speaks in now."""
+        return self._speaking() if self._speaking is not None else self._current
 
     def names(self) -> list[str]:
         """The enrolled voices, sorted."""
@@ -89,7 +104,7 @@ class VoiceChoice:
 
         from .tts import ClonedVoiceTTSService
 
-        self.current = name
+        self._current = name
         logger.info(f"switching to voice {name!r} (asked by the caller)")
         return TTSUpdateSettingsFrame(delta=ClonedVoiceTTSService.Settings(voice=name))
 

@@ -158,6 +158,11 @@ class ClonedVoiceTTSService(TTSService):
         self._generation += 1
         self._executor.shutdown(wait=False, cancel_futures=True)
 
+    @property
+    def current_voice(self) -> str:
+        """The enrolled voice this service speaks in now (a refused switch leaves the previous one)."""
+        return str(self._settings.voice)
+
     async def _update_settings(self, delta: ClonedVoiceTTSSettings) -> dict[str, Any]:
         previous_voice = self._settings.voice
         changed = await super()._update_settings(delta)

@@ -149,6 +149,27 @@ def test_speaking_to_a_disk_that_really_fills(tiny_disk):
     assert sf.info(out).frames == SR // 2
 
 
+@pytest.mark.parametrize("name", ["out.flac", "out.ogg", "out.mp3"])
+def test_encoded_output_to_a_full_disk_is_one_line(tmp_path, monkeypatch, name):
+    out = tmp_path / name
+    out.write_bytes(b"the old file")
+    _full_device(monkeypatch, speaking, tmp_path)
+    with pytest.raises(StorageError) as caught:
+        speak_to(["one", "two"], _tones(1.0), SR, [speaking.file_sink(out, SR)], SR)
+    assert str(caught.value) == f"no space left on device writing {out}: free some space and try again"
+    assert out.read_bytes() == b"the old file" and sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+@pytest.mark.parametrize("name", ["out.flac", "out.mp3"])
+def test_encoded_output_to_a_disk_that_really_fills(tiny_disk, name):
+    out = tiny_disk / name
+    out.write_bytes(b"the old file")
+    with pytest.raises(StorageError, match=f"no space left on device writing {out}"):
+        noise = np.random.default_rng(0).uniform(-0.3, 0.3, SR * 60).astype(np.float32)  # encoders can't shrink it
+        speak_to(["a long one"], lambda sentence: iter([noise]), SR, [speaking.file_sink(out, SR)], SR)
+    assert out.read_bytes() == b"the old file" and [p.name for p in tiny_disk.iterdir()] == [name]
+
+
 def test_enrolling_onto_a_full_disk_keeps_the_old_voice(lib, monkeypatch):
     make_voice(lib, "v", seed=1)
     before = library_state(lib.root)

@@ -253,6 +253,7 @@ def test_openai_engine_errors(cache):
         (["hi", "--voice", "bob", "-o", "{tmp}/a.wav", "--piper-voice", "{tmp}/none.onnx"], "Piper voice not found"),
         (["hi", "--voice", "bob", "-o", "{tmp}/a.wav", "--engine", "openai"], "OPENAI_API_KEY"),
         (["hi", "--voice", "bob"], "say where the audio goes"),
+        (["hi", "--voice", "bob", "-o", "{tmp}/a.txt"], "cannot write '.txt' audio"),
         (["hi", "-o", "{tmp}/a.wav"], "say whose voice"),
         (["hi", "--voice", "bob", "-o", "{tmp}/a.wav", "--tau", "-1"], "--tau"),
         (["hi", "--voice", "bob", "-o", "{tmp}/a.wav", "--device", "tpu"], "unknown device"),
@@ -262,8 +263,29 @@ def test_bad_input_is_one_line(tmp_path, models_dir, library, recordings, cache,
     args = [a.format(tmp=tmp_path, notes=recordings["notes"]) for a in args]
     result = cli(*args, "--voices-dir", str(library.root), models_dir=models_dir, cache=cache)
     assert needle in error_line(result)
-    assert not (tmp_path / "a.wav").exists()
+    assert not (tmp_path / "a.wav").exists() and not (tmp_path / "a.txt").exists()
     assert not any(p.name.endswith(".part") for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "suffix,fmt", [(".flac", "FLAC"), (".ogg", "OGG"), (".mp3", "MP3"), (".WAV", "WAV"), ("", "WAV")]
+)
+def test_the_file_name_chooses_the_format(tmp_path, speech, suffix, fmt):
+    """`-o speech.mp3` is an MP3, not a WAV under another name; the same samples in every format."""
+    from voiceclone.speaking import file_sink
+
+    chunks = [speech[:7000], speech[7000:20000], speech[20000:]]
+    out = tmp_path / f"speech{suffix}"
+    speak_to(["a"], lambda sentence: iter(chunks), 22050, [file_sink(out, 22050)], 22050)
+    info = sf.info(out)
+    assert (info.format, info.samplerate, info.channels) == (fmt, 22050, 1)
+    audio, _ = sf.read(out, dtype="float32")
+    assert len(audio) == len(speech)  # the encoders' padding is not part of the speech
+    if fmt in ("FLAC", "WAV"):
+        assert np.max(np.abs(audio - speech)) <= 2 / 32768
+    else:  # lossy, but the same speech: the waveforms correlate closely
+        assert np.corrcoef(audio, speech)[0, 1] > 0.9
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
 
 
 def test_no_converter_names_the_download_command(tmp_path, library, cache):

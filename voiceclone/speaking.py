@@ -57,12 +57,35 @@ def _pcm16(chunk: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-class WavSink:
-    """A WAV file written as chunks come, into a temporary file renamed into place only when complete.
+# What `-o FILE` writes, by the file's suffix: (libsndfile format, subtype); None is our own WAV writer.
+FILE_FORMATS: dict[str, tuple[str, str] | None] = {
+    ".wav": None,
+    ".flac": ("FLAC", "PCM_16"),
+    ".ogg": ("OGG", "VORBIS"),
+    ".mp3": ("MP3", "MPEG_LAYER_III"),
+}
 
-    The file is written here rather than by libsndfile, which reports a full disk only as "System error.": a
-    failed write keeps its errno and ends as one line naming the file. It is created with the permissions the
-    umask gives, like any file a program writes.
+
+def check_output_file(path: Path) -> None:
+    """Refuse, before any work, an output whose suffix names a format `speak` cannot write (none means WAV)."""
+    suffix = Path(path).suffix.lower()
+    if suffix and suffix not in FILE_FORMATS:
+        formats = ", ".join(FILE_FORMATS)
+        raise OutputError(f"{path}: cannot write {suffix!r} audio: name the file {formats} (or -o - for raw PCM)")
+
+
+def file_sink(path: Path, sample_rate: int) -> FileSink:
+    """The sink for `-o FILE`: WAV, FLAC, Ogg Vorbis or MP3 as the suffix says (WAV when there is none)."""
+    check_output_file(path)
+    encoding = FILE_FORMATS.get(Path(path).suffix.lower())
+    return WavSink(path, sample_rate) if encoding is None else EncodedSink(path, sample_rate, *encoding)
+
+
+class FileSink:
+    """A file written as chunks come, into a temporary file renamed into place only when complete.
+
+    A failed write keeps its errno and ends as one line naming the file; the old file, if any, is untouched.
+    The file is created with the permissions the umask gives, like any file a program writes.
     """
 
     def __init__(self, path: Path, sample_rate: int):
@@ -77,10 +100,46 @@ class WavSink:
         except OSError as exc:
             error = storage_error(exc, self.path) or OutputError(f"{self.path}: cannot write there ({exc.strerror})")
             raise error from None
-        self._file = os.fdopen(fd, "wb")
+        self._file = os.fdopen(fd, "wb")  # buffered: a write is whole or raises (a raw write may be short)
         self._rate = sample_rate
-        self._data_bytes = 0
         self._done = False
+
+    def write(self, chunk: np.ndarray) -> None:
+        """Append samples."""
+        raise NotImplementedError
+
+    def close(self, complete: bool) -> None:
+        """Finish the file (complete) or throw the partial one away, leaving any old file untouched."""
+        try:
+            if complete:
+                self._guarded(self._finish)
+        finally:
+            if not self._done:
+                self._abandon()
+                with contextlib.suppress(OSError):  # a full disk fails the flush again: the file goes anyway
+                    self._file.close()
+                self._tmp.unlink(missing_ok=True)
+
+    def _finish(self) -> None:
+        """Complete the temporary file and rename it into place."""
+        self._file.close()
+        os.replace(self._tmp, self.path)
+        self._done = True
+
+    def _abandon(self) -> None:
+        """Let go of an unfinished file."""
+
+    def _guarded(self, write, *args) -> None:
+        with reporting_write_errors(self.path):
+            write(*args)
+
+
+class WavSink(FileSink):
+    """16-bit PCM WAV, written here rather than by libsndfile, which reports a full disk only as "System error."."""
+
+    def __init__(self, path: Path, sample_rate: int):
+        super().__init__(path, sample_rate)
+        self._data_bytes = 0
         self._guarded(self._file.write, _wav_header(sample_rate, 0))
 
     def write(self, chunk: np.ndarray) -> None:
@@ -91,27 +150,82 @@ class WavSink:
         self._guarded(self._file.write, data)
         self._data_bytes += len(data)
 
-    def close(self, complete: bool) -> None:
-        """Finish the file (complete) or throw the partial one away, leaving any old file untouched."""
-        try:
-            if complete:
-                self._guarded(self._finish)
-        finally:
-            if not self._done:
-                with contextlib.suppress(OSError):  # a full disk fails the flush again: the file goes anyway
-                    self._file.close()
-                self._tmp.unlink(missing_ok=True)
-
     def _finish(self) -> None:
         self._file.seek(0)
         self._file.write(_wav_header(self._rate, self._data_bytes))
-        self._file.close()
-        os.replace(self._tmp, self.path)
-        self._done = True
+        super()._finish()
 
-    def _guarded(self, write, *args) -> None:
-        with reporting_write_errors(self.path):
-            write(*args)
+
+class _KeptErrors:
+    """The file libsndfile writes through: an OSError (a full disk) is kept to be raised with its errno.
+
+    An exception raised inside libsndfile's write callback would be printed by cffi as a traceback and replaced
+    by a bare "System error."."""
+
+    def __init__(self, file):
+        self._file = file
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        if self.error is not None:
+            return 0
+        try:
+            return self._file.write(data)
+        except OSError as exc:
+            self.error = exc
+            return 0
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+
+class EncodedSink(FileSink):
+    """FLAC, Ogg Vorbis or MP3 by libsndfile, encoded as the chunks come."""
+
+    def __init__(self, path: Path, sample_rate: int, format: str, subtype: str):
+        super().__init__(path, sample_rate)
+        self._through = _KeptErrors(self._file)
+        self._encoder = None
+        try:
+            self._encoder = sf.SoundFile(
+                self._through, "w", samplerate=sample_rate, channels=1, format=format, subtype=subtype
+            )
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            self.close(False)
+            self._raise(exc, f"cannot write {format} at {sample_rate} Hz")
+
+    def write(self, chunk: np.ndarray) -> None:
+        """Encode and append samples."""
+        try:
+            self._encoder.write(np.asarray(chunk, dtype=np.float32))
+        except (sf.LibsndfileError, RuntimeError, AssertionError) as exc:  # soundfile asserts on a short write
+            self._raise(exc, "the encoder failed")
+        if self._through.error is not None:  # libsndfile may not notice a short write until later
+            self._raise(self._through.error, "")
+
+    def _finish(self) -> None:
+        try:
+            self._encoder.close()
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            self._raise(exc, "the encoder failed")
+        if self._through.error is not None:
+            self._raise(self._through.error, "")
+        super()._finish()
+
+    def _abandon(self) -> None:
+        if self._encoder is not None and not self._encoder.closed:
+            with contextlib.suppress(Exception):
+                self._encoder.close()
+
+    def _raise(self, exc: Exception, what: str):
+        """The disk's own error when it caused the failure, else one line naming the file."""
+        cause = self._through.error if isinstance(exc, sf.LibsndfileError | RuntimeError | AssertionError) else exc
+        if isinstance(cause, OSError):
+            raise storage_error(cause, self.path) or OutputError(f"{self.path}: {cause.strerror or cause}") from None
+        raise OutputError(f"{self.path}: {what} ({exc})") from None
 
 
 class RawSink:

@@ -36,7 +36,12 @@ def speak(
     file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Read the text from a file.")] = None,
     output: Annotated[
         Optional[str],
-        typer.Option("--output", "-o", help="WAV file to write, or '-' for raw 16-bit PCM on standard output."),
+        typer.Option(
+            "--output",
+            "-o",
+            help="File to write: .wav, .flac, .ogg or .mp3 by its name (WAV without a suffix), or '-' for raw "
+            "16-bit PCM on standard output.",
+        ),
     ] = None,
     play: Annotated[bool, typer.Option("--play", help="Play on the default output device as it is made.")] = False,
     tau: Annotated[
@@ -174,17 +179,21 @@ def _check_output(output: str | None, play: bool) -> None:
         raise UserError(
             "-o - writes raw PCM: pipe it into a program (e.g. `| aplay -f S16_LE -r 22050`) or use -o FILE.wav"
         )
+    if output not in (None, "-"):
+        from ..speaking import check_output_file
+
+        check_output_file(Path(output))
 
 
 def _open_sinks(output: str | None, play: bool, sample_rate: int) -> list:
-    from ..speaking import PlaybackSink, RawSink, WavSink
+    from ..speaking import PlaybackSink, RawSink, file_sink
 
     sinks: list = []
     try:
         if output == "-":
             sinks.append(RawSink())
         elif output is not None:
-            sinks.append(WavSink(Path(output), sample_rate))
+            sinks.append(file_sink(Path(output), sample_rate))
         if play:
             sinks.append(PlaybackSink(sample_rate))
     except BaseException:

@@ -39,4 +39,5 @@ def error_line(result: subprocess.CompletedProcess) -> str:
     assert "Traceback" not in stderr, stderr
     lines = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, stderr
+    assert stderr.rstrip().splitlines()[-1] == lines[0], f"the error goes on after its line:\n{stderr}"
     return lines[0]

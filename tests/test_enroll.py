@@ -306,10 +306,23 @@ def test_hostile_or_broken_archives_are_refused(tmp_path, entries, needle):
     assert not (tmp_path / "evil").exists() and not Path("/tmp/evil").exists()
 
 
-def test_not_an_archive(tmp_path):
-    bogus = tmp_path / "voice.tar.gz"
-    bogus.write_text("hello")
-    assert "not a voice archive" in error_line(cli("voices", "import", str(bogus), "--voices-dir", str(tmp_path / "l")))
+@pytest.mark.parametrize("name", ["voice.tar.gz", "take.wav"])
+def test_not_an_archive(tmp_path, recordings, name):
+    bogus = tmp_path / name
+    if name.endswith(".wav"):  # an audio file given to import by mistake: tarfile's reason is four lines long
+        bogus.write_bytes(recordings["alice"].read_bytes())
+    else:
+        bogus.write_text("hello")
+    line = error_line(cli("voices", "import", str(bogus), "--voices-dir", str(tmp_path / "l")))
+    assert "not a voice archive (one is made by `voiceclone voices export`)" in line
+
+
+def test_a_multi_line_reason_is_folded_into_the_error_line():
+    from voiceclone.cli.common import one_line
+
+    reason = "x: could not be opened:\n- method gz: ReadError('not a gzip file')\n\n- method tar: ReadError('bad')"
+    folded = "x: could not be opened: method gz: ReadError('not a gzip file'); method tar: ReadError('bad')"
+    assert one_line(reason) == folded
 
 
 def test_embedding_with_a_forged_pickle_is_refused(tmp_path, converter, recordings):

@@ -638,6 +638,8 @@ def _read_archive(archive: Path) -> tuple[str, dict[str, bytes]]:
                 return _read_members(tar, archive)
             except _STREAM_ERRORS as exc:  # the archive opened, then its data ran out or did not check
                 raise _corrupt(archive, exc) from None
+    except tarfile.ReadError:  # not a tar archive in any compression tarfile knows (its reason lists them all)
+        raise VoiceError(f"{archive}: not a voice archive (one is made by `voiceclone voices export`)") from None
     except tarfile.TarError as exc:
         raise VoiceError(f"{archive}: not a voice archive ({exc})") from None
     except (EOFError, zlib.error, lzma.LZMAError) as exc:

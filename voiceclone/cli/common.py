@@ -38,8 +38,14 @@ def say(message: str, label: str = "", style: str = "", to_err: bool = False) ->
 
 
 def error(message: str) -> None:
-    """The one `error:` line of a failed command."""
-    say(message, "error:", "bold red", to_err=True)
+    """The one `error:` line of a failed command (a library's multi-line reason is folded into it)."""
+    say(one_line(message), "error:", "bold red", to_err=True)
+
+
+def one_line(message: str) -> str:
+    """`message` on one line: its lines joined with "; ", their list markers and blank lines dropped."""
+    lines = [line.strip().removeprefix("- ").strip() for line in str(message).splitlines()]
+    return "; ".join(line for line in lines if line).replace(":;", ":")
 
 
 def warn(message: str) -> None:

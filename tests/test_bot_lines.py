@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from pipecat.frames.frames import TTSAudioRawFrame, TTSSpeakFrame, TTSStoppedFrame, TTSUpdateSettingsFrame
@@ -81,6 +83,32 @@ async def test_lines_are_ready_before_the_call_and_other_text_is_still_synthesis
     )
     assert sorted(engine.asked) == sorted([GREETING, DID_NOT_CATCH, "Something new."])  # each line rendered once
     assert len(audio_of(down)) > 0
+
+
+class GatedEngine(CountingEngine):
+    """Holds the synthesis of `held` until `release` is set (another line's rendering, slow on a loaded machine)."""
+
+    def __init__(self, engine, held: str):
+        super().__init__(engine)
+        self.held, self.release = held, threading.Event()
+
+    def synthesize(self, sentence: str) -> np.ndarray:
+        if sentence == self.held:
+            assert self.release.wait(TIMEOUT_S), "never released"
+        return super().synthesize(sentence)
+
+
+async def test_the_greeting_waits_for_its_own_rendering_not_for_every_line(parts, tmp_path):
+    """The greeting is rendered first; its sentence plays as soon as it is, while the apology still renders."""
+    _, _, piper = parts
+    engine = GatedEngine(piper, held=DID_NOT_CATCH)
+    service = make_service(parts, engine, tmp_path)
+    service.prerender_lines()  # greeting, then the apology (held)
+    try:
+        down = await run_script(service, [TTSSpeakFrame(GREETING), Until(stopped)])
+        assert len(audio_of(down)) > 0 and engine.asked == [GREETING]  # the apology had not even started
+    finally:
+        engine.release.set()
 
 
 async def test_a_switched_voice_never_plays_the_old_voices_line(parts, tmp_path):

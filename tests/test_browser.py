@@ -198,7 +198,8 @@ async def audio_is_playing(page) -> dict:
 async def test_a_call_from_the_page_is_answered_in_audio_and_text_and_switches_voice(bot, chromium, tmp_path):
     from playwright.async_api import async_playwright
 
-    mic = microphone(tmp_path / "mic.wav", 3.0, piper(QUESTION), 9.0)
+    # 6 s of quiet first: the greeting must be heard before the question, or the question (rightly) cuts it off.
+    mic = microphone(tmp_path / "mic.wav", 6.0, piper(QUESTION), 9.0)
     async with async_playwright() as p:
         browser, page = await open_page(p, chromium, bot.url + "/", mic)
         try:

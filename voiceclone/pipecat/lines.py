@@ -76,7 +76,8 @@ class FixedLines:
 
     def __init__(self, texts: Iterable[str | None], folder: Path | None = None):
         """Args: texts: the lines (None and blanks are ignored); folder: where they are kept (tests)."""
-        self.texts = {normalise(t) for t in texts if t and t.strip()}
+        # In the order given, which is the order they are needed in: the greeting first.
+        self.texts = list(dict.fromkeys(normalise(t) for t in texts if t and t.strip()))
         self.folder = folder if folder is not None else cache_dir() / "lines"
         self._memory: dict[str, np.ndarray] = {}
 
@@ -124,13 +125,15 @@ class FixedLines:
         Returns:
             How many lines were rendered.
         """
-        rendered = 0
-        for text in sorted(self.texts):
-            if self.load(voice, text, tau) is None:
-                audio = np.concatenate(list(voice.speak(text, tau=tau, chunk_frames=chunk_frames)))
-                self.store(voice, text, audio, tau)
-                rendered += 1
-        return rendered
+        return sum(self.render(voice, text, tau, chunk_frames) for text in self.texts)
+
+    def render(self, voice, text: str, tau: float | None = None, chunk_frames: int | None = None) -> bool:
+        """Render (blocking) one line if this voice has no audio for it yet; whether it was rendered now."""
+        if self.load(voice, text, tau) is not None:
+            return False
+        audio = np.concatenate(list(voice.speak(text, tau=tau, chunk_frames=chunk_frames)))
+        self.store(voice, text, audio, tau)
+        return True
 
 
 def _plain(value):

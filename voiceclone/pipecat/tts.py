@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,7 @@ from pipecat.utils.types import NOT_GIVEN, NotGiven
 from ..cloned import ClonedVoice
 from ..errors import UserError
 from ..text import bound
-from .lines import FixedLines
+from .lines import FixedLines, normalise
 
 # Steady chunk for live calls: at most ~0.25 s of work, so an interruption waits little for the chunk in
 # flight on the single conversion thread.
@@ -129,6 +130,7 @@ class ClonedVoiceTTSService(TTSService):
         self._running: tuple[str, int] | None = None  # (context id, generation) of the sentence being made
         self._silent_contexts: set[str] = set()  # contexts whose last sentence gave no audio
         self._lines = lines
+        self._rendering: dict[str, Any] = {}  # fixed line -> the future of its rendering (prerender_lines)
         self._last_context: str | None = None  # the context of the last sentence: a new one starts an answer
 
     @property
@@ -142,8 +144,22 @@ class ClonedVoiceTTSService(TTSService):
         Called before a call starts, so the greeting is ready (or nearly) when the caller connects; a sentence
         queued meanwhile waits for it and then finds its line rendered.
         """
-        if self._lines is not None:
-            self._executor.submit(self._lines.render_missing, self._voice, self._tau(), self._chunk_frames)
+        if self._lines is None:
+            return
+        for text in self._lines.texts:  # one job each, the greeting first: its sentence waits for its line only
+            job = self._executor.submit(self._lines.render, self._voice, text, self._tau(), self._chunk_frames)
+            self._rendering[text] = job
+
+    async def _rendered_line(self, text: str, tau) -> bool:
+        """Whether `text` is a fixed line whose audio is ready, after waiting for its own rendering if it is under
+        way (rather than queueing behind every line still to render)."""
+        if self._lines is None or not self._lines.wants(text):
+            return False
+        job = self._rendering.get(normalise(text))
+        if job is not None and not job.done():
+            with contextlib.suppress(Exception):  # a failed rendering is made again, and reported, by the sentence
+                await asyncio.wrap_future(job)
+        return self._lines.load(self._voice, text, tau) is not None
 
     def _tau(self) -> float | None:
         return self._settings.tau if isinstance(self._settings.tau, (int, float)) else None
@@ -222,9 +238,12 @@ class ClonedVoiceTTSService(TTSService):
         self._running = (context_id, generation)
         chunks: asyncio.Queue = asyncio.Queue()
         emit = _emitter(asyncio.get_running_loop(), chunks)
-        asyncio.get_running_loop().run_in_executor(
-            self._executor, self._make_sentence, self._voice, text, tau, generation, emit, first
-        )
+        if await self._rendered_line(text, tau):  # played from memory at once, not behind the thread's queue
+            self._make_sentence(self._voice, text, tau, generation, emit, first)
+        else:
+            asyncio.get_running_loop().run_in_executor(
+                self._executor, self._make_sentence, self._voice, text, tau, generation, emit, first
+            )
         produced = False
         await self.start_tts_usage_metrics(text)
         try:

@@ -19,6 +19,7 @@ import lzma
 import os
 import re
 import shutil
+import stat
 import tarfile
 import tempfile
 import zlib
@@ -177,10 +178,12 @@ class VoiceLibrary:
     # ------------------------------------------------------------------------------------------- reading
     def names(self) -> list[str]:
         """Names of the voices stored, damaged ones included, sorted."""
-        if not self.root.is_dir():
-            if self.root.exists():
-                raise self._not_a_folder()
+        try:  # one look, not is_dir() then exists(): another process may create the folder in between
+            is_folder = stat.S_ISDIR(self.root.stat().st_mode)
+        except FileNotFoundError:
             return []
+        if not is_folder:
+            raise self._not_a_folder()
         self._recover()
         return sorted(p.name for p in self.root.iterdir() if _valid_name(p.name) and _is_voice_folder(p))
 

@@ -31,7 +31,7 @@ def test_config_check_names_the_missing_keys():
     [
         ("stt:\n  engine: deepgram\n  model: [1, 2]\n", "stt.model:"),
         ("stt:\n  engine: deepgram\n  modle: nova\n", "stt.modle: unknown key"),
-        ("stt:\n  engine: vosk\n", "stt:"),
+        ("stt:\n  engine: vosk\n", "stt.engine: 'vosk' is not one of deepgram, whisper"),
         ("llm:\n  engine: openai\n  temperature: 9\n", "llm.temperature:"),
         ("transport:\n  type: webrtc\n  port: 0\n", "transport.port:"),
         ("vad:\n  stop_secs: -1\n", "vad.stop_secs:"),
@@ -45,6 +45,25 @@ def test_bad_config_values_name_the_key_path(tmp_path, text, needle):
     path.write_text(text)
     assert needle in error_line(cli("config", "check", str(path)))
     assert needle in error_line(cli("run-bot", "--config", str(path), "--voice", "x"))
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("transport:\n  port: 9000\n", "transport: say which one with `type:` (daily, webrtc, local)"),
+        ("transport:\n  type: zoom\n", "transport.type: 'zoom' is not one of daily, webrtc, local"),
+        ("llm:\n  engine: gpt\n", "llm.engine: 'gpt' is not one of openai, echo"),
+        ("stt:\n  - engine: whisper\n  - model: base.en\n", "stt.1: say which one with `engine:` (deepgram, whisper)"),
+    ],
+)
+def test_a_missing_or_unknown_engine_is_said_in_the_files_words(tmp_path, text, message):
+    from voiceclone.config import ConfigError, load_config
+
+    path = tmp_path / "bot.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: {message}"
 
 
 def test_missing_keys_are_reported_before_anything_connects(tmp_path):

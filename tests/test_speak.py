@@ -254,13 +254,15 @@ def test_openai_engine_errors(cache):
         (["hi", "--voice", "bob", "-o", "{tmp}/a.wav", "--engine", "openai"], "OPENAI_API_KEY"),
         (["hi", "--voice", "bob"], "say where the audio goes"),
         (["hi", "--voice", "bob", "-o", "{tmp}/a.txt"], "cannot write '.txt' audio"),
+        (["--file", "{tmp}", "--voice", "bob", "-o", "{tmp}/a.wav"], "is a folder, not a text file"),
+        (["--file", "{alice}", "--voice", "bob", "-o", "{tmp}/a.wav"], "not UTF-8 text"),
         (["hi", "-o", "{tmp}/a.wav"], "say whose voice"),
         (["hi", "--voice", "bob", "-o", "{tmp}/a.wav", "--tau", "-1"], "--tau"),
         (["hi", "--voice", "bob", "-o", "{tmp}/a.wav", "--device", "tpu"], "unknown device"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path, models_dir, library, recordings, cache, args, needle):
-    args = [a.format(tmp=tmp_path, notes=recordings["notes"]) for a in args]
+    args = [a.format(tmp=tmp_path, notes=recordings["notes"], alice=recordings["alice"]) for a in args]
     result = cli(*args, "--voices-dir", str(library.root), models_dir=models_dir, cache=cache)
     assert needle in error_line(result)
     assert not (tmp_path / "a.wav").exists() and not (tmp_path / "a.txt").exists()

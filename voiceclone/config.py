@@ -68,14 +68,29 @@ def validate(model: type[BaseModel], raw: dict, source: Path | str, flags: dict[
         loc = [str(p) for p in err["loc"]]
         loc = [p for i, p in enumerate(loc) if not (i > 0 and p in _UNION_TAGS and loc[i - 1] in _UNION_FIELDS)]
         key = ".".join(loc) or "(top level)"
-        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        key, message = _explain(err, key)
         flag = (flags or {}).get(key)
         if flag:
             raise ConfigError(f"{flag}: {message}") from None
         raise ConfigError(f"{source}: {key}: {message}") from None
 
 
+def _explain(err: dict, key: str) -> tuple[str, str]:
+    """(key, message) of a validation error, in the words of the config file rather than pydantic's."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return key, "unknown key"
+    if kind in ("union_tag_not_found", "union_tag_invalid"):  # `type:` of a transport, `engine:` of stt and llm
+        field = str(ctx.get("discriminator", "")).strip("'")
+        choices = _UNION_CHOICES.get(key.split(".")[0], ())
+        if kind == "union_tag_not_found":
+            return key, f"say which one with `{field}:` ({', '.join(choices)})"
+        return f"{key}.{field}", f"{ctx.get('tag')!r} is not one of {', '.join(choices)}"
+    return key, err["msg"]
+
+
 _UNION_FIELDS = {"transport", "stt", "llm"}
+_UNION_CHOICES = {"transport": ("daily", "webrtc", "local"), "stt": ("deepgram", "whisper"), "llm": ("openai", "echo")}
 _UNION_TAGS = {"daily", "webrtc", "local", "deepgram", "whisper", "openai", "echo"}
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -163,8 +163,12 @@ def _read_text(text: str | None, file: Path | None) -> str:
             return file.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise UserError(f"{file}: file not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"{file}: cannot read it as text ({exc})") from None
+        except IsADirectoryError:
+            raise UserError(f"{file}: is a folder, not a text file") from None
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{file}: not UTF-8 text (byte {exc.start}); --file reads the text to speak") from None
+        except OSError as exc:
+            raise UserError(f"{file}: cannot read it ({exc.strerror or exc})") from None
     if text is None or text == "-":
         if sys.stdin is None or (sys.stdin.isatty() and text is None):
             raise UserError("nothing to say: give TEXT, --file FILE, or pipe text in")

@@ -196,8 +196,18 @@ def test_exporting_to_a_full_disk(lib, tmp_path, monkeypatch):
     archive.write_bytes(b"the old archive")
     _full_device(monkeypatch, voices_module, tmp_path)
     with pytest.raises(StorageError, match=f"no space left on device writing {archive}: free some space"):
-        lib.export("v", archive)
+        lib.export("v", archive, force=True)
     assert archive.read_bytes() == b"the old archive"
+
+
+def test_exporting_onto_an_existing_file_needs_force(lib, tmp_path):
+    make_voice(lib, "v")
+    recording = tmp_path / "v.wav"  # `voices export v v.wav`: the name of the recording, by habit
+    recording.write_bytes(b"RIFF a precious recording")
+    with pytest.raises(VoiceError, match="already exists; give another file name, or --force to replace it"):
+        lib.export("v", recording)
+    assert recording.read_bytes() == b"RIFF a precious recording"
+    assert lib.export("v", recording, force=True) == recording and tarfile.is_tarfile(recording)
 
 
 def test_exporting_to_a_disk_that_really_fills(lib, tiny_disk):

@@ -278,15 +278,18 @@ class VoiceLibrary:
                 raise VoiceError(f"cannot rename {old!r} to {new!r}: {exc.strerror}") from None
         return self.get(new)
 
-    def export(self, name: str, archive: Path) -> Path:
+    def export(self, name: str, archive: Path, force: bool = False) -> Path:
         """Pack a voice into a .tar.gz archive for another machine (`import_archive` takes any archive this
-        makes); the file follows the umask."""
+        makes); the file follows the umask. An existing file is replaced only with `force`: the name given may
+        well be a recording (`voices export alice alice.wav`)."""
         check_name(name)
         archive = Path(archive)
         if archive.is_dir():
             archive = archive / f"{name}.voice.tar.gz"
         if not archive.parent.is_dir():
             raise VoiceError(f"{archive.parent}: folder not found")
+        if archive.exists() and not force:
+            raise VoiceError(f"{archive}: already exists; give another file name, or --force to replace it")
         files = self._snapshot(name)
         with reporting_write_errors(archive):
             _write_archive(archive, name, files)

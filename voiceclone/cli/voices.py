@@ -99,11 +99,12 @@ def voices_rename(old: str, new: str, voices_dir: VoicesDirOption = None, config
 def voices_export(
     name: str,
     file: Annotated[Path, typer.Argument(help="Archive to write (.tar.gz), or a folder.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file of that name.")] = False,
     voices_dir: VoicesDirOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Pack a voice into an archive to move it to another machine."""
-    archive = _library(voices_dir, config).export(name, file)
+    archive = _library(voices_dir, config).export(name, file, force=force)
     say(f"exported {name!r} to {archive}")
 
 

@@ -256,6 +256,7 @@ def test_openai_engine_errors(cache):
         (["hi", "--voice", "bob", "-o", "{tmp}/a.txt"], "cannot write '.txt' audio"),
         (["--file", "{tmp}", "--voice", "bob", "-o", "{tmp}/a.wav"], "is a folder, not a text file"),
         (["--file", "{alice}", "--voice", "bob", "-o", "{tmp}/a.wav"], "not UTF-8 text"),
+        (["hi", "--voice", "{alice}", "-o", "{alice}"], "is also an input of this command"),
         (["hi", "-o", "{tmp}/a.wav"], "say whose voice"),
         (["hi", "--voice", "bob", "-o", "{tmp}/a.wav", "--tau", "-1"], "--tau"),
         (["hi", "--voice", "bob", "-o", "{tmp}/a.wav", "--device", "tpu"], "unknown device"),
@@ -266,6 +267,7 @@ def test_bad_input_is_one_line(tmp_path, models_dir, library, recordings, cache,
     result = cli(*args, "--voices-dir", str(library.root), models_dir=models_dir, cache=cache)
     assert needle in error_line(result)
     assert not (tmp_path / "a.wav").exists() and not (tmp_path / "a.txt").exists()
+    assert sf.info(recordings["alice"]).duration > 1  # the recording is still a recording
     assert not any(p.name.endswith(".part") for p in tmp_path.iterdir())
 
 

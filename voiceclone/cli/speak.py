@@ -110,7 +110,7 @@ def speak(
     if not sentences:
         raise UserError("nothing to say: the text is empty")
     check_voice_given(cfg.tts, no_clone)
-    _check_output(output, play)
+    _check_output(output, play, inputs=[cfg.tts.voice, file])
     lib = library(cfg, voices_dir)
     if not no_clone:
         check_consent(cfg.consent, lib, cfg.tts.voice)  # an unknown or refused voice fails before anything loads
@@ -176,7 +176,7 @@ def _read_text(text: str | None, file: Path | None) -> str:
     return text
 
 
-def _check_output(output: str | None, play: bool) -> None:
+def _check_output(output: str | None, play: bool, inputs: list = ()) -> None:
     if output is None and not play:
         raise UserError("say where the audio goes: -o FILE.wav, -o - (raw PCM on standard output), or --play")
     if output == "-" and sys.stdout.isatty():
@@ -187,6 +187,16 @@ def _check_output(output: str | None, play: bool) -> None:
         from ..speaking import check_output_file
 
         check_output_file(Path(output))
+        for given in inputs:  # `--voice me.wav -o me.wav` would replace the only recording with the clone
+            if given is not None and _same_file(Path(output), Path(given)):
+                raise UserError(f"{output}: is also an input of this command; write the audio to another file")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
 
 
 def _open_sinks(output: str | None, play: bool, sample_rate: int) -> list:

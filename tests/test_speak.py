@@ -257,6 +257,7 @@ def test_openai_engine_errors(cache):
         (["--file", "{tmp}", "--voice", "bob", "-o", "{tmp}/a.wav"], "is a folder, not a text file"),
         (["--file", "{alice}", "--voice", "bob", "-o", "{tmp}/a.wav"], "not UTF-8 text"),
         (["hi", "--voice", "{alice}", "-o", "{alice}"], "is also an input of this command"),
+        (["...", "--voice", "bob", "-o", "{tmp}/a.wav"], "nothing was spoken: the text has no words"),
         (["hi", "-o", "{tmp}/a.wav"], "say whose voice"),
         (["hi", "--voice", "bob", "-o", "{tmp}/a.wav", "--tau", "-1"], "--tau"),
         (["hi", "--voice", "bob", "-o", "{tmp}/a.wav", "--device", "tpu"], "unknown device"),

@@ -366,6 +366,8 @@ def speak_to(
                 for sink in sinks:
                     sink.write(tail)
                 samples += len(tail)
+        if samples == 0:  # e.g. "...": no file that holds nothing, no "real-time factor nan"
+            raise OutputError("nothing was spoken: the text has no words the voice can say")
         elapsed = clock() - start  # before closing: a player may still be playing out its queue
         complete = True
     finally:

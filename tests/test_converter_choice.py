@@ -72,6 +72,12 @@ def test_asking_for_openvoice_when_it_is_missing_is_one_line(matcher_env, tmp_pa
         assert "voiceclone models download" in line
 
 
+def test_a_bad_input_is_only_its_error_not_the_matcher_note(matcher_env, tmp_path):
+    """The fallback note comes when a converter is loaded, so a missing file is not preceded by it."""
+    result = run_cli("enroll", str(tmp_path / "missing.wav"), "--name", "x", env=matcher_env)
+    assert "file not found" in error_line(result) and NOTE not in result.stderr
+
+
 def test_a_voice_without_its_openvoice_embedding_gets_one_on_first_use(matcher_env, models_dir, tmp_path):
     voices = tmp_path / "voices"
     shutil.copytree(matcher_env["VOICECLONE_VOICES_DIR"] / "bob", voices / "bob")

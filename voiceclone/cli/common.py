@@ -155,11 +155,12 @@ def conversion_loader(cfg: BotConfig, models_dir: Path | None, spinner: bool = T
     """
     from ..conversion import choose
 
-    load = choose(
-        cfg.tts.converter, store(cfg, models_dir), notice=lambda text: say(text, "note:", "cyan", to_err=True)
-    )
+    notes: list[str] = []  # said when the converter is loaded: after the inputs were checked, not before an error
+    load = choose(cfg.tts.converter, store(cfg, models_dir), notice=notes.append)
 
     def loaded():
+        while notes:
+            say(notes.pop(0), "note:", "cyan", to_err=True)
         with err.status("Loading the converter ...") if spinner else nullcontext():
             return load()
 

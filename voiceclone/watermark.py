@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import math
 import sys
-import threading
 import types
 import warnings
 from dataclasses import asdict, dataclass
@@ -71,6 +70,7 @@ from torch import nn
 
 from .audio import load_audio, resample
 from .errors import UserError
+from .once import once
 
 MARK_RATE = 32000  # Hz: PerTh's native rate (its hparams.yaml)
 THRESHOLD = 0.95  # confidence at or above which the mark is present; see the module docstring
@@ -81,9 +81,6 @@ STREAM_CONTEXT = 8000  # samples at 32 kHz (0.25 s) of earlier audio given to th
 _HOP = 320  # PerTh's STFT hop at 32 kHz
 _MIN_SEGMENT = 2048  # the STFT's reflect padding needs more than n_fft / 2 samples: shorter input is padded
 INSTALL_HINT = "install it: pip install resemble-perth"
-
-_net = None
-_net_lock = threading.Lock()
 
 
 class WatermarkUnavailable(UserError):
@@ -113,17 +110,14 @@ class Detection:
 
 
 # --------------------------------------------------------------------------------------------------- model
+@once
 def load_model() -> nn.Module:
     """PerTh's network on the CPU, in eval mode: loaded once per process (about 0.3 s) and shared by threads.
 
     Raises:
         WatermarkUnavailable: resemble-perth is missing or its model file is damaged.
     """
-    global _net
-    with _net_lock:
-        if _net is None:
-            _net = _load()
-        return _net
+    return _load()
 
 
 def _load() -> nn.Module:

@@ -13,23 +13,13 @@ scores exactly like Pipecat's own, so an upgrade that changes them fails there, 
 
 from __future__ import annotations
 
-import threading
-
 from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
 from pipecat.utils.env import env_truthy
 
-_LOADING = threading.Lock()  # two calls arriving together open a model once
-_SESSIONS: dict[str, object] = {}
-
-
-def _session(name: str, open_session):
-    with _LOADING:
-        if name not in _SESSIONS:
-            _SESSIONS[name] = open_session()
-        return _SESSIONS[name]
+from ..once import once
 
 
 def _packaged(package: str, name: str) -> str:
@@ -38,25 +28,23 @@ def _packaged(package: str, name: str) -> str:
     return str(resources.files(package).joinpath(name))
 
 
+@once  # two calls arriving together open it once
 def _silero_session():
     # Pipecat's own options: one thread, CPU (the model is tiny; threads cost more than they give).
-    path = _packaged("pipecat.audio.vad.data", "silero_vad.onnx")
-    return _session("silero", lambda: SileroOnnxModel(path, force_onnx_cpu=True).session)
+    return SileroOnnxModel(_packaged("pipecat.audio.vad.data", "silero_vad.onnx"), force_onnx_cpu=True).session
 
 
+@once
 def _smart_turn_session():
     import onnxruntime as ort
 
-    def open_session():
-        options = ort.SessionOptions()  # as LocalSmartTurnAnalyzerV3 sets them, with its default of one CPU
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.inter_op_num_threads = 1
-        options.intra_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        path = _packaged("pipecat.audio.turn.smart_turn.data", "smart-turn-v3.2-cpu.onnx")
-        return ort.InferenceSession(path, sess_options=options)
-
-    return _session("smart-turn", open_session)
+    options = ort.SessionOptions()  # as LocalSmartTurnAnalyzerV3 sets them, with its default of one CPU
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1
+    options.intra_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    path = _packaged("pipecat.audio.turn.smart_turn.data", "smart-turn-v3.2-cpu.onnx")
+    return ort.InferenceSession(path, sess_options=options)
 
 
 class SharedSileroVADAnalyzer(SileroVADAnalyzer):

@@ -246,7 +246,10 @@ def _torchaudio_stand_in() -> dict[str, types.ModuleType]:
 
 
 # ------------------------------------------------------------------------------------------------- marking
-def _mono(audio: np.ndarray) -> np.ndarray:
+def _mono(audio: np.ndarray, sample_rate: int | None = None) -> np.ndarray:
+    """`audio` as float32 mono with NaN/inf made finite; a ValueError for more dimensions or a rate below 1."""
+    if sample_rate is not None and sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     samples = np.asarray(audio, dtype=np.float32)
     if samples.ndim != 1:
         raise ValueError(f"expected mono audio (one dimension), got shape {samples.shape}")
@@ -304,9 +307,7 @@ class Watermarker:
             WatermarkUnavailable: the model cannot be loaded.
             ValueError: `audio` is not one-dimensional or the rate is not positive.
         """
-        x = _mono(audio)
-        if sample_rate <= 0:
-            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+        x = _mono(audio, sample_rate)
         if x.size == 0:
             return x.copy()
         delta = _mark_delta(load_model(), resample(x, int(sample_rate), MARK_RATE))
@@ -435,9 +436,7 @@ def detect(audio: np.ndarray, sample_rate: int) -> Detection:
         WatermarkUnavailable: the model cannot be loaded.
         ValueError: `audio` is not one-dimensional or the rate is not positive.
     """
-    x = _mono(audio)
-    if sample_rate <= 0:
-        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    x = _mono(audio, sample_rate)
     seconds = x.size / sample_rate
     if x.size == 0:
         return Detection(False, 0.0, 0.0)

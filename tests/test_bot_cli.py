@@ -156,3 +156,17 @@ def test_a_taken_port_is_one_line(tmp_path, models_dir, recordings):
         config.write_text((ROOT / "configs" / "offline.yaml").read_text().replace("port: 7860", f"port: {port}"))
         result = cli("run-bot", "--config", str(config), "--voice", "bob", "--voices-dir", str(lib), env=env)
     assert f"cannot listen on 127.0.0.1:{port}" in error_line(result)
+
+
+def test_the_kinds_named_in_errors_are_the_kinds_the_config_accepts():
+    import typing
+
+    from voiceclone import config
+
+    for key, union, field in (
+        ("transport", config.TransportConfig, "type"),
+        ("stt", config.STTConfig, "engine"),
+        ("llm", config.LLMConfig, "engine"),
+    ):
+        kinds = tuple(m.model_fields[field].default for m in typing.get_args(typing.get_args(union)[0]))
+        assert config._UNION_CHOICES[key] == kinds

@@ -89,9 +89,10 @@ def _explain(err: dict, key: str) -> tuple[str, str]:
     return key, err["msg"]
 
 
-_UNION_FIELDS = {"transport", "stt", "llm"}
+# The sections that are one of several kinds, and their kinds (`type:` of a transport, `engine:` of stt and llm).
 _UNION_CHOICES = {"transport": ("daily", "webrtc", "local"), "stt": ("deepgram", "whisper"), "llm": ("openai", "echo")}
-_UNION_TAGS = {"daily", "webrtc", "local", "deepgram", "whisper", "openai", "echo"}
+_UNION_FIELDS = set(_UNION_CHOICES)
+_UNION_TAGS = {tag for tags in _UNION_CHOICES.values() for tag in tags}
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -297,7 +298,7 @@ def _check_engine(key: str, adapter: TypeAdapter, item, index: int) -> None:
         raise ValidationError.from_exception_data(exc.title, errors) from None
 
 
-TRANSPORTS = ("daily", "webrtc", "local")
+TRANSPORTS = _UNION_CHOICES["transport"]
 
 
 class BotConfig(_Strict):

@@ -51,7 +51,7 @@ def test_spoken_names_find_enrolled_voices(tmp_path):
         def names(self):
             return ["alice-studio", "bob", "carol"]
 
-    voices = VoiceChoice(Library(), "bob")
+    voices = VoiceChoice(Library(), lambda: "bob")
     assert voices.find("Carol") == "carol"
     assert voices.find("Alice Studio") == "alice-studio"
     assert voices.find("Carroll") == "carol"  # a mishearing
@@ -75,8 +75,7 @@ def echo_and_voice(parts, voice="bob"):
         voice_name=voice,
         resolve_voice=lambda name: embedding_for(library, library.get(name), converter),
     )
-    choice = VoiceChoice(library, voice)
-    choice.follow(lambda: tts.current_voice)  # as build_worker does
+    choice = VoiceChoice(library, lambda: tts.current_voice)  # as build_worker does
     return Pipeline([EchoLLM(prefix="You said: ", voices=choice), tts]), tts, choice
 
 

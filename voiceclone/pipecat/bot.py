@@ -113,9 +113,6 @@ def build_worker(
     name, cloned = resources.voice_name, resources.cloned_voice()
     if voice is not None:
         name, cloned = voice[0], cloned.with_target(voice[1])
-    voices = VoiceChoice(resources.library, name)  # "talk like Alice", per call
-    context = LLMContext(tools=voice_tools(voices)) if _has_tools(cfg) else LLMContext()
-    user, assistant = LLMContextAggregatorPair(context, user_params=_user_turn_params(cfg))
     tts = ClonedVoiceTTSService(
         voice=cloned,
         voice_name=name,
@@ -123,7 +120,9 @@ def build_worker(
         tau=resources.tau,
         lines=fixed_lines(cfg),
     )
-    voices.follow(lambda: tts.current_voice)  # one notion of the call's voice, whoever switches it
+    voices = VoiceChoice(resources.library, lambda: tts.current_voice)  # "talk like Alice", per call
+    context = LLMContext(tools=voice_tools(voices)) if _has_tools(cfg) else LLMContext()
+    user, assistant = LLMContextAggregatorPair(context, user_params=_user_turn_params(cfg))
     tts.prerender_lines()  # the greeting and apologies, ready before the caller is
     stt = make_stt_stage(cfg, on_switch=LostTurns(user).stt_switched)
     llm = make_llm_stage(cfg, voices)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 
 from loguru import logger
 
@@ -49,25 +50,20 @@ def parse_command(said: str) -> tuple[str, str | None] | None:
 class VoiceChoice:
     """The enrolled voices one call can switch between, the current one, and what the bot says about them."""
 
-    def __init__(self, library, current: str):
-        """Args: library: the `VoiceLibrary`; current: the voice the call starts in."""
-        self.library = library
-        self._current = current
-        self._speaking = None
+    def __init__(self, library, speaking: Callable[[], str]):
+        """Args: library: the `VoiceLibrary`; speaking: the voice the call speaks in now (its TTS service's).
 
-    def follow(self, speaking) -> None:
-        """Take the current voice from `speaking()` (the call's TTS service) from now on.
-
-        The voice can also change from the page (an RTVI message) or be refused by the consent policy; the
-        service is the one place that knows which voice it really speaks in, so "list voices" and "talk like X"
-        never contradict what the caller hears.
+        Asked each time rather than kept here: the voice also changes from the page (an RTVI message), and a
+        switch may be refused by the consent policy; the service is the one place that knows which voice it really
+        speaks in, so "list voices" and "talk like X" never contradict what the caller hears.
         """
+        self.library = library
         self._speaking = speaking
 
     @property
     def current(self) -> str:
         """The voice the call speaks in now."""
-        return self._speaking() if self._speaking is not None else self._current
+        return self._speaking()
 
     def names(self) -> list[str]:
         """The enrolled voices, sorted."""
@@ -104,7 +100,6 @@ class VoiceChoice:
 
         from .tts import ClonedVoiceTTSService
 
-        self._current = name
         logger.info(f"switching to voice {name!r} (asked by the caller)")
         return TTSUpdateSettingsFrame(delta=ClonedVoiceTTSService.Settings(voice=name))
 

@@ -7,6 +7,10 @@ TORCH  := torch==2.13.0
 # System tools the tests use to make and edit audio (espeak-ng speaks, sox converts to MP3), and the browser the
 # browser test drives (Debian's chromium: Playwright's own browser download is not used).
 APT_PACKAGES := espeak-ng sox libsox-fmt-mp3 chromium
+# llama-cpp-python compiles llama.cpp. Not for this machine's CPU (-march=native): pip caches the wheel it builds,
+# and one built on an AVX-512 machine dies of an illegal instruction on an AVX2-only one. AVX2, FMA and F16C keep
+# the fast CPU kernels and run on both.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
 .PHONY: run test lint bench install install-local system-packages clean
 
@@ -16,7 +20,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e ".[dev]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
 install: $(VENV)/.installed system-packages

@@ -52,7 +52,7 @@ def test_bad_config_values_name_the_key_path(tmp_path, text, needle):
     [
         ("transport:\n  port: 9000\n", "transport: say which one with `type:` (daily, webrtc, local)"),
         ("transport:\n  type: zoom\n", "transport.type: 'zoom' is not one of daily, webrtc, local"),
-        ("llm:\n  engine: gpt\n", "llm.engine: 'gpt' is not one of openai, echo"),
+        ("llm:\n  engine: gpt\n", "llm.engine: 'gpt' is not one of openai, echo, local"),
         ("stt:\n  - engine: whisper\n  - model: base.en\n", "stt.1: say which one with `engine:` (deepgram, whisper)"),
     ],
 )

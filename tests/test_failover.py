@@ -137,7 +137,7 @@ def test_a_config_may_list_engines_and_a_single_one_stays_valid(tmp_path):
         ("stt: []\n", "stt: list at least one engine"),
         ("stt:\n  - engine: deepgram\n  - engine: whisper\n    modle: x\n", "stt.1.modle: unknown key"),
         ("llm:\n  - engine: openai\n    temperature: 9\n", "llm.0.temperature:"),
-        ("llm:\n  - engine: echo\n  - engine: claude\n", "llm.1.engine: 'claude' is not one of openai, echo"),
+        ("llm:\n  - engine: echo\n  - engine: claude\n", "llm.1.engine: 'claude' is not one of openai, echo, local"),
     ],
 )
 def test_config_check_validates_lists(tmp_path, text, needle):

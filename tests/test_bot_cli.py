@@ -23,7 +23,7 @@ def test_every_shipped_config_is_valid(config):
 def test_config_check_names_the_missing_keys():
     assert "DEEPGRAM_API_KEY, OPENAI_API_KEY, DAILY_API_KEY" in error_line(cli("config", "check", "configs/daily.yaml"))
     offline = cli("config", "check", "configs/offline.yaml")
-    assert offline.returncode == 0 and "whisper" in offline.stdout and "echo" in offline.stdout
+    assert offline.returncode == 0 and "whisper" in offline.stdout and "llm local" in offline.stdout
 
 
 @pytest.mark.parametrize(

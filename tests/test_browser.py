@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+import yaml
 from cli_helpers import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -104,7 +105,11 @@ def bot(tmp_path_factory, recordings):
 
     port = free_port()
     config = root / "bot.yaml"
-    config.write_text((ROOT / "configs" / "offline.yaml").read_text().replace("port: 7860", f"port: {port}"))
+    settings = yaml.safe_load((ROOT / "configs" / "offline.yaml").read_text())
+    settings["transport"]["port"] = port
+    settings["llm"] = {"engine": "echo"}  # the page's plumbing under test, with answers known in advance
+    settings["pipeline"]["opening_line"] = GREETING
+    config.write_text(yaml.safe_dump(settings))
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICECLONE_")}
     env.update(VOICECLONE_VOICES_DIR=str(root / "voices"), VOICECLONE_CACHE_DIR=str(root / "cache"))
     log = root / "bot.log"

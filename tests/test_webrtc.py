@@ -44,7 +44,7 @@ def bot_server(tmp_path, models_dir, recordings):
         (ROOT / "configs" / "offline.yaml")
         .read_text()
         .replace("port: 7860", f"port: {port}")
-        .replace("Hello! Say something and I will say it back in this voice.", "Hi.")
+        .replace("Hi! I'm a small assistant running right here on this computer. What shall we talk about?", "Hi.")
     )
     import os
 

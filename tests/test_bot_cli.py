@@ -170,3 +170,34 @@ def test_the_kinds_named_in_errors_are_the_kinds_the_config_accepts():
     ):
         kinds = tuple(m.model_fields[field].default for m in typing.get_args(typing.get_args(union)[0]))
         assert config._UNION_CHOICES[key] == kinds
+
+
+def _alias_bomb(levels: int = 9, width: int = 9) -> str:
+    lines = ["a: &a [" + ", ".join(["lol"] * width) + "]"]
+    for i in range(1, levels):
+        prev, cur = chr(ord("a") + i - 1), chr(ord("a") + i)
+        lines.append(f"{cur}: &{cur} [" + ", ".join([f"*{prev}"] * width) + "]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        (_alias_bomb(), "expands to more than 100,000 values"),  # "billion laughs": 9 levels of 9
+        ("stt: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 64 levels deep"),  # past Python's recursion
+        ("pipeline: " + "{a: " * 100 + "1" + "}" * 100 + "\n", "nested more than 64 levels deep"),
+    ],
+)
+def test_hostile_yaml_is_refused_in_one_line_before_it_is_walked(tmp_path, text, needle):
+    path = tmp_path / "bot.yaml"
+    path.write_text(text)
+    assert needle in error_line(cli("config", "check", str(path)))
+    assert needle in error_line(cli("run-bot", "--config", str(path), "--voice", "x"))
+
+
+def test_anchors_and_aliases_of_ordinary_size_still_work(tmp_path):
+    path = tmp_path / "bot.yaml"
+    path.write_text("stt: [&w {engine: whisper, model: tiny.en}, *w]\nllm: {engine: echo}\n")
+    result = cli("config", "check", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "then whisper" in result.stdout

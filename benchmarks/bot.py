@@ -2,8 +2,8 @@
 
     python benchmarks/bot.py [--turn-end sentence|smart|silence] [--rounds 2] [--skip-pauses] [--skip-interruption]
 
-The pipeline of configs/offline.yaml (Silero VAD, Whisper tiny.en, echo, Piper, a real-size converter with random
-weights) hears recordings in real time, as from a microphone:
+The pipeline of configs/offline.yaml (Silero VAD, Whisper tiny.en, the local LLM or `--llm echo`, Piper, a
+real-size converter with random weights) hears recordings in real time, as from a microphone:
 
 1. recorded questions (Piper and espeak-ng voices): voice-to-voice latency, from the end of the question to the
    bot's first audio, median and spread, and where it went (Pipecat's latency observer, grouped as the bot logs it);
@@ -70,7 +70,7 @@ def bot_config(args) -> BotConfig:
     return BotConfig.model_validate(
         {
             "stt": {"engine": "whisper", "model": "tiny.en", "device": "cpu", "compute_type": args.compute_type},
-            "llm": {"engine": "echo"},
+            "llm": {"engine": args.llm},
             "tts": {"voice": "bench", "tau": 0.3},
             "vad": {"stop_secs": args.stop_secs},
             "pipeline": {"idle_timeout_s": 600, "turn_end": args.turn_end, "silence_s": args.silence_s},
@@ -252,7 +252,7 @@ async def measure(args) -> None:
         print(
             f"machine: {os.cpu_count()} cores, load {load:.2f}, torch {torch.__version__} ({torch.get_num_threads()}"
             f" threads); offline bot: Silero VAD (stop_secs {args.stop_secs}), turn end {args.turn_end}, Whisper "
-            f"tiny.en ({args.compute_type}), echo, Piper, real-size converter (random weights)"
+            f"tiny.en ({args.compute_type}), {args.llm} LLM, Piper, real-size converter (random weights)"
         )
         questions_engine = PiperEngine(PiperSettings(length_scale=1.1))
         if not args.skip_latency:
@@ -267,6 +267,7 @@ async def measure(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2, help="times the six recorded questions are asked")
+    parser.add_argument("--llm", choices=["local", "echo"], default="local", help="the built-in local LLM, or the echo")
     parser.add_argument("--stop-secs", type=float, default=0.2)
     parser.add_argument("--compute-type", default="default")
     parser.add_argument("--turn-end", choices=["sentence", "smart", "silence"], default="sentence")

@@ -1,14 +1,14 @@
 """Concurrent calls against one offline bot server: voice-to-voice latency as the number of callers grows.
 
-    python benchmarks/calls.py [--calls 1 2 4] [--turns 3] [--converter openvoice|matcher]
+    python benchmarks/calls.py [--calls 1 2 4] [--turns 3] [--converter openvoice|matcher] [--llm local|echo]
 
-Starts `voiceclone run-bot` (configs/offline.yaml: Silero VAD, Whisper tiny.en, echo, Piper, a real-size
-OpenVoice converter with random weights or the matcher) and makes N calls at once over real WebRTC on localhost.
-Each caller is an aiortc peer that speaks a recorded question in real time, `--turns` times, all callers at the
-same moment (the worst case: every answer is computed at once); the latency of a turn is from the last sample
-of the question leaving the caller to the first sound of the answer arriving. A turn left unanswered, or whose
-question ends while the bot is still answering an earlier one, fails its N. Prints the median and worst latency
-for each N, then the largest N whose median stays under `--target` seconds (searching past the Ns given).
+Starts `voiceclone run-bot` (configs/offline.yaml: Silero VAD, Whisper tiny.en, the local LLM (or the echo), Piper,
+a real-size OpenVoice converter with random weights or the matcher) and makes N calls at once over real WebRTC on
+localhost. Each caller is an aiortc peer that speaks a recorded question in real time, `--turns` times, all callers
+at the same moment (the worst case: every answer is computed at once); the latency of a turn is from the last
+sample of the question leaving the caller to the first sound of the answer arriving. A turn left unanswered, or
+whose question ends while the bot is still answering an earlier one, fails its N. Prints the median and worst
+latency for each N, then the largest N whose median stays under `--target` seconds (searching past the Ns given).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 import soxr
+import yaml
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from av import AudioFrame
 
@@ -150,7 +151,7 @@ async def until_idle(url: str, timeout_s: float = 120.0) -> None:
     raise SystemExit("calls from the previous round never ended")
 
 
-def start_bot(tmp: Path, converter: str, max_sessions: int) -> tuple[str, subprocess.Popen]:
+def start_bot(tmp: Path, converter: str, max_sessions: int, llm: str) -> tuple[str, subprocess.Popen]:
     """A voice, a models folder with a real-size random converter, and the offline bot serving them."""
     import soundfile as sf
 
@@ -171,9 +172,12 @@ def start_bot(tmp: Path, converter: str, max_sessions: int) -> tuple[str, subpro
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = (ROOT / "configs" / "offline.yaml").read_text().replace("port: 7860", f"port: {port}")
-    config = "\n".join(line for line in config.splitlines() if "opening_line" not in line)  # no greeting
-    (tmp / "bot.yaml").write_text(config.replace("type: webrtc", f"type: webrtc\n  max_sessions: {max_sessions}"))
+    config = yaml.safe_load((ROOT / "configs" / "offline.yaml").read_text())
+    config["transport"].update(port=port, max_sessions=max_sessions)
+    del config["pipeline"]["opening_line"]  # no greeting
+    if llm == "echo":
+        config["llm"] = {"engine": "echo", "prefix": "You said: "}
+    (tmp / "bot.yaml").write_text(yaml.safe_dump(config))
     bot = [*cli, "run-bot", "--config", str(tmp / "bot.yaml"), "--voice", "bench", "--converter", converter]
     with open(tmp / "bot.log", "w") as log:
         proc = subprocess.Popen(bot, env=env, stdout=subprocess.DEVNULL, stderr=log)
@@ -206,10 +210,11 @@ def report(calls: int, latencies: list[float | None], target: float) -> float:
 async def run(args) -> None:
     pcm, ends = caller_audio(args.turns)
     with tempfile.TemporaryDirectory(prefix="voiceclone-calls-") as tmp:
-        url, proc = start_bot(Path(tmp), args.converter, max(args.max_calls, *args.calls))
+        url, proc = start_bot(Path(tmp), args.converter, max(args.max_calls, *args.calls), args.llm)
         try:
             print(
-                f"offline bot ({args.converter} converter), {args.turns} turns per call, all callers speaking at once; "
+                f"offline bot ({args.converter} converter, {args.llm} LLM), {args.turns} turns per call, "
+                f"all callers speaking at once; "
                 f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start",
                 flush=True,
             )
@@ -249,6 +254,7 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=1.5, help="the median latency to stay under, seconds")
     parser.add_argument("--max-calls", type=int, default=8, help="search no further than this many calls")
     parser.add_argument("--converter", choices=["openvoice", "matcher"], default="openvoice")
+    parser.add_argument("--llm", choices=["local", "echo"], default="local", help="the built-in local LLM, or the echo")
     args = parser.parse_args()
     asyncio.run(run(args))
 

@@ -53,7 +53,7 @@ async def call(config: str, voice: str):
     from pipecat.observers.base_observer import BaseObserver
 
     from testkit.bot_harness import Listener, Recordings, espeak_speech, run_bot
-    from voiceclone.cli.bot import _log_to_terminal, bot_settings
+    from voiceclone.cli.bot import bot_settings, log_to_terminal
     from voiceclone.cli.common import conversion_loader, library
     from voiceclone.pipecat.bot import build_worker, prepare_voice
     from voiceclone.pipecat.services import preload
@@ -62,7 +62,7 @@ async def call(config: str, voice: str):
     cfg = bot_settings(Path(config), None, voice)
     lib = library(cfg, None)
     check_consent(cfg.consent, lib, voice)
-    _log_to_terminal(False)
+    log_to_terminal(False)
     resources = prepare_voice(cfg, conversion_loader(cfg, None, spinner=False)(), None, lib, load_watermarker(True))
     preload(cfg)
     questions = [espeak_speech(q, CALLER_VOICE) for q in QUESTIONS]

@@ -55,7 +55,7 @@ def run_bot(
     check_keys(cfg)  # before anything loads or connects
     lib = library(cfg, voices_dir)
     check_consent(cfg.consent, lib, cfg.tts.voice)  # an unknown or refused voice fails before anything loads
-    _log_to_terminal(verbose)
+    log_to_terminal(verbose)
     from ..pipecat.runner import run
 
     conversion = conversion_loader(cfg, models_dir)()
@@ -100,7 +100,7 @@ def _file_transport(config: Path) -> str:
     return settings(config).transport.type if config else BotConfig().transport.type
 
 
-def _log_to_terminal(verbose: bool) -> None:
+def log_to_terminal(verbose: bool) -> None:
     """Our own one-line reports (errors, voice switches); Pipecat's details only with --verbose."""
     from loguru import logger
 

@@ -41,13 +41,13 @@ from testkit.bot_harness import (  # noqa: E402
     with_pause,
 )
 from testkit.converters import write_random_converter  # noqa: E402
-from voiceclone.config import BotConfig  # noqa: E402
-from voiceclone.enrollment import create, prepare  # noqa: E402
+from voiceclone.cloning.enrollment import create, prepare  # noqa: E402
+from voiceclone.config.loading import BotConfig  # noqa: E402
 from voiceclone.openvoice import ToneColorConverter  # noqa: E402
 from voiceclone.pipecat.bot import build_worker, prepare_voice  # noqa: E402
 from voiceclone.pipecat.latency import latency_report  # noqa: E402
 from voiceclone.tts import PiperEngine, PiperSettings  # noqa: E402
-from voiceclone.voices import VoiceLibrary  # noqa: E402
+from voiceclone.voices.store import VoiceLibrary  # noqa: E402
 
 # Not the sentences `testkit.bot_harness.PAUSED` (which the turn rules were looked at with): held out.
 HELD_OUT_PAUSED = (
@@ -160,8 +160,8 @@ async def interruption_section(converter, engine, library, args) -> None:
     from pipecat.frames.frames import InterruptionFrame, TTSAudioRawFrame, TTSSpeakFrame
 
     from testkit.bot_harness import Do, Until, run_script
-    from voiceclone.cloned import ClonedVoice
-    from voiceclone.conversion import as_conversion
+    from voiceclone.cloning.cloned import ClonedVoice
+    from voiceclone.cloning.conversion import as_conversion
     from voiceclone.pipecat.tts import ClonedVoiceTTSService
 
     class AsBefore(ClonedVoiceTTSService):

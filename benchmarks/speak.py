@@ -22,10 +22,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from testkit.converters import write_random_converter  # noqa: E402
-from voiceclone.cloned import ClonedVoice  # noqa: E402
+from voiceclone.cloning.cloned import ClonedVoice  # noqa: E402
 from voiceclone.openvoice import ToneColorConverter  # noqa: E402
-from voiceclone.text import split_sentences  # noqa: E402
 from voiceclone.tts import PiperEngine  # noqa: E402
+from voiceclone.tts.sentences import split_sentences  # noqa: E402
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the quiet river bank."
 PARAGRAPH = (

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from testkit.speech import speech_sample  # noqa: E402
 from voiceclone.openvoice.converter import CHUNK_FRAMES, FIRST_CHUNK_FRAMES, chunk_spans  # noqa: E402
-from voiceclone.watermark import THRESHOLD, Watermarker, detect  # noqa: E402
+from voiceclone.responsible.watermark import THRESHOLD, Watermarker, detect  # noqa: E402
 
 RATE = 22050
 HOP = 256  # samples per converter frame at 22050 Hz

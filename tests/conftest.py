@@ -94,10 +94,10 @@ def bot_parts(tmp_path_factory, tiny_v2, recordings):
     """(converter, library with voices bob and carol, deterministic Piper engine), one base-voice cache."""
     import os
 
-    from voiceclone.enrollment import enroll
+    from voiceclone.cloning.enrollment import enroll
     from voiceclone.openvoice import ToneColorConverter
     from voiceclone.tts import PiperEngine, PiperSettings
-    from voiceclone.voices import VoiceLibrary
+    from voiceclone.voices.store import VoiceLibrary
 
     os.environ["VOICECLONE_CACHE_DIR"] = str(tmp_path_factory.mktemp("bot-cache"))
     converter = ToneColorConverter.load(tiny_v2[0], device="cpu")

@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 from cli_helpers import ROOT, run_cli
 
-from voiceclone.audio import (
+from voiceclone.audio.reader import (
     AudioError,
     QualityMeter,
     SpeechSelection,
@@ -26,9 +26,9 @@ from voiceclone.audio import (
     measure,
     speech_score,
 )
-from voiceclone.enrollment import PIECE_S, prepare
-from voiceclone.speech import speech_mask
-from voiceclone.voices import MAX_SPEECH_S
+from voiceclone.audio.speech import speech_mask
+from voiceclone.cloning.enrollment import PIECE_S, prepare
+from voiceclone.voices.store import MAX_SPEECH_S
 
 SOX_RATES = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000]
 
@@ -249,7 +249,7 @@ def test_speech_selection_keeps_the_cleanest_pieces_in_order(recordings):
 
 _PREPARE = """
 import json, resource, sys
-from voiceclone.enrollment import prepare
+from voiceclone.cloning.enrollment import prepare
 sample = prepare([sys.argv[1]], 22050)
 print(json.dumps({"peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "kept_s": len(sample.speech) / 22050, "speech_s": sample.quality.speech_s,

@@ -57,7 +57,7 @@ def test_bad_config_values_name_the_key_path(tmp_path, text, needle):
     ],
 )
 def test_a_missing_or_unknown_engine_is_said_in_the_files_words(tmp_path, text, message):
-    from voiceclone.config import ConfigError, load_config
+    from voiceclone.config.loading import ConfigError, load_config
 
     path = tmp_path / "bot.yaml"
     path.write_text(text)
@@ -161,7 +161,7 @@ def test_a_taken_port_is_one_line(tmp_path, models_dir, recordings):
 def test_the_kinds_named_in_errors_are_the_kinds_the_config_accepts():
     import typing
 
-    from voiceclone import config
+    from voiceclone.config import loading as config
 
     for key, union, field in (
         ("transport", config.TransportConfig, "type"),

@@ -9,9 +9,9 @@ import pytest
 from pipecat.frames.frames import TTSAudioRawFrame, TTSSpeakFrame, TTSStoppedFrame, TTSUpdateSettingsFrame
 
 from testkit.bot_harness import Until, run_script
-from voiceclone.cloned import ClonedVoice
-from voiceclone.conversion import MatcherConversion, as_conversion
-from voiceclone.enrollment import embedding_for
+from voiceclone.cloning.cloned import ClonedVoice
+from voiceclone.cloning.conversion import MatcherConversion, as_conversion
+from voiceclone.cloning.enrollment import embedding_for
 from voiceclone.pipecat.lines import DID_NOT_CATCH, FixedLines, line_key
 from voiceclone.pipecat.tts import ClonedVoiceTTSService
 

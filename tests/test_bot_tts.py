@@ -22,8 +22,8 @@ from pipecat.pipeline.worker import PipelineParams
 from pipecat.tests.utils import run_test
 
 from testkit.bot_harness import Until, run_script
-from voiceclone.cloned import ClonedVoice
-from voiceclone.enrollment import embedding_for
+from voiceclone.cloning.cloned import ClonedVoice
+from voiceclone.cloning.enrollment import embedding_for
 from voiceclone.pipecat.tts import ClonedVoiceTTSService
 
 # Limits for a slow, loaded machine, never measures of speed: every wait ends on an event first.

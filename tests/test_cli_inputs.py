@@ -7,11 +7,11 @@ import pytest
 import soundfile as sf
 from cli_helpers import ROOT, error_line, run_cli
 
-from voiceclone.cloned import ClonedVoice
-from voiceclone.enrollment import enroll
+from voiceclone.cloning.cloned import ClonedVoice
+from voiceclone.cloning.enrollment import enroll
 from voiceclone.openvoice import ToneColorConverter
-from voiceclone.text import MAX_UNIT_CHARS, split_sentences
-from voiceclone.voices import VoiceLibrary
+from voiceclone.tts.sentences import MAX_UNIT_CHARS, split_sentences
+from voiceclone.voices.store import VoiceLibrary
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from voiceclone.consent import (
+from voiceclone.responsible.consent import (
     MAX_WER,
     ConsentError,
     check_policy,

@@ -10,11 +10,11 @@ import pytest
 import soundfile as sf
 from cli_helpers import error_line, run_cli
 
-from voiceclone.config import ConverterSettings
-from voiceclone.conversion import MatcherConversion, OpenVoiceConversion, choose
+from voiceclone.cloning.checkpoints import ModelStore
+from voiceclone.cloning.conversion import MatcherConversion, OpenVoiceConversion, choose
+from voiceclone.config.loading import ConverterSettings
 from voiceclone.errors import UserError
-from voiceclone.models import ModelStore
-from voiceclone.voices import VoiceLibrary
+from voiceclone.voices.store import VoiceLibrary
 
 NOTE = "using the built-in voice matcher"
 

@@ -15,11 +15,11 @@ import pytest
 import soundfile as sf
 from cli_helpers import error_line, run_cli
 
-from voiceclone import voices as voices_module
-from voiceclone.audio import AudioError
-from voiceclone.enrollment import embed, embedding_for, enroll, prepare
+from voiceclone.audio.reader import AudioError
+from voiceclone.cloning.enrollment import embed, embedding_for, enroll, prepare
 from voiceclone.openvoice import ToneColorConverter
-from voiceclone.voices import VoiceError, VoiceLibrary, check_name
+from voiceclone.voices import store as voices_module
+from voiceclone.voices.store import VoiceError, VoiceLibrary, check_name
 
 
 def cli(*args: str, models_dir: Path | None = None, stdin: str | None = None):

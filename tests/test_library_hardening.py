@@ -21,11 +21,11 @@ import pytest
 import soundfile as sf
 from cli_helpers import error_line, run_cli
 
-from voiceclone import speaking
-from voiceclone import voices as voices_module
 from voiceclone.files import StorageError, storage_error
-from voiceclone.speaking import WavSink, speak_to
-from voiceclone.voices import MAX_SAMPLE_RATE, MAX_SPEECH_S, Voice, VoiceError, VoiceLibrary
+from voiceclone.speak import sinks as speaking
+from voiceclone.speak.sinks import WavSink, speak_to
+from voiceclone.voices import store as voices_module
+from voiceclone.voices.store import MAX_SAMPLE_RATE, MAX_SPEECH_S, Voice, VoiceError, VoiceLibrary
 
 SR = 22050
 

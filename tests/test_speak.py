@@ -11,13 +11,13 @@ import soundfile as sf
 from cli_helpers import error_line, run_cli
 from fake_openai import GOOD_KEY, FakeSpeechServer
 
-from voiceclone.cloned import ClonedVoice, source_embedding
-from voiceclone.enrollment import enroll
+from voiceclone.cloning.cloned import ClonedVoice, source_embedding
+from voiceclone.cloning.enrollment import enroll
 from voiceclone.openvoice import ToneColorConverter
-from voiceclone.speaking import RawSink, WavSink, speak_to
-from voiceclone.text import split_sentences
+from voiceclone.speak.sinks import RawSink, WavSink, speak_to
 from voiceclone.tts import OpenAIEngine, OpenAISettings, PiperEngine, PiperSettings, TTSError
-from voiceclone.voices import VoiceLibrary
+from voiceclone.tts.sentences import split_sentences
+from voiceclone.voices.store import VoiceLibrary
 
 TEXT = "Hello there, this is a test. The second sentence is a little longer than the first one!"
 QUIET = PiperSettings(noise_scale=0.0, noise_w_scale=0.0)  # deterministic base voice
@@ -277,7 +277,7 @@ def test_bad_input_is_one_line(tmp_path, models_dir, library, recordings, cache,
 )
 def test_the_file_name_chooses_the_format(tmp_path, speech, suffix, fmt):
     """`-o speech.mp3` is an MP3, not a WAV under another name; the same samples in every format."""
-    from voiceclone.speaking import file_sink
+    from voiceclone.speak.sinks import file_sink
 
     chunks = [speech[:7000], speech[7000:20000], speech[20000:]]
     out = tmp_path / f"speech{suffix}"

@@ -10,8 +10,8 @@ import pytest
 from pipecat.frames.frames import InterruptionFrame, TTSAudioRawFrame, TTSSpeakFrame
 
 from testkit.bot_harness import Do, Until, run_script
-from voiceclone.cloned import ClonedVoice
-from voiceclone.conversion import as_conversion
+from voiceclone.cloning.cloned import ClonedVoice
+from voiceclone.cloning.conversion import as_conversion
 from voiceclone.pipecat.tts import ClonedVoiceTTSService
 
 # A limit for a slow, loaded machine, never a measure of speed: every wait ends on an event first.
@@ -144,7 +144,7 @@ async def test_a_pause_in_the_middle_of_a_sentence_gets_one_answer_after_the_end
     from loguru import logger
 
     from testkit.bot_harness import Listener, Recordings, espeak_speech, piper_speech, run_bot, with_pause
-    from voiceclone.config import BotConfig
+    from voiceclone.config.loading import BotConfig
     from voiceclone.pipecat.bot import build_worker, prepare_voice
     from voiceclone.pipecat.latency import latency_report, log_call_summary
 

@@ -14,10 +14,10 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.aggregators.llm_context import LLMContext
 
 from testkit.bot_harness import Do, Listener, RecordingSource, Until, run_bot, run_script
-from voiceclone.cloned import ClonedVoice
-from voiceclone.config import BotConfig
-from voiceclone.conversion import as_conversion
-from voiceclone.enrollment import embedding_for
+from voiceclone.cloning.cloned import ClonedVoice
+from voiceclone.cloning.conversion import as_conversion
+from voiceclone.cloning.enrollment import embedding_for
+from voiceclone.config.loading import BotConfig
 from voiceclone.pipecat.bot import build_worker, prepare_voice
 from voiceclone.pipecat.echo import EchoLLM
 from voiceclone.pipecat.tools import VoiceChoice, parse_command

@@ -21,9 +21,9 @@ import typer
 from typer.testing import CliRunner
 
 from testkit.speech import speech_sample
-from voiceclone.audio import AudioError
+from voiceclone.audio.reader import AudioError
 from voiceclone.openvoice.converter import CHUNK_FRAMES, FIRST_CHUNK_FRAMES, chunk_spans
-from voiceclone.watermark import (
+from voiceclone.responsible.watermark import (
     MIN_RELIABLE_SECONDS,
     STREAM_HOLD,
     THRESHOLD,

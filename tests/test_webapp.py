@@ -20,7 +20,7 @@ import soxr
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
-from voiceclone.web import STATIC_DIR
+from voiceclone.pipecat.web import STATIC_DIR
 
 PASSAGE = "When the sunlight strikes raindrops in the air, they act as a prism and form a rainbow."
 
@@ -28,9 +28,9 @@ PASSAGE = "When the sunlight strikes raindrops in the air, they act as a prism a
 @pytest.fixture(scope="module")
 def library(tmp_path_factory, recordings):
     """A library with bob and carol, made with the built-in matcher (fast, no checkpoint)."""
-    from voiceclone.conversion import MatcherConversion
-    from voiceclone.enrollment import enroll
-    from voiceclone.voices import VoiceLibrary
+    from voiceclone.cloning.conversion import MatcherConversion
+    from voiceclone.cloning.enrollment import enroll
+    from voiceclone.voices.store import VoiceLibrary
 
     lib = VoiceLibrary(tmp_path_factory.mktemp("web-voices"))
     for name in ("bob", "carol"):
@@ -52,9 +52,9 @@ class Calls:
 
 
 def make_client(library, calls: Calls | None = None, max_sessions: int = 4, ice_servers=None, routes=()):
-    from voiceclone.conversion import MatcherConversion
-    from voiceclone.pipecat.webapp import create_app
-    from voiceclone.web.api import PageAPI
+    from voiceclone.cloning.conversion import MatcherConversion
+    from voiceclone.pipecat.web.api import PageAPI
+    from voiceclone.pipecat.web.app import create_app
 
     page = PageAPI(library, MatcherConversion(), "bob")
     app = create_app(

@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from .files import write_atomic
+from voiceclone.files import write_atomic
 
 CACHE_DIR_ENV = "VOICECLONE_CACHE_DIR"
 

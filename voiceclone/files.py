@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from voiceclone.errors import UserError
 
 # What the disk said, and what the user can do about it.
 _DISK_ERRORS = {

@@ -1,5 +1,5 @@
 """The `voiceclone` command line (see `app.py`); `python -m voiceclone` and the root `cli.py` run `main`."""
 
-from .app import app, main
+from voiceclone.cli.app import app, main
 
 __all__ = ["app", "main"]

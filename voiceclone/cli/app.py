@@ -8,13 +8,13 @@ from typing import Annotated
 
 import typer
 
-from .. import __version__
-from ..errors import UserError
-from ..openvoice import CheckpointError
-from . import bot, config, enroll, models, speak, voices
-from .common import error, say
-from .detect import detect
-from .eval import eval_voice
+from voiceclone import __version__
+from voiceclone.cli import bot, config, enroll, models, speak, voices
+from voiceclone.cli.common import error, say
+from voiceclone.cli.detect import detect
+from voiceclone.cli.eval import eval_voice
+from voiceclone.errors import UserError
+from voiceclone.openvoice import CheckpointError
 
 app = typer.Typer(
     name="voiceclone",

@@ -8,8 +8,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import UserError
-from .common import ConverterOption, ModelsDirOption, VoicesDirOption, conversion_loader, err, library, say, settings
+from voiceclone.cli.common import (
+    ConverterOption,
+    ModelsDirOption,
+    VoicesDirOption,
+    conversion_loader,
+    err,
+    library,
+    say,
+    settings,
+)
+from voiceclone.errors import UserError
 
 TransportOption = Annotated[
     Optional[str], typer.Option("--transport", "-t", help="daily, webrtc or local (overrides the config file).")
@@ -43,9 +52,9 @@ def run_bot(
     """Run a live voice bot (VAD, speech-to-text, LLM, cloned voice) from a YAML config."""
     import asyncio
 
-    from ..pipecat.bot import prepare_voice
-    from ..pipecat.services import check_keys, preload
-    from ..speaker import check_consent, load_watermarker
+    from voiceclone.cloning.speaker import check_consent, load_watermarker
+    from voiceclone.pipecat.bot import prepare_voice
+    from voiceclone.pipecat.services import check_keys, preload
 
     cfg = bot_settings(config, transport, voice, host, port, converter)
     if no_watermark:
@@ -56,7 +65,7 @@ def run_bot(
     lib = library(cfg, voices_dir)
     check_consent(cfg.consent, lib, cfg.tts.voice)  # an unknown or refused voice fails before anything loads
     log_to_terminal(verbose)
-    from ..pipecat.runner import run
+    from voiceclone.pipecat.runner import run
 
     conversion = conversion_loader(cfg, models_dir)()
     with err.status("Loading the voice and the speech recogniser ..."):
@@ -95,7 +104,7 @@ def bot_settings(
 
 def _file_transport(config: Path) -> str:
     """The transport a config file names (webrtc when it names none)."""
-    from ..config import BotConfig
+    from voiceclone.config.loading import BotConfig
 
     return settings(config).transport.type if config else BotConfig().transport.type
 

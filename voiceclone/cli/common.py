@@ -17,10 +17,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.text import Text
 
-from ..config import BotConfig, load_config
-from ..errors import UserError
-from ..models import MODELS_DIR_ENV, SOURCES, ModelStore
-from ..voices import VOICES_DIR_ENV, VoiceLibrary, default_voices_dir
+from voiceclone.cloning.checkpoints import MODELS_DIR_ENV, SOURCES, ModelStore
+from voiceclone.config.loading import BotConfig, load_config
+from voiceclone.errors import UserError
+from voiceclone.voices.store import VOICES_DIR_ENV, VoiceLibrary, default_voices_dir
 
 out = Console()
 err = Console(stderr=True)
@@ -151,9 +151,9 @@ def conversion_loader(cfg: BotConfig, models_dir: Path | None, spinner: bool = T
         spinner: Show a spinner while an OpenVoice checkpoint loads (off when the caller shows its own).
 
     Returns:
-        A function that loads the converter (`voiceclone.conversion.Conversion`).
+        A function that loads the converter (`voiceclone.cloning.conversion.Conversion`).
     """
-    from ..conversion import choose
+    from voiceclone.cloning.conversion import choose
 
     notes: list[str] = []  # said when the converter is loaded: after the inputs were checked, not before an error
     load = choose(cfg.tts.converter, store(cfg, models_dir), notice=notes.append)

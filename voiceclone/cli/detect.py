@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from .common import err, error, out, say
+from voiceclone.cli.common import err, error, out, say
 
 
 def detect(
@@ -26,8 +26,8 @@ def detect(
     Exit code 0 when every file was read (the verdicts are in the output), 1 when any could not be read (each
     such file gets an error line; the others are still reported).
     """
-    from ..audio import AudioError
-    from ..watermark import MIN_RELIABLE_SECONDS, THRESHOLD, detect_file, load_model
+    from voiceclone.audio.reader import AudioError
+    from voiceclone.responsible.watermark import MIN_RELIABLE_SECONDS, THRESHOLD, detect_file, load_model
 
     with err.status("Loading the watermark detector ..."):
         load_model()  # a missing or damaged resemble-perth is one error line for the whole run

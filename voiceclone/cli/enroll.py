@@ -10,8 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import UserError
-from .common import (
+from voiceclone.cli.common import (
     ConfigOption,
     ConverterDirOption,
     ConverterOption,
@@ -27,6 +26,7 @@ from .common import (
     settings,
     warn,
 )
+from voiceclone.errors import UserError
 
 
 def enroll(
@@ -69,9 +69,9 @@ def enroll(
     config: ConfigOption = None,
 ) -> None:
     """Turn recordings of a voice into a voice in the library (with the speaker's consent)."""
-    from ..consent import consent_sentence, enrollment_consent, speaker_from_voice_name
-    from ..enrollment import choose_name
-    from ..enrollment import enroll as enroll_voice
+    from voiceclone.cloning.enrollment import choose_name
+    from voiceclone.cloning.enrollment import enroll as enroll_voice
+    from voiceclone.responsible.consent import consent_sentence, enrollment_consent, speaker_from_voice_name
 
     cfg = settings(
         config,

@@ -12,8 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import UserError
-from .common import (
+from voiceclone.cli.common import (
     ConfigOption,
     ConverterDirOption,
     DeviceOption,
@@ -27,6 +26,7 @@ from .common import (
     say,
     settings,
 )
+from voiceclone.errors import UserError
 
 
 def eval_voice(
@@ -50,8 +50,8 @@ def eval_voice(
     config: ConfigOption = None,
 ) -> None:
     """Measure a clone: held-out sentences spoken by the base voice and the clone, compared with the person."""
-    from .. import evaluation
-    from ..speaker import base_engine, eval_speakers, load_watermarker
+    from voiceclone.cloning.speaker import base_engine, eval_speakers, load_watermarker
+    from voiceclone.quality import evaluation
 
     engines = converter or [None]
     cfg = settings(config, tts__seed=("--seed", seed), tts__converter__device=("--device", device))

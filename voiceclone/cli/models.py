@@ -8,8 +8,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ..models import DEFAULT_VERSION, SOURCES
-from .common import ConfigOption, ModelsDirOption, err, esc, out, say, settings, store
+from voiceclone.cli.common import ConfigOption, ModelsDirOption, err, esc, out, say, settings, store
+from voiceclone.cloning.checkpoints import DEFAULT_VERSION, SOURCES
 
 app = typer.Typer(help="Converter checkpoints (OpenVoice V1/V2): download, list, locate.", no_args_is_help=True)
 

@@ -8,8 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import UserError
-from .common import (
+from voiceclone.cli.common import (
     ConfigOption,
     ConverterDirOption,
     ConverterOption,
@@ -24,6 +23,7 @@ from .common import (
     say,
     settings,
 )
+from voiceclone.errors import UserError
 
 
 def speak(
@@ -82,7 +82,7 @@ def speak(
     config: ConfigOption = None,
 ) -> None:
     """Speak text in a cloned voice, streaming: each chunk is written or played as soon as it exists."""
-    from ..speaker import (
+    from voiceclone.cloning.speaker import (
         base_engine,
         base_speaker,
         check_consent,
@@ -90,8 +90,8 @@ def speak(
         cloned_speaker,
         load_watermarker,
     )
-    from ..speaking import speak_to
-    from ..text import split_sentences
+    from voiceclone.speak.sinks import speak_to
+    from voiceclone.tts.sentences import split_sentences
 
     cfg = settings(
         config,
@@ -184,7 +184,7 @@ def _check_output(output: str | None, play: bool, inputs: list = ()) -> None:
             "-o - writes raw PCM: pipe it into a program (e.g. `| aplay -f S16_LE -r 22050`) or use -o FILE.wav"
         )
     if output not in (None, "-"):
-        from ..speaking import check_output_file
+        from voiceclone.speak.sinks import check_output_file
 
         check_output_file(Path(output))
         for given in inputs:  # `--voice me.wav -o me.wav` would replace the only recording with the clone
@@ -200,7 +200,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _open_sinks(output: str | None, play: bool, sample_rate: int) -> list:
-    from ..speaking import PlaybackSink, RawSink, file_sink
+    from voiceclone.speak.sinks import PlaybackSink, RawSink, file_sink
 
     sinks: list = []
     try:

@@ -11,9 +11,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import UserError
-from .common import ConfigOption, VoicesDirOption, library, out, say, settings
-from .enroll import consent_kind, consent_summary, converters_of
+from voiceclone.cli.common import ConfigOption, VoicesDirOption, library, out, say, settings
+from voiceclone.cli.enroll import consent_kind, consent_summary, converters_of
+from voiceclone.errors import UserError
 
 app = typer.Typer(help="The voice library: list, show, remove, rename, export, import.", no_args_is_help=True)
 

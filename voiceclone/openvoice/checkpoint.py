@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from torch.nn.utils.parametrizations import weight_norm
 
-from .errors import CheckpointError
-from .network import ConverterNetwork, weight_normed
+from voiceclone.openvoice.errors import CheckpointError
+from voiceclone.openvoice.network import ConverterNetwork, weight_normed
 
 # Keys newer PyTorch writes for `torch.nn.utils.parametrizations.weight_norm`; accepted beside the old style.
 _PARAMETRIZED = {".parametrizations.weight.original0": ".weight_g", ".parametrizations.weight.original1": ".weight_v"}

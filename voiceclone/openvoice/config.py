@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError
+from voiceclone.openvoice.errors import CheckpointError
 
 
 @dataclass(frozen=True)

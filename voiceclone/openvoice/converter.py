@@ -11,15 +11,15 @@ from typing import Union
 import numpy as np
 import torch
 
-from .checkpoint import load_into, read_state_dict
-from .config import CheckpointConfig
-from .device import resolve_device
-from .errors import CheckpointError
-from .network import ConverterNetwork
-from .spectrogram import linear_spectrogram
-from .streaming import Node, Source
+from voiceclone.openvoice.checkpoint import load_into, read_state_dict
+from voiceclone.openvoice.config import CheckpointConfig
+from voiceclone.openvoice.device import resolve_device
+from voiceclone.openvoice.errors import CheckpointError
+from voiceclone.openvoice.network import ConverterNetwork
+from voiceclone.openvoice.spectrogram import linear_spectrogram
+from voiceclone.openvoice.streaming import Node, Source
 
-CONFIG_FILE = "config.json"  # the published layout; voiceclone.models uses the same names
+CONFIG_FILE = "config.json"  # the published layout; voiceclone.cloning.checkpoints uses the same names
 CHECKPOINT_FILE = "checkpoint.pth"
 
 # Streaming schedule: a small first chunk for a fast first sound, then chunks that double (each costs well

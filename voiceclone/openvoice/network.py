@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import segment as sg
-from .config import CheckpointConfig
-from .segment import Segment
-from .streaming import Node, Stage, UpsampleStage
+from voiceclone.openvoice import segment as sg
+from voiceclone.openvoice.config import CheckpointConfig
+from voiceclone.openvoice.segment import Segment
+from voiceclone.openvoice.streaming import Node, Stage, UpsampleStage
 
 LRELU_SLOPE = 0.1
 POSTERIOR_KERNEL, POSTERIOR_LAYERS = 5, 16

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .segment import Segment
+from voiceclone.openvoice.segment import Segment
 
 
 class Node:

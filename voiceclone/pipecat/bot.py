@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cloned import ClonedVoice
-from ..config import BotConfig
-from ..enrollment import target_data
-from ..voices import VoiceLibrary
-from .tts import ClonedVoiceTTSService
+from voiceclone.cloning.cloned import ClonedVoice
+from voiceclone.cloning.enrollment import target_data
+from voiceclone.config.loading import BotConfig
+from voiceclone.pipecat.tts import ClonedVoiceTTSService
+from voiceclone.voices.store import VoiceLibrary
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 class VoiceResources:
     """What every call of a bot shares: the loaded converter, base engine and voices."""
 
-    converter: object  # a `voiceclone.conversion.Conversion`
+    converter: object  # a `voiceclone.cloning.conversion.Conversion`
     engine: object
     library: VoiceLibrary
     voice_name: str
@@ -30,7 +30,7 @@ class VoiceResources:
     source: object  # the base voice's
     tau: float
     seed: int | None
-    watermarker: object | None = None  # a loaded `voiceclone.watermark.Watermarker`: every call's audio is marked
+    watermarker: object | None = None  # a loaded `responsible.watermark.Watermarker`: every call's audio is marked
     consent: str = "recorded"  # the consent policy a voice must pass to be spoken in (on load and on a switch)
 
     def cloned_voice(self) -> ClonedVoice:
@@ -41,7 +41,7 @@ class VoiceResources:
 
     def resolve(self, name: str):
         """An enrolled voice's data for the converter, for a mid-call switch (refused as the policy says)."""
-        from ..consent import check_policy
+        from voiceclone.responsible.consent import check_policy
 
         voice = self.library.get(name)
         check_policy(self.consent, voice.meta.get("consent"), f"voice {name!r}")
@@ -61,8 +61,8 @@ def prepare_voice(cfg: BotConfig, converter, engine, library: VoiceLibrary, wate
     Returns:
         What every call shares.
     """
-    from ..conversion import as_conversion
-    from ..speaker import base_engine
+    from voiceclone.cloning.conversion import as_conversion
+    from voiceclone.cloning.speaker import base_engine
 
     voice = cfg.tts.voice
     assert voice is not None
@@ -106,9 +106,9 @@ def build_worker(
     from pipecat.processors.aggregators.llm_context import LLMContext
     from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
 
-    from .failover import LostTurns
-    from .services import make_llm_stage, make_stt_stage
-    from .tools import VoiceChoice, voice_tools
+    from voiceclone.pipecat.failover import LostTurns
+    from voiceclone.pipecat.services import make_llm_stage, make_stt_stage
+    from voiceclone.pipecat.tools import VoiceChoice, voice_tools
 
     name, cloned = resources.voice_name, resources.cloned_voice()
     if voice is not None:
@@ -132,15 +132,15 @@ def build_worker(
 
 def _has_tools(cfg: BotConfig) -> bool:
     """Whether an LLM of the config calls tools (the OpenAI-compatible ones do; the echo reads commands itself)."""
-    from ..config import OpenAILLMConfig
+    from voiceclone.config.loading import OpenAILLMConfig
 
     return any(isinstance(llm, OpenAILLMConfig) for llm in cfg.llm_engines)
 
 
 def fixed_lines(cfg: BotConfig):
     """The lines played from rendered audio: the greeting, the short apologies, the echo's "You said:"."""
-    from ..config import EchoLLMConfig
-    from .lines import DID_NOT_CATCH, LOST_TURN, FixedLines
+    from voiceclone.config.loading import EchoLLMConfig
+    from voiceclone.pipecat.lines import DID_NOT_CATCH, LOST_TURN, FixedLines
 
     echo = [llm.prefix for llm in cfg.llm_engines if isinstance(llm, EchoLLMConfig)]
     return FixedLines([cfg.pipeline.opening_line, DID_NOT_CATCH, LOST_TURN, *echo])
@@ -153,7 +153,7 @@ def _user_turn_params(cfg: BotConfig):
     from pipecat.turns.user_start import TranscriptionUserTurnStartStrategy, VADUserTurnStartStrategy
     from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
-    from .shared_models import SharedSileroVADAnalyzer
+    from voiceclone.pipecat.shared_models import SharedSileroVADAnalyzer
 
     v = cfg.vad
     vad = SharedSileroVADAnalyzer(  # this call's state, the process's one model
@@ -183,12 +183,12 @@ def _turn_stop_strategy(cfg: BotConfig):
         from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
         from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 
-        from .shared_models import SharedSmartTurnAnalyzer
+        from voiceclone.pipecat.shared_models import SharedSmartTurnAnalyzer
 
         # Pipecat's default waits 3 s (SmartTurnParams.stop_secs) after a turn the model calls unfinished.
         analyzer = SharedSmartTurnAnalyzer(params=SmartTurnParams(stop_secs=p.max_pause_s))
         return TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)
-    from .turns import SentenceEndUserTurnStopStrategy
+    from voiceclone.pipecat.turns import SentenceEndUserTurnStopStrategy
 
     return SentenceEndUserTurnStopStrategy(max_pause_s=p.max_pause_s, min_words=p.min_words)
 
@@ -212,7 +212,7 @@ def _worker(cfg: BotConfig, pipeline, on_error: Callable | None, enable_rtvi: bo
         if on_error is not None:
             on_error(frame)
 
-    from .latency import track_latency
+    from voiceclone.pipecat.latency import track_latency
 
     track_latency(worker)  # one line per turn, and the same numbers to the browser
     return worker
@@ -222,8 +222,8 @@ async def run_worker(worker, handle_signals: bool) -> None:
     """Run one worker to its end; `handle_signals` lets Ctrl-C/SIGTERM end it (transports with one call)."""
     from pipecat.workers.runner import WorkerRunner
 
-    from .latency import log_call_summary
-    from .stopping import on_stop_signals
+    from voiceclone.pipecat.latency import log_call_summary
+    from voiceclone.pipecat.stopping import on_stop_signals
 
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(worker)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pipecat.frames.frames import Frame, LLMFullResponseEndFrame, LLMFullResponseStartFrame, LLMTextFrame
 from pipecat.processors.frame_processor import FrameProcessor
 
-from .tools import VoiceChoice, parse_command
+from voiceclone.pipecat.tools import VoiceChoice, parse_command
 
 # An utterance this short that names no voice is still taken as a (failed) command; a longer one is not a command,
 # so that "I want to switch to a new phone plan" is not answered with a list of voices.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import time
 
-from ..config import BotConfig, DailyTransportConfig
-from ..errors import UserError
-from .bot import VoiceResources, build_worker, report_error, run_worker, speak_opening_line
+from voiceclone.config.loading import BotConfig, DailyTransportConfig
+from voiceclone.errors import UserError
+from voiceclone.pipecat.bot import VoiceResources, build_worker, report_error, run_worker, speak_opening_line
 
 
 async def run_daily(cfg: BotConfig, t: DailyTransportConfig, resources: VoiceResources, announce) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pipecat.frames.frames import Frame, LLMContextFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from .commands import answer_command, last_user_text, push_answer
-from .tools import VoiceChoice
+from voiceclone.pipecat.commands import answer_command, last_user_text, push_answer
+from voiceclone.pipecat.tools import VoiceChoice
 
 
 class EchoLLM(FrameProcessor):

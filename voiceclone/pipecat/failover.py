@@ -147,7 +147,7 @@ class LostTurns:
             user_aggregator: Where turns start and stop; the apology is pushed from it, towards the TTS.
             line: What to say; None: `lines.LOST_TURN`.
         """
-        from .lines import LOST_TURN
+        from voiceclone.pipecat.lines import LOST_TURN
 
         self.line = line or LOST_TURN
         self._in_turn = False

@@ -18,7 +18,7 @@ from loguru import logger
 from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
 from pipecat.utils.time import time_now_iso8601
 
-from .whisper import SharedWhisperSTTService
+from voiceclone.pipecat.whisper import SharedWhisperSTTService
 
 RATE = 16000
 MIN_WINDOW_S = 4  # shorter windows make Whisper tiny hallucinate on one-word turns

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache import cache_dir
-from ..files import npy_bytes, write_atomic
+from voiceclone.cache import cache_dir
+from voiceclone.files import npy_bytes, write_atomic
 
 log = logging.getLogger(__name__)
 

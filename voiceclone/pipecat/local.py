@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..audio import quiet_stderr
-from ..config import BotConfig, LocalTransportConfig
-from ..errors import UserError
-from .bot import VoiceResources, build_worker, report_error, run_worker, speak_opening_line
+from voiceclone.audio.reader import quiet_stderr
+from voiceclone.config.loading import BotConfig, LocalTransportConfig
+from voiceclone.errors import UserError
+from voiceclone.pipecat.bot import VoiceResources, build_worker, report_error, run_worker, speak_opening_line
 
 
 async def run_local(cfg: BotConfig, t: LocalTransportConfig, resources: VoiceResources, announce) -> None:

@@ -25,9 +25,9 @@ from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.llm_service import LLMService
 from pipecat.services.settings import LLMSettings
 
-from ..llm.engine import LocalLLM
-from .commands import answer_command, last_user_text
-from .tools import VoiceChoice
+from voiceclone.llm.engine import LocalLLM
+from voiceclone.pipecat.commands import answer_command, last_user_text
+from voiceclone.pipecat.tools import VoiceChoice
 
 _DONE = object()  # the generation thread's last item
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..config import BotConfig, DailyTransportConfig, LocalTransportConfig
-from .bot import VoiceResources
+from voiceclone.config.loading import BotConfig, DailyTransportConfig, LocalTransportConfig
+from voiceclone.pipecat.bot import VoiceResources
 
 
 async def run(cfg: BotConfig, resources: VoiceResources, announce: Callable[[str], None]) -> None:
@@ -18,14 +18,14 @@ async def run(cfg: BotConfig, resources: VoiceResources, announce: Callable[[str
     """
     transport = cfg.transport
     if isinstance(transport, DailyTransportConfig):
-        from .daily import run_daily
+        from voiceclone.pipecat.daily import run_daily
 
         await run_daily(cfg, transport, resources, announce)
     elif isinstance(transport, LocalTransportConfig):
-        from .local import run_local
+        from voiceclone.pipecat.local import run_local
 
         await run_local(cfg, transport, resources, announce)
     else:
-        from .webrtc import run_webrtc
+        from voiceclone.pipecat.webrtc import run_webrtc
 
         await run_webrtc(cfg, transport, resources, announce)

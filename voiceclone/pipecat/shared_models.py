@@ -19,7 +19,7 @@ from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
 from pipecat.utils.env import env_truthy
 
-from ..once import once
+from voiceclone.once import once
 
 
 def _packaged(package: str, name: str) -> str:

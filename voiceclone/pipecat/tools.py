@@ -98,7 +98,7 @@ class VoiceChoice:
         """The frame that makes the cloned-voice service speak as `name` from its next sentence."""
         from pipecat.frames.frames import TTSUpdateSettingsFrame
 
-        from .tts import ClonedVoiceTTSService
+        from voiceclone.pipecat.tts import ClonedVoiceTTSService
 
         logger.info(f"switching to voice {name!r} (asked by the caller)")
         return TTSUpdateSettingsFrame(delta=ClonedVoiceTTSService.Settings(voice=name))

@@ -18,10 +18,10 @@ from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 from pipecat.utils.types import NOT_GIVEN, NotGiven
 
-from ..cloned import ClonedVoice
-from ..errors import UserError
-from ..text import bound
-from .lines import FixedLines, normalise
+from voiceclone.cloning.cloned import ClonedVoice
+from voiceclone.errors import UserError
+from voiceclone.pipecat.lines import FixedLines, normalise
+from voiceclone.tts.sentences import bound
 
 # Steady chunk for live calls: at most ~0.25 s of work, so an interruption waits little for the chunk in
 # flight on the single conversion thread.
@@ -36,7 +36,7 @@ HTTP_ATTEMPTS = 2
 HTTP_MARGIN_S = 3.0
 # A live answer is synthesised in units of at most this many characters (cut at clauses, then words): base
 # synthesis of a unit cannot be stopped half way, so this bounds what an interruption waits for (and a long
-# sentence starts sooner); `speak` keeps the larger units of `voiceclone.text`.
+# sentence starts sooner); `speak` keeps the larger units of `voiceclone.tts.sentences`.
 BOT_UNIT_CHARS = 160
 # A cached line is handed over in pieces of this many seconds (the output transport cuts them finer).
 LINE_PIECE_S = 0.5
@@ -278,7 +278,7 @@ class ClonedVoiceTTSService(TTSService):
     ) -> None:
         """On the worker thread: the sentence's chunks, handed to `emit` as they are made.
 
-        The sentence is spoken unit by unit (`voiceclone.text.bound`); the first sentence of an answer starts
+        The sentence is spoken unit by unit (`voiceclone.tts.sentences.bound`); the first sentence of an answer starts
         with its first clause when that is short (`quick_start`). A unit that is a fixed line (the greeting, an
         apology, the echo's "You said:") comes from its rendered audio, and is rendered and kept the first
         time; any other is synthesised and converted (`_synthesise`).
@@ -339,7 +339,7 @@ def quick_start(units: list[str]) -> list[str]:
     """The units of an answer's first sentence, its first clause split off when short ("You said:", "Sure,").
 
     Args:
-        units: The sentence's units of synthesis (`voiceclone.text.bound`).
+        units: The sentence's units of synthesis (`voiceclone.tts.sentences.bound`).
 
     Returns:
         The same text, maybe in one more unit.

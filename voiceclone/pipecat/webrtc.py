@@ -10,10 +10,10 @@ import asyncio
 
 import uvicorn
 
-from ..config import BotConfig, IceServerConfig, WebRTCTransportConfig
-from ..errors import UserError
-from .bot import VoiceResources, build_worker, report_error, run_worker, speak_opening_line
-from .stopping import leave_now
+from voiceclone.config.loading import BotConfig, IceServerConfig, WebRTCTransportConfig
+from voiceclone.errors import UserError
+from voiceclone.pipecat.bot import VoiceResources, build_worker, report_error, run_worker, speak_opening_line
+from voiceclone.pipecat.stopping import leave_now
 
 SWITCH_VOICE = "switch-voice"  # RTVI client message: {"t": "switch-voice", "d": {"voice": NAME}}
 
@@ -27,8 +27,8 @@ async def run_webrtc(cfg: BotConfig, t: WebRTCTransportConfig, resources: VoiceR
         resources: The loaded voice and models, shared by every call.
         announce: Shows the user one line: the URL to open.
     """
-    from ..web.api import PageAPI
-    from .webapp import create_app
+    from voiceclone.pipecat.web.api import PageAPI
+    from voiceclone.pipecat.web.app import create_app
 
     _check_port_free(t.host, t.port)
     page = PageAPI(resources.library, resources.converter, resources.voice_name, resources.consent)
@@ -123,14 +123,14 @@ def voice_switch(name: str):
     """The frame that makes this call's TTS speak as `name` from its next sentence."""
     from pipecat.frames.frames import TTSUpdateSettingsFrame
 
-    from .tts import ClonedVoiceTTSService
+    from voiceclone.pipecat.tts import ClonedVoiceTTSService
 
     return TTSUpdateSettingsFrame(delta=ClonedVoiceTTSService.Settings(voice=name))
 
 
 def _take_voice_switches(worker, resources: VoiceResources) -> None:
     """The page's `switch-voice` RTVI client message -> a voice switch in this call, answered either way."""
-    from ..web.api import check_voice
+    from voiceclone.pipecat.web.api import check_voice
 
     @worker.rtvi.event_handler("on_client_message")
     async def _message(rtvi, message):

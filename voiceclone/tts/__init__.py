@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .base import EngineSettings, TTSEngine, TTSError
-from .openai import OpenAIEngine, OpenAISettings
-from .piper import PiperEngine, PiperSettings
+from voiceclone.tts.base import EngineSettings, TTSEngine, TTSError
+from voiceclone.tts.openai import OpenAIEngine, OpenAISettings
+from voiceclone.tts.piper import PiperEngine, PiperSettings
 
 ENGINES = ("piper", "openai")
 

@@ -7,7 +7,7 @@ from typing import Protocol, Self, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from ..errors import UserError
+from voiceclone.errors import UserError
 
 
 class TTSError(UserError):

@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 from pydantic import Field
 
-from .base import EngineSettings, TTSError
+from voiceclone.tts.base import EngineSettings, TTSError
 
 PCM_RATE = 24000  # the API's `pcm` format: 16-bit little-endian mono at 24 kHz
 

@@ -10,7 +10,7 @@ from typing import Optional
 import numpy as np
 from pydantic import Field
 
-from .base import EngineSettings, TTSError
+from voiceclone.tts.base import EngineSettings, TTSError
 
 
 class PiperSettings(EngineSettings):

@@ -18,8 +18,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .errors import UserError
-from .files import create_temp, reporting_write_errors, storage_error
+from voiceclone.errors import UserError
+from voiceclone.files import create_temp, reporting_write_errors, storage_error
 
 
 class OutputError(UserError):

@@ -54,8 +54,8 @@ from typing import Literal
 
 import numpy as np
 
-from .audio import load_audio, resample
-from .errors import UserError
+from voiceclone.audio.reader import load_audio, resample
+from voiceclone.errors import UserError
 
 ConsentPolicy = Literal["required", "recorded", "off"]
 CONSENT_POLICIES: tuple[str, ...] = ("required", "recorded", "off")
@@ -402,7 +402,7 @@ def _transcribe(audio: np.ndarray, sample_rate: int, word_times: bool = False) -
 
     Without `word_times` the tokens are the transcript's words and their times None.
     """
-    from .transcribe import load_model
+    from voiceclone.quality.transcribe import load_model
 
     samples = np.clip(np.nan_to_num(audio, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
     if samples.size < sample_rate // 10:  # under 0.1 s: nothing to hear
@@ -435,7 +435,7 @@ def _best_span(target: list[str], heard: list[str]) -> tuple[float, int, int]:
     Up to `MAX_LEAD_WORDS` words may precede it; any number may follow it. Ties go to the earliest, longest
     stretch: "on March 2" heard for "on November 21" is three wrong words, not three missing ones.
     """
-    from .evaluation import word_error_rate
+    from voiceclone.quality.evaluation import word_error_rate
 
     reference = " ".join(target)
     best = (float("inf"), 0, len(heard))

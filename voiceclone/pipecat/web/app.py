@@ -27,7 +27,7 @@ from pipecat.transports.smallwebrtc.request_handler import (
     SmallWebRTCRequestHandler,
 )
 
-from ..web import STATIC_DIR
+from voiceclone.pipecat.web import STATIC_DIR
 
 RunCall = Callable[[SmallWebRTCConnection, dict], Awaitable[None]]  # a connection, the caller's checked options
 CheckOptions = Callable[[dict], Awaitable[dict]]  # the offer's `request_data` -> options; raises HTTPException

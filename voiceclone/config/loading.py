@@ -14,8 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from .errors import UserError
-from .tts import OpenAISettings, PiperSettings
+from voiceclone.errors import UserError
+from voiceclone.tts import OpenAISettings, PiperSettings
 
 
 class ConfigError(UserError):
@@ -371,7 +371,7 @@ class BotConfig(_Strict):
     tts: TTSConfig = TTSConfig()
     pipeline: PipelineConfig = PipelineConfig()
     # required: a voice needs verified spoken consent to be enrolled or used; recorded: whatever is given is kept;
-    # off: no consent is recorded (see voiceclone.consent).
+    # off: no consent is recorded (see voiceclone.responsible.consent).
     consent: Literal["required", "recorded", "off"] = "recorded"
     # An inaudible provenance mark (PerTh) on every converted output; `voiceclone detect` finds it.
     watermark: bool = True
@@ -417,7 +417,7 @@ def load_config(path: Path | None = None, overrides: dict[str, tuple[str, object
     return validate(BotConfig, raw, source, flags)
 
 
-SHIPPED_CONFIGS = Path(__file__).parent / "configs"
+SHIPPED_CONFIGS = Path(__file__).parent.parent / "configs"
 
 
 def shipped_configs() -> list[str]:

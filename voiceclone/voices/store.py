@@ -32,8 +32,8 @@ import numpy as np
 import soundfile as sf
 from filelock import FileLock, Timeout
 
-from .errors import UserError
-from .files import create_temp, npy_bytes, reporting_write_errors, write_atomic, write_durable
+from voiceclone.errors import UserError
+from voiceclone.files import create_temp, npy_bytes, reporting_write_errors, write_atomic, write_durable
 
 VOICES_DIR_ENV = "VOICECLONE_VOICES_DIR"
 META_FILE = "voice.json"

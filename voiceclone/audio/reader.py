@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .errors import UserError
+from voiceclone.errors import UserError
 
 FORMATS = "WAV, FLAC, OGG or MP3"
 BLOCK_S = 10.0  # seconds read from a file at a time

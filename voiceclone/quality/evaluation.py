@@ -55,10 +55,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import resample
-from .errors import UserError
-from .once import once
-from .transcribe import load_model, transcribe
+from voiceclone.audio.reader import resample
+from voiceclone.errors import UserError
+from voiceclone.once import once
+from voiceclone.quality.transcribe import load_model, transcribe
 
 EVAL_SENTENCES: tuple[str, ...] = (
     # Held out: none is in the base voice's calibration text. Everyday words that Whisper tiny spells one way,

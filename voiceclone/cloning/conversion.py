@@ -15,10 +15,10 @@ from typing import Protocol
 
 import numpy as np
 
-from .cache import cache_dir
-from .errors import UserError
-from .files import write_atomic
-from .voices import Voice, VoiceLibrary
+from voiceclone.cache import cache_dir
+from voiceclone.errors import UserError
+from voiceclone.files import write_atomic
+from voiceclone.voices.store import Voice, VoiceLibrary
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,8 @@ class OpenVoiceConversion:
         return f"OpenVoice {self.key}"
 
     def analyse(self, speech: np.ndarray, rate: int) -> np.ndarray:
-        from .audio import resample
-        from .enrollment import embed
+        from voiceclone.audio.reader import resample
+        from voiceclone.cloning.enrollment import embed
 
         return embed(self.converter, resample(speech, rate, self.sampling_rate))
 
@@ -85,12 +85,12 @@ class OpenVoiceConversion:
         return {"engine": self.engine, "version": self.key, "checkpoint_sha256": self.converter.checkpoint_sha256}
 
     def voice_data(self, library: VoiceLibrary, voice: Voice) -> np.ndarray:
-        from .enrollment import embedding_for
+        from voiceclone.cloning.enrollment import embedding_for
 
         return embedding_for(library, voice, self.converter)
 
     def base_data(self, engine) -> np.ndarray:
-        from .cloned import source_embedding
+        from voiceclone.cloning.cloned import source_embedding
 
         return source_embedding(engine, self.converter)
 
@@ -120,7 +120,7 @@ class MatcherConversion:
     engine = "matcher"
 
     def __init__(self, sampling_rate: int = SPEECH_RATE):
-        from .matcher import MATCHER_VERSION, VoiceMatcher
+        from voiceclone.matcher import MATCHER_VERSION, VoiceMatcher
 
         self.matcher = VoiceMatcher(sampling_rate)
         self.key = MATCHER_VERSION
@@ -131,7 +131,7 @@ class MatcherConversion:
         return f"voice matcher {self.key}"
 
     def analyse(self, speech: np.ndarray, rate: int):
-        from .matcher import ProfileError, extract_profile
+        from voiceclone.matcher import ProfileError, extract_profile
 
         try:
             return extract_profile(speech, rate)
@@ -143,7 +143,7 @@ class MatcherConversion:
         return {"engine": self.engine, "version": self.key}
 
     def voice_data(self, library: VoiceLibrary, voice: Voice):
-        from .matcher import ProfileError, VoiceProfile
+        from voiceclone.matcher import ProfileError, VoiceProfile
 
         stored = voice.profile(self.key)
         if stored is not None:
@@ -157,8 +157,8 @@ class MatcherConversion:
         return profile
 
     def base_data(self, engine):
-        from .cloned import calibration_speech
-        from .matcher import ProfileError, VoiceProfile
+        from voiceclone.cloning.cloned import calibration_speech
+        from voiceclone.matcher import ProfileError, VoiceProfile
 
         path = cache_dir() / "source-profile" / f"{engine.identity}-{self.key}-{self.sampling_rate}.json"
         if path.is_file():
@@ -188,8 +188,8 @@ class MatcherConversion:
 # -------------------------------------------------------------------------------------------------------- choice
 def load_openvoice(folder: Path, device: str) -> OpenVoiceConversion:
     """Load an OpenVoice converter folder; a bad device is a user error."""
-    from .cache import file_sha256
-    from .openvoice import ToneColorConverter
+    from voiceclone.cache import file_sha256
+    from voiceclone.openvoice import ToneColorConverter
 
     checkpoint = folder / "checkpoint.pth"
     known = file_sha256(checkpoint) if checkpoint.is_file() else None

@@ -68,9 +68,9 @@ import soxr
 import torch
 from torch import nn
 
-from .audio import load_audio, resample
-from .errors import UserError
-from .once import once
+from voiceclone.audio.reader import load_audio, resample
+from voiceclone.errors import UserError
+from voiceclone.once import once
 
 MARK_RATE = 32000  # Hz: PerTh's native rate (its hparams.yaml)
 THRESHOLD = 0.95  # confidence at or above which the mark is present; see the module docstring

@@ -18,11 +18,11 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from loguru import logger
 
-from ..audio import load_audio
-from ..conversion import SPEECH_RATE
-from ..enrollment import enroll, prepare
-from ..errors import UserError
-from ..voices import VoiceError, VoiceLibrary, check_name
+from voiceclone.audio.reader import load_audio
+from voiceclone.cloning.conversion import SPEECH_RATE
+from voiceclone.cloning.enrollment import enroll, prepare
+from voiceclone.errors import UserError
+from voiceclone.voices.store import VoiceError, VoiceLibrary, check_name
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # 16-bit mono WAV: about 55 s at 48 kHz, ample for the ~15 s the page records
 MAX_RECORDING_S = 60.0
@@ -137,7 +137,7 @@ def check_voice(library: VoiceLibrary, name, consent_policy: str = "recorded") -
     Returns:
         The name.
     """
-    from ..consent import check_policy
+    from voiceclone.responsible.consent import check_policy
 
     names = library.names()
     if check_name(name) not in names:
@@ -165,7 +165,7 @@ def check_spoken_consent(audio, sample_rate: int, upload: bytes, speaker: str, d
     Raises:
         ConsentError: one line showing what was heard, when the sentence was not recognised.
     """
-    from ..consent import consent_sentence, stored_consent, verify_spoken_consent
+    from voiceclone.responsible.consent import consent_sentence, stored_consent, verify_spoken_consent
 
     expected = consent_sentence(speaker, day)
     digest = hashlib.sha256(upload).hexdigest()
@@ -174,7 +174,7 @@ def check_spoken_consent(audio, sample_rate: int, upload: bytes, speaker: str, d
 
 
 def _sentence(speaker: str, day: date) -> str:
-    from ..consent import consent_sentence
+    from voiceclone.responsible.consent import consent_sentence
 
     return consent_sentence(speaker, day)
 

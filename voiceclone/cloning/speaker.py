@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import TTSConfig
-from .errors import UserError
-from .tts import PiperSettings, TTSEngine, make_engine
-from .voices import VoiceLibrary
+from voiceclone.config.loading import TTSConfig
+from voiceclone.errors import UserError
+from voiceclone.tts import PiperSettings, TTSEngine, make_engine
+from voiceclone.voices.store import VoiceLibrary
 
 # Piper draws its own noise inside the model (ONNX Runtime's seed does not reach it), so a seeded run turns it off.
 _QUIET_PIPER = PiperSettings(noise_scale=0.0, noise_w_scale=0.0)
@@ -52,7 +52,7 @@ def load_watermarker(enabled: bool):
     """The provenance mark's model, loaded now (about 1.5 s, once per process), or None when turned off."""
     if not enabled:
         return None
-    from .watermark import Watermarker
+    from voiceclone.responsible.watermark import Watermarker
 
     return Watermarker().load()
 
@@ -67,8 +67,8 @@ def check_consent(policy: str, library: VoiceLibrary, voice: str) -> None:
     """
     from pathlib import Path
 
-    from .consent import check_policy
-    from .enrollment import find_voice
+    from voiceclone.cloning.enrollment import find_voice
+    from voiceclone.responsible.consent import check_policy
 
     found = find_voice(library, voice)
     if isinstance(found, Path):
@@ -84,14 +84,14 @@ def cloned_speaker(tts: TTSConfig, engine: TTSEngine, library: VoiceLibrary, con
         tts: The settings (voice, tau, seed).
         engine: The base voice.
         library: Where enrolled voices are looked up.
-        conversion: A loaded converter (`voiceclone.conversion.Conversion`).
+        conversion: A loaded converter (`voiceclone.cloning.conversion.Conversion`).
         watermarker: Marks every converted chunk (a loaded `Watermarker`), or None.
 
     Returns:
         A speaker whose chunks come at the converter's rate.
     """
-    from .cloned import ClonedVoice
-    from .enrollment import target_data
+    from voiceclone.cloning.cloned import ClonedVoice
+    from voiceclone.cloning.enrollment import target_data
 
     assert tts.voice is not None
     target, label = target_data(library, tts.voice, conversion)
@@ -115,7 +115,7 @@ def eval_speakers(
     Returns:
         Label -> a function speaking one sentence whole: (float32 audio, rate in Hz).
     """
-    from .cloned import ClonedVoice
+    from voiceclone.cloning.cloned import ClonedVoice
 
     speakers: dict[str, Callable[[str], tuple[np.ndarray, int]]] = {
         "base": lambda sentence: (engine.synthesize(sentence), engine.sample_rate)

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from .audio import resample
-from .cache import cache_dir
-from .enrollment import embed
-from .files import npy_bytes, write_atomic
-from .speech import speech_mask
-from .text import bound, split_sentences
-from .tts.base import TTSEngine
+from voiceclone.audio.reader import resample
+from voiceclone.audio.speech import speech_mask
+from voiceclone.cache import cache_dir
+from voiceclone.cloning.enrollment import embed
+from voiceclone.files import npy_bytes, write_atomic
+from voiceclone.tts.base import TTSEngine
+from voiceclone.tts.sentences import bound, split_sentences
 
 log = logging.getLogger(__name__)
 
@@ -85,15 +85,15 @@ class ClonedVoice:
 
         Args:
             engine: The base voice.
-            converter: A `Conversion` (see `voiceclone.conversion`), or a loaded `ToneColorConverter`.
+            converter: A `Conversion` (see `voiceclone.cloning.conversion`), or a loaded `ToneColorConverter`.
             target_se: The enrolled voice's data for this converter (an embedding `[1, gin, 1]` or a profile).
             source_se: The base voice's; None learns it (once, cached) from the calibration text.
             tau: Default conversion sampling temperature, 0 (deterministic) to 2; 0.3 is OpenVoice's default.
                 The matcher is deterministic and ignores it.
             seed: Seed of the conversion noise (tau > 0), for reproducible output; None draws fresh noise.
-            watermarker: A loaded `voiceclone.watermark.Watermarker` that marks every converted chunk, or None.
+            watermarker: A loaded `Watermarker` (responsible.watermark) that marks every converted chunk, or None.
         """
-        from .conversion import as_conversion
+        from voiceclone.cloning.conversion import as_conversion
 
         self.engine = engine
         self.converter = as_conversion(converter)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .audio import (
+from voiceclone import __version__
+from voiceclone.audio.reader import (
     AudioError,
     AudioReader,
     Quality,
@@ -24,9 +24,9 @@ from .audio import (
     resample,
     resample_blocks,
 )
-from .files import sha256_file
-from .speech import speech_mask
-from .voices import MAX_SPEECH_S, Voice, VoiceError, VoiceLibrary, check_name
+from voiceclone.audio.speech import speech_mask
+from voiceclone.files import sha256_file
+from voiceclone.voices.store import MAX_SPEECH_S, Voice, VoiceError, VoiceLibrary, check_name
 
 MIN_SPEECH_S = 3.0
 PIECE_S = 10.0  # the reference cuts speech into pieces of about 10 s and averages their embeddings
@@ -122,7 +122,7 @@ def create(
     Returns:
         The stored voice.
     """
-    from .conversion import as_conversion
+    from voiceclone.cloning.conversion import as_conversion
 
     conversions = [as_conversion(c) for c in (converters if isinstance(converters, (list, tuple)) else [converters])]
     openvoice = [c for c in conversions if c.engine == "openvoice"]
@@ -179,7 +179,7 @@ def enroll(
     Returns:
         The stored voice and the prepared sample (with its quality report).
     """
-    from .conversion import SPEECH_RATE, MatcherConversion, as_conversion
+    from voiceclone.cloning.conversion import SPEECH_RATE, MatcherConversion, as_conversion
 
     step = on_step or (lambda _: None)
     name = choose_name(library, paths, name, force)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .errors import UserError
-from .openvoice import CheckpointError
+from voiceclone.errors import UserError
+from voiceclone.openvoice import CheckpointError
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.pth"
@@ -203,7 +203,7 @@ def _check_reachable(endpoint: str, message: str, timeout: float = 5.0) -> None:
 
 def _verify(folder: Path) -> None:
     """A downloaded converter must load: every tensor present, shaped and finite."""
-    from .openvoice import ToneColorConverter
+    from voiceclone.openvoice import ToneColorConverter
 
     try:
         ToneColorConverter.load(folder, device="cpu")

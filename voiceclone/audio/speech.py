@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .audio import resample
+from voiceclone.audio.reader import resample
 
 VAD_RATE = 16000
 WINDOW = 512  # samples at 16 kHz: the model's fixed window (32 ms)

@@ -16,19 +16,12 @@ import pytest
 import soundfile as sf
 from cli_helpers import ROOT, run_cli
 
-from voiceclone.audio.reader import (
-    AudioError,
-    QualityMeter,
-    SpeechSelection,
-    _mpeg_frame,
-    load_audio,
-    masked_blocks,
-    measure,
-    speech_score,
-)
-from voiceclone.audio.speech import speech_mask
+from voiceclone.audio.mp3 import mpeg_frame
+from voiceclone.audio.quality import QualityMeter, SpeechSelection, measure, speech_score
+from voiceclone.audio.reader import AudioError, load_audio
+from voiceclone.audio.speech import masked_blocks, speech_mask
 from voiceclone.cloning.enrollment import PIECE_S, prepare
-from voiceclone.voices.store import MAX_SPEECH_S
+from voiceclone.voices.names import MAX_SPEECH_S
 
 SOX_RATES = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000]
 
@@ -84,7 +77,7 @@ def soundfile_mp3(take) -> Path:
 def _frame_ends(data: bytes) -> set[int]:
     """Byte offsets where an MP3's frames end (the file starts with its first frame)."""
     ends, pos = set(), 0
-    while (frame := _mpeg_frame(data[pos : pos + 4])) is not None and pos + frame.length <= len(data):
+    while (frame := mpeg_frame(data[pos : pos + 4])) is not None and pos + frame.length <= len(data):
         pos += frame.length
         ends.add(pos)
     return ends
@@ -168,7 +161,7 @@ def test_mp3_tags_are_not_audio(sox_mp3s, tmp_path):
 def test_a_vbr_mp3_without_info_header_is_refused_not_shortened(sox_mp3s, tmp_path):
     """libsndfile stops at its estimate, which for such a file is far too short: say so rather than lose audio."""
     data = sox_mp3s["sox-vbr"].read_bytes()
-    first = _mpeg_frame(data[:4])
+    first = mpeg_frame(data[:4])
     assert first is not None and _has_info_header(data)
     (tmp_path / "noinfo.mp3").write_bytes(data[first.length :])  # drop the Xing frame
     with pytest.raises(AudioError, match="convert it to WAV or FLAC"):
@@ -295,8 +288,8 @@ def test_a_long_recording_is_prepared_in_bounded_memory_and_capped(tmp_path):
 
 def test_sources_record_the_whole_files_hash(recordings):
     sample = prepare([recordings["bob"]], 22050)
-    assert sample.sources[0]["sha256"] == hashlib.sha256(recordings["bob"].read_bytes()).hexdigest()
-    assert sample.sources[0]["duration_s"] == pytest.approx(8.0, abs=0.01)
+    assert sample.sources[0].sha256 == hashlib.sha256(recordings["bob"].read_bytes()).hexdigest()
+    assert sample.sources[0].duration_s == pytest.approx(8.0, abs=0.01)
 
 
 # ------------------------------------------------------------------------------------------- digital silence

@@ -15,20 +15,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from voiceclone.responsible.consent import (
+from voiceclone.responsible.consent.policy import (
     MAX_WER,
     ConsentError,
     check_policy,
-    consent_sentence,
-    consent_window_seconds,
     is_verified,
-    locate_consent_end,
     stored_consent,
     text_consent,
-    verify_consent_file,
-    verify_spoken_consent,
-    words,
 )
+from voiceclone.responsible.consent.sentence import consent_sentence, consent_window_seconds, words
+from voiceclone.responsible.consent.verify import locate_consent_end, verify_consent_file, verify_spoken_consent
 
 RATE = 22050
 DAY = date(2026, 11, 21)

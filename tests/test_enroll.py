@@ -19,7 +19,9 @@ from voiceclone.audio.reader import AudioError
 from voiceclone.cloning.enrollment import embed, embedding_for, enroll, prepare
 from voiceclone.openvoice import ToneColorConverter
 from voiceclone.voices import store as voices_module
-from voiceclone.voices.store import VoiceError, VoiceLibrary, check_name
+from voiceclone.voices.errors import VoiceError
+from voiceclone.voices.names import check_name
+from voiceclone.voices.store import VoiceLibrary
 
 
 def cli(*args: str, models_dir: Path | None = None, stdin: str | None = None):
@@ -76,7 +78,7 @@ def test_every_format_and_rate_enrolls(tmp_path, converter, recordings, fmt):
 
 def test_several_files_make_one_voice(tmp_path, converter, recordings):
     voice, sample = enroll(VoiceLibrary(tmp_path), [recordings["bob"], recordings["carol"]], converter, name="both")
-    assert len(voice.meta["sources"]) == 2 and sample.quality.speech_s > 10.0
+    assert len(voice.record.sources) == 2 and sample.quality.speech_s > 10.0
 
 
 def test_embedding_is_the_mean_over_ten_second_pieces(converter, recordings):
@@ -183,7 +185,7 @@ def test_a_failure_mid_write_leaves_no_voice_and_no_debris(tmp_path, converter, 
     def fail(*args, **kwargs):
         raise OSError("disk full (injected)")
 
-    monkeypatch.setattr(voices_module, "_write_json", fail)
+    monkeypatch.setattr(voices_module, "_write_record", fail)
     with pytest.raises(OSError, match="injected"):
         enroll(lib, [recordings["bob"]], converter, name="v")
     assert list(tmp_path.iterdir()) == []
@@ -203,7 +205,7 @@ def test_an_interrupted_replacement_is_recovered(tmp_path, converter, recordings
     lib = VoiceLibrary(tmp_path)
     enroll(lib, [recordings["bob"]], converter, name="v")
     (tmp_path / "v").rename(tmp_path / ".replaced-v")  # as if killed between the two renames
-    assert lib.names() == ["v"] and lib.get("v").meta["name"] == "v"
+    assert lib.names() == ["v"] and lib.get("v").record.name == "v"
 
 
 def test_two_enrolls_at_once_both_succeed(tmp_path, models_dir, recordings):
@@ -345,7 +347,7 @@ def test_a_voice_is_re_embedded_for_another_converter_version(tmp_path, converte
     emb = embedding_for(lib, voice, v1)
     stored = lib.get("bob")
     assert (stored.folder / "embedding-v1.npy").is_file()
-    assert stored.meta["embeddings"]["v1"]["checkpoint_sha256"] == v1.checkpoint_sha256
+    assert stored.record.embeddings["v1"].checkpoint_sha256 == v1.checkpoint_sha256
     speech, _ = voice.speech()
     assert np.allclose(emb, embed(v1, speech), atol=1e-6)
     assert np.array_equal(embedding_for(lib, stored, converter), voice.embedding("v2"))  # v2 untouched

@@ -19,15 +19,12 @@ import numpy as np
 import pytest
 
 from voiceclone.errors import UserError
-from voiceclone.quality import evaluation, transcribe
-from voiceclone.quality.evaluation import (
-    EVAL_SENTENCES,
+from voiceclone.quality import evaluation, measures, transcribe
+from voiceclone.quality.evaluation import EVAL_SENTENCES, Report, SpeakerResult, evaluate
+from voiceclone.quality.measures import (
     EvaluationError,
     EvaluationUnavailable,
-    Report,
-    SpeakerResult,
     encoder_input,
-    evaluate,
     split_half_ceiling,
     utterance_similarity,
     word_error_rate,
@@ -183,14 +180,14 @@ def test_same_voice_is_much_more_similar_than_another_voice(measured):
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_espeak_is_far_from_the_piper_speaker(enrollment, piper):
-    target = evaluation.embed(encoder_input(enrollment, RATE))
+    target = measures.embed(encoder_input(enrollment, RATE))
     same = utterance_similarity(*piper(EVAL_SENTENCES[3]), target)
     other = utterance_similarity(*espeak(EVAL_SENTENCES[3]), target)
     assert same > other + 0.2
 
 
 def test_an_utterance_without_speech_scores_zero(enrollment):
-    target = evaluation.embed(encoder_input(enrollment, RATE))
+    target = measures.embed(encoder_input(enrollment, RATE))
     assert utterance_similarity(np.zeros(RATE, dtype=np.float32), RATE, target) == 0.0
     assert utterance_similarity(np.zeros(0, dtype=np.float32), RATE, target) == 0.0
 

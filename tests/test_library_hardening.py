@@ -23,9 +23,15 @@ from cli_helpers import error_line, run_cli
 
 from voiceclone.files import StorageError, storage_error
 from voiceclone.speak import sinks as speaking
-from voiceclone.speak.sinks import WavSink, speak_to
+from voiceclone.speak.run import speak_to
+from voiceclone.speak.sinks import WavSink
+from voiceclone.voices import archive as archive_module
 from voiceclone.voices import store as voices_module
-from voiceclone.voices.store import MAX_SAMPLE_RATE, MAX_SPEECH_S, Voice, VoiceError, VoiceLibrary
+from voiceclone.voices.errors import VoiceError
+from voiceclone.voices.folder import Voice
+from voiceclone.voices.names import MAX_SAMPLE_RATE, MAX_SPEECH_S, MAX_VOICE_BYTES
+from voiceclone.voices.record import EmbeddingEntry, ProfileEntry, VoiceRecord
+from voiceclone.voices.store import VoiceLibrary
 
 SR = 22050
 
@@ -43,13 +49,10 @@ def make_voice(
     rng = np.random.default_rng(seed)
     speech = np.clip(level * rng.standard_normal(int(seconds * sr)), -1, 1).astype(np.float32)
     embedding = rng.standard_normal((1, 16, 1)).astype(np.float32)
-    meta = {
-        "name": name,
-        "created": f"seed {seed}",
-        "speech_seconds": seconds,
-        "embeddings": {"v2": {"file": "embedding-v2.npy", "checkpoint_sha256": None}},
-    }
-    return lib.save(name, meta, speech, sr, {"v2": embedding}, force=force)
+    record = VoiceRecord(
+        name=name, created=f"seed {seed}", speech_seconds=seconds, embeddings={"v2": EmbeddingEntry.of("v2", None)}
+    )
+    return lib.save(name, record, speech, sr, {"v2": embedding}, force=force)
 
 
 def library_state(root: Path) -> dict[str, bytes]:
@@ -187,14 +190,14 @@ def test_a_library_on_a_disk_that_really_fills(tiny_disk):
     with pytest.raises(StorageError, match="no space left on device writing"):
         make_voice(lib, "v", seconds=10.0, seed=2, force=True)  # ~700 KB of FLAC
     assert library_state(lib.root) == before and hidden(lib.root) == []
-    assert lib.get("v").meta["created"] == "seed 1"
+    assert lib.get("v").record.created == "seed 1"
 
 
 def test_exporting_to_a_full_disk(lib, tmp_path, monkeypatch):
     make_voice(lib, "v")
     archive = tmp_path / "v.tar.gz"
     archive.write_bytes(b"the old archive")
-    _full_device(monkeypatch, voices_module, tmp_path)
+    _full_device(monkeypatch, archive_module, tmp_path)
     with pytest.raises(StorageError, match=f"no space left on device writing {archive}: free some space"):
         lib.export("v", archive, force=True)
     assert archive.read_bytes() == b"the old archive"
@@ -294,7 +297,7 @@ def test_one_damaged_voice_does_not_break_the_library(lib, kind):
     message = str(caught.value)
     assert f"voice 'b' in {lib.root} is damaged (" in message and problem in message
     assert message.endswith("remove it with `voiceclone voices rm b --yes` and enroll it again")
-    assert lib.get("a").meta["created"] == f"seed {ord('a')}"
+    assert lib.get("a").record.created == f"seed {ord('a')}"
     lib.remove("b")
     assert [e.name for e in lib.scan()] == ["a", "c"] and not (lib.root / "b").exists()
 
@@ -395,7 +398,7 @@ def test_more_speech_than_a_voice_holds_is_a_programming_error(lib):
 def test_an_archive_larger_than_any_voice_is_refused(lib, tmp_path):
     archive = tmp_path / "huge.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
-        for name, size in (("voice.json", 2), ("speech.flac", voices_module.MAX_VOICE_BYTES)):
+        for name, size in (("voice.json", 2), ("speech.flac", MAX_VOICE_BYTES)):
             info = tarfile.TarInfo(f"v/{name}")
             info.size = size
             tar.addfile(info, io.BytesIO(b"{}" if name == "voice.json" else bytes(size)))
@@ -406,7 +409,7 @@ def test_an_archive_larger_than_any_voice_is_refused(lib, tmp_path):
 def test_an_oversized_old_voice_asks_to_be_enrolled_again(lib, tmp_path):
     make_voice(lib, "old")
     with open(lib.root / "old" / "speech.flac", "r+b") as fh:  # as an older version kept two hours of speech
-        fh.truncate(voices_module.MAX_VOICE_BYTES + 1)
+        fh.truncate(MAX_VOICE_BYTES + 1)
     with pytest.raises(VoiceError, match="too large to export .* enroll it again"):
         lib.export("old", tmp_path / "old.tar.gz")
     assert not (tmp_path / "old.tar.gz").exists()
@@ -433,8 +436,8 @@ def test_profiles_are_stored_recorded_and_carried(lib, tmp_path):
     assert voice.profile("m1") is None
     updated = lib.add_profile(voice, "m1", {"f0": [100.0, 2.5], "name": "ü"})
     assert updated.profile("m1") == {"f0": [100.0, 2.5], "name": "ü"}
-    assert lib.get("v").meta["profiles"] == {"m1": {"file": "profile-m1.json"}}
-    assert lib.get("v").meta["embeddings"]["v2"]["file"] == "embedding-v2.npy"  # the rest of voice.json kept
+    assert lib.get("v").record.profiles == {"m1": ProfileEntry(file="profile-m1.json")}
+    assert lib.get("v").record.embeddings["v2"].file == "embedding-v2.npy"  # the rest of voice.json kept
     archive = lib.export("v", tmp_path / "v.tar.gz")
     with tarfile.open(archive) as tar:
         assert "v/profile-m1.json" in tar.getnames()
@@ -478,7 +481,7 @@ def test_debris_of_crashes_is_cleared_under_the_lock(lib):
     make_voice(lib, "x", seed=2)
     (lib.root / "x").rename(lib.root / ".replaced-x")  # cut short between the two renames
     assert lib.names() == ["v", "x"] and hidden(lib.root) == []
-    assert lib.get("x").meta["created"] == "seed 2"
+    assert lib.get("x").record.created == "seed 2"
 
 
 def test_the_lock_file_does_not_stay(lib):
@@ -567,7 +570,7 @@ def _assert_consistent(root: Path) -> None:
     assert hidden(root) == [], "a lock, staging, parked or half-deleted folder was left"
     for entry in VoiceLibrary(root).scan():
         assert entry.ok, entry.problem
-        assert entry.voice.meta["name"] == entry.name
+        assert entry.voice.record.name == entry.name
         entry.voice.speech()
 
 
@@ -590,7 +593,7 @@ def _get_without_waiting_long(root: str, name: str, results) -> None:
     voices_module.LOCK_TIMEOUT_S = 0.5  # this reader gives up instead of waiting for the writer
     try:
         voice = VoiceLibrary(root).get(name)
-        results.put(f"read {voice.meta['created']}")
+        results.put(f"read {voice.record.created}")
     except VoiceError as exc:
         results.put(str(exc))
 
@@ -616,7 +619,7 @@ def test_a_reader_never_undoes_a_replacement_under_way(tmp_path):
         assert (lib.root / ".replaced-v").is_dir() and not (lib.root / "v").exists()
         shutil.move(tmp_path / "new" / "v", lib.root / "v")  # the writer finishes its swap
         shutil.rmtree(lib.root / ".replaced-v")
-    assert lib.get("v").meta["created"] == "seed 2"
+    assert lib.get("v").record.created == "seed 2"
     reader = ctx.Process(target=_get_without_waiting_long, args=(str(lib.root), "v", results))
     reader.start()
     assert results.get(timeout=120) == "read seed 2"

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from cli_helpers import error_line, run_cli
 
-from voiceclone.responsible.consent import consent_sentence
+from voiceclone.responsible.consent.sentence import consent_sentence
 from voiceclone.tts import PiperEngine, PiperSettings
 
 OTHER_SPEECH = (

@@ -14,7 +14,8 @@ from fake_openai import GOOD_KEY, FakeSpeechServer
 from voiceclone.cloning.cloned import ClonedVoice, source_embedding
 from voiceclone.cloning.enrollment import enroll
 from voiceclone.openvoice import ToneColorConverter
-from voiceclone.speak.sinks import RawSink, WavSink, speak_to
+from voiceclone.speak.run import speak_to
+from voiceclone.speak.sinks import RawSink, WavSink
 from voiceclone.tts import OpenAIEngine, OpenAISettings, PiperEngine, PiperSettings, TTSError
 from voiceclone.tts.sentences import split_sentences
 from voiceclone.voices.store import VoiceLibrary

@@ -298,6 +298,6 @@ def test_a_recording_that_opens_with_the_consent_sentence_becomes_a_voice(client
     assert body["voice"] == "dora" and body["quality"]["speech_s"] > 5
     assert body["consent"]["verified"] and body["consent"]["source"] == "browser page"
     assert "dora" in [v["name"] for v in client.get("/api/voices").json()["voices"]]
-    stored = library.get("dora").meta["consent"]
+    stored = library.get("dora").record.consent
     assert stored["expected"] == sentence and stored["source"] == "browser page" and stored["time"]
     assert enroll_request(client, wav_bytes(audio, 48000)).status_code == 409  # the name is now taken

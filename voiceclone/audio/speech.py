@@ -1,13 +1,18 @@
-"""Finding speech in a recording with the Silero VAD model that ships inside Pipecat's wheel (no download)."""
+"""Finding speech in a recording with the Silero VAD model that ships inside Pipecat's wheel (no download).
+
+A long recording is masked in pieces (`masked_blocks`), so that memory stays bounded whatever its length.
+"""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from functools import lru_cache
+from importlib import resources
 
 import numpy as np
 
-from voiceclone.audio.reader import resample
+from voiceclone.audio.resample import resample
 
 VAD_RATE = 16000
 WINDOW = 512  # samples at 16 kHz: the model's fixed window (32 ms)
@@ -17,9 +22,7 @@ _MODEL_LOCK = threading.Lock()  # the model carries state from window to window:
 @lru_cache(maxsize=1)
 def _model():
     """Pipecat's Silero model wrapper on the model file in its package data (CPU, one thread)."""
-    from importlib import resources
-
-    from pipecat.audio.vad.silero import SileroOnnxModel
+    from pipecat.audio.vad.silero import SileroOnnxModel  # onnxruntime: loaded when speech is first looked for
 
     path = resources.files("pipecat.audio.vad.data").joinpath("silero_vad.onnx")
     return SileroOnnxModel(str(path), force_onnx_cpu=True)
@@ -75,3 +78,31 @@ def speech_mask(
 def _runs(active: np.ndarray) -> list[tuple[int, int]]:
     edges = np.diff(np.concatenate([[0], active.astype(np.int8), [0]]))
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=False))
+
+
+def masked_blocks(
+    blocks: Iterator[np.ndarray],
+    sr: int,
+    mask_fn: Callable[[np.ndarray, int], np.ndarray],
+    core_s: float = 60.0,
+    context_s: float = 2.0,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Apply a per-sample mask function (a VAD) to a long stream in pieces: (audio, mask) pairs in order.
+
+    Each piece of `core_s` is masked together with `context_s` of audio on either side, and only the core's
+    mask is kept, so that decisions near a piece's edges see the same surroundings as in one whole pass (a VAD
+    needs a little audio to settle, and bridges short gaps). A stream shorter than one piece is masked whole.
+    """
+    core, context = int(core_s * sr), int(context_s * sr)
+    buffer = np.zeros(0, dtype=np.float32)
+    start = 0  # first sample of `buffer` not yet handed out; what comes before it is left context
+    for block in blocks:
+        buffer = np.concatenate([buffer, block])
+        while len(buffer) - start >= core + context:
+            lo = max(0, start - context)
+            mask = mask_fn(buffer[lo : start + core + context], sr)
+            yield buffer[start : start + core], mask[start - lo : start - lo + core]
+            buffer, start = buffer[start + core - context :], context
+    if len(buffer) > start:
+        lo = max(0, start - context)
+        yield buffer[start:], mask_fn(buffer[lo:], sr)[start - lo :]

@@ -20,7 +20,8 @@ from rich.text import Text
 from voiceclone.cloning.checkpoints import MODELS_DIR_ENV, SOURCES, ModelStore
 from voiceclone.config.loading import BotConfig, load_config
 from voiceclone.errors import UserError
-from voiceclone.voices.store import VOICES_DIR_ENV, VoiceLibrary, default_voices_dir
+from voiceclone.voices.names import VOICES_DIR_ENV, default_voices_dir
+from voiceclone.voices.store import VoiceLibrary
 
 out = Console()
 err = Console(stderr=True)

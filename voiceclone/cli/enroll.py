@@ -27,6 +27,7 @@ from voiceclone.cli.common import (
     warn,
 )
 from voiceclone.errors import UserError
+from voiceclone.voices.record import VoiceRecord
 
 
 def enroll(
@@ -71,7 +72,8 @@ def enroll(
     """Turn recordings of a voice into a voice in the library (with the speaker's consent)."""
     from voiceclone.cloning.enrollment import choose_name
     from voiceclone.cloning.enrollment import enroll as enroll_voice
-    from voiceclone.responsible.consent import consent_sentence, enrollment_consent, speaker_from_voice_name
+    from voiceclone.responsible.consent.sentence import consent_sentence, speaker_from_voice_name
+    from voiceclone.responsible.consent.verify import enrollment_consent
 
     cfg = settings(
         config,
@@ -128,9 +130,9 @@ def consent_summary(consent) -> str:
     return f"{consent.get('kind', '?')} (unverified): {consent.get('text', '')}"
 
 
-def converters_of(meta: dict) -> list[str]:
+def converters_of(record: VoiceRecord) -> list[str]:
     """What a voice holds data for: OpenVoice versions (embeddings) and matcher versions (profiles)."""
-    return sorted(meta.get("embeddings", {})) + sorted(meta.get("profiles", {}))
+    return sorted(record.embeddings) + sorted(record.profiles)
 
 
 def _render(voice, sample) -> None:
@@ -141,9 +143,9 @@ def _render(voice, sample) -> None:
     table.add_row("level", f"{q.speech_level_dbfs:.0f} dBFS (speech)")
     table.add_row("background", q.background())
     table.add_row("clipping", f"{q.clipped_fraction:.2%} of samples")
-    table.add_row("converters", Text(", ".join(converters_of(voice.meta)) or "-"))
+    table.add_row("converters", Text(", ".join(converters_of(voice.record)) or "-"))
     out.print(table)
-    table.add_row("consent", Text(consent_summary(voice.meta.get("consent"))))
+    table.add_row("consent", Text(consent_summary(voice.record.consent)))
     for warning in q.warnings():
         warn(warning)
     say(f"{voice.name!r} in {voice.folder}", "enrolled", "green")

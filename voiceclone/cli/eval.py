@@ -51,7 +51,7 @@ def eval_voice(
 ) -> None:
     """Measure a clone: held-out sentences spoken by the base voice and the clone, compared with the person."""
     from voiceclone.cloning.speaker import base_engine, eval_speakers, load_watermarker
-    from voiceclone.quality import evaluation
+    from voiceclone.quality import evaluation, measures
 
     engines = converter or [None]
     cfg = settings(config, tts__seed=("--seed", seed), tts__converter__device=("--device", device))
@@ -63,7 +63,7 @@ def eval_voice(
         base = base_engine(cfg.tts)
         conversions = [_load(config, engine, converter_dir, models_dir, device) for engine in engines]
         speakers = eval_speakers(cfg.tts, base, lib, enrolled, conversions, load_watermarker(cfg.watermark))
-        evaluation.load_models()
+        measures.load_models()
     done: dict[str, int] = {}
     with progress_bar(len(speakers) * len(evaluation.EVAL_SENTENCES), err.is_terminal, "measuring") as update:
 

@@ -24,6 +24,9 @@ from voiceclone.cli.common import (
     settings,
 )
 from voiceclone.errors import UserError
+from voiceclone.speak.playback import PlaybackSink
+from voiceclone.speak.run import speak_to
+from voiceclone.speak.sinks import RawSink, check_output_file, file_sink
 
 
 def speak(
@@ -90,8 +93,7 @@ def speak(
         cloned_speaker,
         load_watermarker,
     )
-    from voiceclone.speak.sinks import speak_to
-    from voiceclone.tts.sentences import split_sentences
+    from voiceclone.tts.sentences import split_sentences  # imports Pipecat, whose banner must not show at start-up
 
     cfg = settings(
         config,
@@ -184,8 +186,6 @@ def _check_output(output: str | None, play: bool, inputs: list = ()) -> None:
             "-o - writes raw PCM: pipe it into a program (e.g. `| aplay -f S16_LE -r 22050`) or use -o FILE.wav"
         )
     if output not in (None, "-"):
-        from voiceclone.speak.sinks import check_output_file
-
         check_output_file(Path(output))
         for given in inputs:  # `--voice me.wav -o me.wav` would replace the only recording with the clone
             if given is not None and _same_file(Path(output), Path(given)):
@@ -200,8 +200,6 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _open_sinks(output: str | None, play: bool, sample_rate: int) -> list:
-    from voiceclone.speak.sinks import PlaybackSink, RawSink, file_sink
-
     sinks: list = []
     try:
         if output == "-":

@@ -38,14 +38,14 @@ def voices_list(voices_dir: VoicesDirOption = None, config: ConfigOption = None)
             problem = Text(f"damaged: {entry.problem} (voiceclone voices rm {entry.name} --yes)", style="red")
             table.add_row(Text(entry.name), "-", problem, "", "", "")
             continue
-        meta = entry.voice.meta
+        record = entry.voice.record
         table.add_row(
             Text(entry.name),
-            f"{meta.get('speech_seconds', 0):.1f} s",
-            Text(", ".join(converters_of(meta))),
-            Text(str(meta.get("created", "?"))),
-            str(len(meta.get("warnings", []))),
-            consent_kind(meta.get("consent")),
+            f"{record.speech_seconds or 0:.1f} s",
+            Text(", ".join(converters_of(record))),
+            Text("?" if record.created is None else record.created),
+            str(len(record.warnings)),
+            consent_kind(record.consent),
         )
     out.print(table)
 
@@ -56,8 +56,8 @@ def voices_show(name: str, voices_dir: VoicesDirOption = None, config: ConfigOpt
     cfg = settings(config)
     voice = library(cfg, voices_dir).get(name)
     out.print(Text.assemble((voice.name, "bold"), f" in {voice.folder}"))
-    say(consent_summary(voice.meta.get("consent")), "consent:", "bold")
-    consent = voice.meta.get("consent")
+    consent = voice.record.consent
+    say(consent_summary(consent), "consent:", "bold")
     if isinstance(consent, dict) and consent.get("kind") == "spoken":
         say(f"expected: {consent.get('expected', '')}", "  ")
         say(f"heard:    {consent.get('heard') or consent.get('transcript', '')}", "  ")
@@ -65,7 +65,7 @@ def voices_show(name: str, voices_dir: VoicesDirOption = None, config: ConfigOpt
         say(f"word error rate {wer:.0%} (at most {limit:.0%}), at {consent.get('time', '')}", "  ")
     mark = "outputs carry an inaudible provenance mark" if cfg.watermark else "off (watermark: false)"
     say(mark, "watermark:", "bold")
-    out.print_json(json.dumps(voice.meta))
+    out.print_json(json.dumps(voice.record.as_json()))
 
 
 @app.command("rm")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from voiceclone.audio.reader import resample
+from voiceclone.audio.resample import resample
 from voiceclone.audio.speech import speech_mask
 from voiceclone.cache import cache_dir
 from voiceclone.cloning.enrollment import embed

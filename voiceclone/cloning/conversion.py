@@ -18,7 +18,8 @@ import numpy as np
 from voiceclone.cache import cache_dir
 from voiceclone.errors import UserError
 from voiceclone.files import write_atomic
-from voiceclone.voices.store import Voice, VoiceLibrary
+from voiceclone.voices.folder import Voice
+from voiceclone.voices.store import VoiceLibrary
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class OpenVoiceConversion:
         return f"OpenVoice {self.key}"
 
     def analyse(self, speech: np.ndarray, rate: int) -> np.ndarray:
-        from voiceclone.audio.reader import resample
+        from voiceclone.audio.resample import resample
         from voiceclone.cloning.enrollment import embed
 
         return embed(self.converter, resample(speech, rate, self.sampling_rate))

@@ -14,19 +14,17 @@ from pathlib import Path
 import numpy as np
 
 from voiceclone import __version__
-from voiceclone.audio.reader import (
-    AudioError,
-    AudioReader,
-    Quality,
-    QualityMeter,
-    SpeechSelection,
-    masked_blocks,
-    resample,
-    resample_blocks,
-)
-from voiceclone.audio.speech import speech_mask
+from voiceclone.audio.quality import Quality, QualityMeter, SpeechSelection
+from voiceclone.audio.reader import AudioError, AudioReader
+from voiceclone.audio.resample import resample, resample_blocks
+from voiceclone.audio.speech import masked_blocks, speech_mask
 from voiceclone.files import sha256_file
-from voiceclone.voices.store import MAX_SPEECH_S, Voice, VoiceError, VoiceLibrary, check_name
+from voiceclone.voices.errors import VoiceError
+from voiceclone.voices.folder import Voice
+from voiceclone.voices.lookup import find_voice
+from voiceclone.voices.names import MAX_SPEECH_S, check_name
+from voiceclone.voices.record import ConverterEntry, EmbeddingEntry, SourceFile, VoiceRecord
+from voiceclone.voices.store import VoiceLibrary
 
 MIN_SPEECH_S = 3.0
 PIECE_S = 10.0  # the reference cuts speech into pieces of about 10 s and averages their embeddings
@@ -41,7 +39,7 @@ class Sample:
     speech: np.ndarray
     sample_rate: int
     quality: Quality
-    sources: list[dict] = field(default_factory=list)
+    sources: list[SourceFile] = field(default_factory=list)
 
 
 def default_name(path: str | Path) -> str:
@@ -70,16 +68,16 @@ def prepare(paths: Sequence[str | Path], sample_rate: int, on_step: Step | None 
                 samples, speech = samples + len(audio), speech + int(np.count_nonzero(mask))
                 step(f"finding speech in {path.name}: {samples / sample_rate:.0f} s read")
         sources.append(
-            {
-                "file": path.name,
-                "sha256": sha256_file(path),
-                "duration_s": round(samples / sample_rate, 3),
-                "sample_rate": reader.sample_rate,
-                "speech_s": round(speech / sample_rate, 3),
-            }
+            SourceFile(
+                file=path.name,
+                sha256=sha256_file(path),
+                duration_s=round(samples / sample_rate, 3),
+                sample_rate=reader.sample_rate,
+                speech_s=round(speech / sample_rate, 3),
+            )
         )
     quality = meter.quality()
-    names = ", ".join(s["file"] for s in sources)
+    names = ", ".join(s.file for s in sources)
     if quality.speech_s == 0:
         raise AudioError(f"{names}: no speech found; record someone speaking for 10 s or more")
     if quality.speech_s < MIN_SPEECH_S:
@@ -128,23 +126,20 @@ def create(
     openvoice = [c for c in conversions if c.engine == "openvoice"]
     embeddings = {c.key: c.analyse(sample.speech, sample.sample_rate) for c in openvoice}
     profiles = {c.key: c.analyse(sample.speech, sample.sample_rate) for c in conversions if c.engine == "matcher"}
-    meta = {
-        "name": name,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "sources": sample.sources,
-        "speech_seconds": round(len(sample.speech) / sample.sample_rate, 3),  # what is kept (at most 5 min)
-        "sample_rate": sample.sample_rate,
-        "quality": sample.quality.as_dict(),
-        "warnings": sample.quality.warnings(),
-        "converter": (openvoice or conversions)[0].record(),
-        "embeddings": {
-            c.key: {"file": f"embedding-{c.key}.npy", "checkpoint_sha256": c.converter.checkpoint_sha256}
-            for c in openvoice
-        },
-        "consent": consent,
-        "voiceclone_version": __version__,
-    }
-    voice = library.save(name, meta, sample.speech, sample.sample_rate, embeddings, force=force)
+    record = VoiceRecord(
+        name=name,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        sources=sample.sources,
+        speech_seconds=round(len(sample.speech) / sample.sample_rate, 3),  # what is kept (at most 5 min)
+        sample_rate=sample.sample_rate,
+        quality=sample.quality.as_dict(),
+        warnings=sample.quality.warnings(),
+        converter=ConverterEntry(**(openvoice or conversions)[0].record()),
+        embeddings={c.key: EmbeddingEntry.of(c.key, c.converter.checkpoint_sha256) for c in openvoice},
+        consent=consent,
+        voiceclone_version=__version__,
+    )
+    voice = library.save(name, record, sample.speech, sample.sample_rate, embeddings, force=force)
     for key, profile in profiles.items():  # should this be lost, it is rebuilt from the kept speech on first use
         voice = library.add_profile(voice, key, profile.to_json())
     return voice
@@ -203,30 +198,6 @@ def embedding_for(library: VoiceLibrary, voice: Voice, converter) -> np.ndarray:
     embedding = embed(converter, resample(speech, sr, converter.sampling_rate))
     library.add_embedding(voice, converter.version, embedding, converter.checkpoint_sha256)
     return embedding
-
-
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif"}
-
-
-def find_voice(library: VoiceLibrary, voice: str) -> Path | Voice:
-    """What `--voice` names: an audio file to clone on the fly, or an enrolled voice.
-
-    A value with an audio suffix or a `/`, or naming something that exists, is a file; anything else is a
-    voice name. Either must exist: the error says which was looked for.
-
-    Args:
-        library: Where enrolled voices are looked up.
-        voice: The value given.
-
-    Returns:
-        The file's path, or the stored voice.
-    """
-    path = Path(voice).expanduser()
-    if path.suffix.lower() in AUDIO_SUFFIXES or "/" in voice or path.exists():
-        if not path.exists():
-            raise AudioError(f"{path}: voice file not found")
-        return path
-    return library.get(voice)
 
 
 def target_data(library: VoiceLibrary, voice: str, conversion) -> tuple[object, str]:

@@ -13,7 +13,9 @@ import numpy as np
 
 from voiceclone.config.loading import TTSConfig
 from voiceclone.errors import UserError
+from voiceclone.responsible.consent.policy import check_policy
 from voiceclone.tts import PiperSettings, TTSEngine, make_engine
+from voiceclone.voices.lookup import allowed_voice, voice_file
 from voiceclone.voices.store import VoiceLibrary
 
 # Piper draws its own noise inside the model (ONNX Runtime's seed does not reach it), so a seeded run turns it off.
@@ -65,16 +67,11 @@ def check_consent(policy: str, library: VoiceLibrary, voice: str) -> None:
         library: Where enrolled voices are looked up.
         voice: `--voice`: an enrolled name or an audio file (a file carries no consent record).
     """
-    from pathlib import Path
-
-    from voiceclone.cloning.enrollment import find_voice
-    from voiceclone.responsible.consent import check_policy
-
-    found = find_voice(library, voice)
-    if isinstance(found, Path):
-        check_policy(policy, None, f"the voice file {found.name}")
+    path = voice_file(voice)
+    if path is not None:
+        check_policy(policy, None, f"the voice file {path.name}")
     else:
-        check_policy(policy, found.meta.get("consent"), f"voice {found.name!r}")
+        allowed_voice(library, voice, policy)
 
 
 def cloned_speaker(tts: TTSConfig, engine: TTSEngine, library: VoiceLibrary, conversion, watermarker=None) -> Speaker:

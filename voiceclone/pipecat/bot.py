@@ -13,6 +13,7 @@ from voiceclone.cloning.cloned import ClonedVoice
 from voiceclone.cloning.enrollment import target_data
 from voiceclone.config.loading import BotConfig
 from voiceclone.pipecat.tts import ClonedVoiceTTSService
+from voiceclone.voices.lookup import allowed_voice
 from voiceclone.voices.store import VoiceLibrary
 
 log = logging.getLogger(__name__)
@@ -41,11 +42,7 @@ class VoiceResources:
 
     def resolve(self, name: str):
         """An enrolled voice's data for the converter, for a mid-call switch (refused as the policy says)."""
-        from voiceclone.responsible.consent import check_policy
-
-        voice = self.library.get(name)
-        check_policy(self.consent, voice.meta.get("consent"), f"voice {name!r}")
-        return self.converter.voice_data(self.library, voice)
+        return self.converter.voice_data(self.library, allowed_voice(self.library, name, self.consent))
 
 
 def prepare_voice(cfg: BotConfig, converter, engine, library: VoiceLibrary, watermarker=None) -> VoiceResources:

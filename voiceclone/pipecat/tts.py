@@ -18,6 +18,7 @@ from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 from pipecat.utils.types import NOT_GIVEN, NotGiven
 
+from voiceclone.audio.pcm import pcm16
 from voiceclone.cloning.cloned import ClonedVoice
 from voiceclone.errors import UserError
 from voiceclone.pipecat.lines import FixedLines, normalise
@@ -257,11 +258,11 @@ class ClonedVoiceTTSService(TTSService):
                 if len(chunk):
                     produced = True
                     await self.stop_ttfb_metrics()
-                    yield TTSAudioRawFrame(_pcm16(chunk), self.sample_rate, 1, context_id=context_id)
+                    yield TTSAudioRawFrame(pcm16(chunk), self.sample_rate, 1, context_id=context_id)
             if resampler is not None and produced:
                 tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
                 if len(tail):
-                    yield TTSAudioRawFrame(_pcm16(tail), self.sample_rate, 1, context_id=context_id)
+                    yield TTSAudioRawFrame(pcm16(tail), self.sample_rate, 1, context_id=context_id)
         finally:
             if self._generation == generation:  # closed early (an interruption): the rest of it is stale
                 self._generation += 1
@@ -366,7 +367,3 @@ def _emitter(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> Callable[
             pass
 
     return emit
-
-
-def _pcm16(chunk: np.ndarray) -> bytes:
-    return (np.clip(chunk, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()

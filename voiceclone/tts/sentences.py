@@ -9,6 +9,9 @@ grows with the length of what it is given: 2,500 words in one sentence took 24 G
 from __future__ import annotations
 
 import re
+import textwrap
+
+from pipecat.utils.string import match_endofsentence
 
 # About 20 s of speech: long enough that a normal sentence is never cut, short enough to keep Piper small.
 MAX_UNIT_CHARS = 300
@@ -30,8 +33,6 @@ def split_sentences(text: str, max_chars: int = MAX_UNIT_CHARS) -> list[str]:
         Sentences (or parts of over-long ones), each non-empty and at most `max_chars` long unless a single
         word is longer.
     """
-    from pipecat.utils.string import match_endofsentence
-
     units: list[str] = []
     for paragraph in re.split(r"\n\s*\n", text):
         rest = " ".join(paragraph.split())
@@ -75,17 +76,13 @@ def _by_words(clause: str, max_chars: int) -> list[str]:
     """A clause in runs of whole words of at most `max_chars` (a longer single word is cut hard)."""
     if len(clause) <= max_chars:
         return [clause]
-    pieces: list[str] = []
-    for word in clause.split(" "):
-        while len(word) > max_chars:
-            pieces.append(word[:max_chars])
-            word = word[max_chars:]
-        pieces.append(word)
-    return _pack(pieces, max_chars)
+    # Cut first, so that a long word's pieces start at the word (textwrap would fill the run before it with one).
+    pieces = (word[i : i + max_chars] for word in clause.split() for i in range(0, len(word), max_chars))
+    return textwrap.wrap(" ".join(pieces), max_chars, break_on_hyphens=False)
 
 
 def _pack(pieces, max_chars: int) -> list[str]:
-    """Pieces of at most `max_chars` joined with spaces, greedily, into parts of at most `max_chars`."""
+    """Clauses of at most `max_chars` joined with spaces, greedily, into parts of at most `max_chars`."""
     parts: list[str] = []
     current = ""
     for piece in pieces:

@@ -22,7 +22,11 @@ from voiceclone.audio.reader import load_audio
 from voiceclone.cloning.conversion import SPEECH_RATE
 from voiceclone.cloning.enrollment import enroll, prepare
 from voiceclone.errors import UserError
-from voiceclone.voices.store import VoiceError, VoiceLibrary, check_name
+from voiceclone.voices.errors import VoiceError
+from voiceclone.voices.lookup import allowed_voice
+from voiceclone.voices.names import check_name
+from voiceclone.voices.record import VoiceRecord
+from voiceclone.voices.store import VoiceLibrary
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # 16-bit mono WAV: about 55 s at 48 kHz, ample for the ~15 s the page records
 MAX_RECORDING_S = 60.0
@@ -69,13 +73,15 @@ class PageAPI:
         voice = request_data.get("voice")
         if voice is None or voice == self._default_voice:
             return {}
-        await _user_errors_as_4xx(asyncio.to_thread(check_voice, self._library, voice, self._consent_policy))
+        await _user_errors_as_4xx(
+            asyncio.to_thread(allowed_voice, self._library, voice, self._consent_policy, untrusted=True)
+        )
         return {"voice": voice}
 
     async def voices(self):
         """The usable voices: name, seconds of speech, when made, what consent they hold; the bot's default."""
         entries = await asyncio.to_thread(self._library.scan)
-        voices = [_describe(entry.voice.meta, entry.name) for entry in entries if entry.ok]
+        voices = [_describe(entry.voice.record, entry.name) for entry in entries if entry.ok]
         return {"voices": voices, "default": self._default_voice}
 
     async def consent(self, request: Request):
@@ -126,27 +132,6 @@ class PageAPI:
         return {"voice": voice.name, "quality": _quality(sample.quality), "consent": record}
 
 
-def check_voice(library: VoiceLibrary, name, consent_policy: str = "recorded") -> str:
-    """`name` if it is an enrolled, usable voice the consent policy allows; else a one-line `UserError`.
-
-    Args:
-        library: The bot's voices.
-        name: What a caller asked for (untrusted: any JSON value).
-        consent_policy: `required` refuses a voice without verified spoken consent.
-
-    Returns:
-        The name.
-    """
-    from voiceclone.responsible.consent import check_policy
-
-    names = library.names()
-    if check_name(name) not in names:
-        raise VoiceError(f"no voice named {name!r} (voices: {', '.join(names) or 'none'})")
-    voice = library.get(name)  # a damaged one says what is wrong
-    check_policy(consent_policy, voice.meta.get("consent"), f"voice {name!r}")
-    return name
-
-
 def check_spoken_consent(audio, sample_rate: int, upload: bytes, speaker: str, day: date, policy: str) -> dict | None:
     """The page's one consent check, the same as `voiceclone enroll`'s: the recording must open with the consent
     sentence naming the speaker, heard by the local Whisper model.
@@ -165,7 +150,9 @@ def check_spoken_consent(audio, sample_rate: int, upload: bytes, speaker: str, d
     Raises:
         ConsentError: one line showing what was heard, when the sentence was not recognised.
     """
-    from voiceclone.responsible.consent import consent_sentence, stored_consent, verify_spoken_consent
+    from voiceclone.responsible.consent.policy import stored_consent
+    from voiceclone.responsible.consent.sentence import consent_sentence
+    from voiceclone.responsible.consent.verify import verify_spoken_consent
 
     expected = consent_sentence(speaker, day)
     digest = hashlib.sha256(upload).hexdigest()
@@ -174,21 +161,21 @@ def check_spoken_consent(audio, sample_rate: int, upload: bytes, speaker: str, d
 
 
 def _sentence(speaker: str, day: date) -> str:
-    from voiceclone.responsible.consent import consent_sentence
+    from voiceclone.responsible.consent.sentence import consent_sentence
 
     return consent_sentence(speaker, day)
 
 
-def _describe(meta: dict, name: str) -> dict:
-    consent = meta.get("consent")
+def _describe(record: VoiceRecord, name: str) -> dict:
+    consent = record.consent
     kind = consent.get("kind", "recorded") if isinstance(consent, dict) else ("text" if consent else "none")
     verified = isinstance(consent, dict) and consent.get("verified") is True
     return {
         "name": name,
-        "speech_s": meta.get("speech_seconds"),
-        "created": meta.get("created"),
+        "speech_s": record.speech_seconds,
+        "created": record.created,
         "consent": f"{kind}, verified" if verified else kind,
-        "warnings": len(meta.get("warnings") or []),
+        "warnings": len(record.warnings),
     }
 
 

@@ -1,0 +1,145 @@
+"""The consent policy and the consent records a voice stores: what is kept, and what is refused.
+
+**Policy** (`ConsentPolicy`, the `consent:` config key): `recorded` (default) keeps whatever consent is given,
+verified or not; `required` refuses a voice without verified spoken consent (`check_policy`); `off` records no
+consent at all (enroll stores none, nothing refuses: `stored_consent` returns None).
+
+A record is either a verified spoken consent (`ConsentRecord`, made by `consent.verify`) or text consent
+(`text_consent`), kept as said and never verified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from voiceclone.errors import UserError
+
+ConsentPolicy = Literal["required", "recorded", "off"]
+CONSENT_POLICIES: tuple[str, ...] = ("required", "recorded", "off")
+DEFAULT_POLICY: ConsentPolicy = "recorded"
+
+MAX_WER = 0.25  # fraction of the sentence's words; see the docstring of consent.verify
+SOURCES = ("recording start", "separate file", "browser page")
+
+
+class ConsentError(UserError):
+    """Consent is missing, was not recognised, or a policy refuses; one line that says what and what to do."""
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    """A verified spoken consent, as stored in a voice's `voice.json` under "consent" (`to_dict`).
+
+    Fields:
+        kind: "spoken".
+        verified: True (only accepted consent makes a record).
+        expected: the sentence the speaker was asked to read.
+        transcript: everything Whisper heard in the part of the audio that was checked.
+        heard: the stretch of `transcript` that matched the sentence (Whisper's own words).
+        score: 1 - wer, in [0, 1] (1 is every word heard).
+        wer: word error rate of `heard` against `expected` after normalisation, >= 0.
+        threshold: the highest word error rate accepted (`MAX_WER`).
+        name: the name that had to be heard; name_similarity: how well it was heard, in [0, 1].
+        time: when it was checked, UTC, ISO 8601 to the second.
+        audio_sha256: hex SHA-256 of the consent audio; audio_hashed says of what: "file bytes" (the exact bytes
+            of the file or upload given) or "float32 samples" (the little-endian float32 samples as given, at
+            `sample_rate`).
+        sample_rate: the rate of the audio given, Hz.
+        source: "recording start", "separate file" or "browser page".
+        checked_seconds: seconds of audio transcribed (from its start).
+        recogniser: the speech recogniser used.
+    """
+
+    kind: str
+    verified: bool
+    expected: str
+    transcript: str
+    heard: str
+    score: float
+    wer: float
+    threshold: float
+    name: str | None
+    name_similarity: float | None
+    time: str
+    audio_sha256: str
+    audio_hashed: str
+    sample_rate: int
+    source: str
+    checked_seconds: float
+    recogniser: str
+
+    def to_dict(self) -> dict:
+        """The JSON-ready record (what a voice stores)."""
+        return asdict(self)
+
+
+def text_consent(text: str) -> dict:
+    """The record of a consent given as text (`--consent "..."`): kept as said, not verified.
+
+    Args:
+        text: what the user typed, e.g. "Alice agreed to be cloned, 2026-11-21".
+
+    Returns:
+        {"kind": "text", "verified": False, "text": the text (spaces tidied), "time": UTC ISO 8601}.
+
+    Raises:
+        ConsentError: the text is empty.
+    """
+    clean = " ".join(str(text).split())
+    if not clean:
+        raise ConsentError('--consent needs the consent as text, e.g. --consent "Alice agreed on 2026-11-21"')
+    return {"kind": "text", "verified": False, "text": clean, "time": utc_now()}
+
+
+def is_verified(consent_record: dict | None) -> bool:
+    """Whether a stored consent record is a verified spoken consent (what `consent: required` asks for)."""
+    return (
+        isinstance(consent_record, dict)
+        and consent_record.get("kind") == "spoken"
+        and consent_record.get("verified") is True
+        and isinstance(consent_record.get("wer"), (int, float))
+        and consent_record["wer"] <= consent_record.get("threshold", MAX_WER)
+    )
+
+
+def check_policy(policy: ConsentPolicy, consent_record: dict | None, what: str) -> None:
+    """Refuse, in one line, what the consent policy does not allow; return quietly otherwise.
+
+    `recorded` and `off` never refuse. `required` refuses anything without verified spoken consent.
+
+    Args:
+        policy: "required", "recorded" or "off" (the config's `consent:`).
+        consent_record: the stored record (a dict from `ConsentRecord.to_dict` or `text_consent`, an older
+            voice's plain text, or None).
+        what: what is being refused, for the message, e.g. "voice 'bob'" or "the recording me.wav".
+
+    Raises:
+        ConsentError: the policy refuses.
+        ValueError: `policy` is not one of `CONSENT_POLICIES` (the config validates it first).
+    """
+    if policy not in CONSENT_POLICIES:
+        raise ValueError(f"consent policy must be one of {', '.join(CONSENT_POLICIES)}, got {policy!r}")
+    if policy != "required" or is_verified(consent_record):
+        return
+    if not consent_record:
+        has = "it has no consent record"
+    elif isinstance(consent_record, dict) and consent_record.get("kind") == "text":
+        has = "its consent is text only (not verified)"
+    else:
+        has = "it has no verified spoken consent"
+    raise ConsentError(
+        f"consent: required refuses {what}: {has}; re-enroll with --consent-phrase "
+        "(see voiceclone enroll --help) or set consent: recorded"
+    )
+
+
+def stored_consent(policy: ConsentPolicy, consent_record: dict | None) -> dict | None:
+    """What a voice stores under the policy: nothing at all with `off`, else the record as given."""
+    return None if policy == "off" else consent_record
+
+
+def utc_now() -> str:
+    """Now, UTC, ISO 8601 to the second: the time a consent record carries."""
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -42,8 +42,9 @@ from testkit.bot_harness import (  # noqa: E402
 )
 from testkit.converters import write_random_converter  # noqa: E402
 from voiceclone.cloning.enrollment import create, prepare  # noqa: E402
-from voiceclone.config.loading import BotConfig  # noqa: E402
-from voiceclone.openvoice import ToneColorConverter  # noqa: E402
+from voiceclone.cloning.openvoice_conversion import OpenVoiceConversion  # noqa: E402
+from voiceclone.config.sections import BotConfig  # noqa: E402
+from voiceclone.openvoice.converter import ToneColorConverter  # noqa: E402
 from voiceclone.pipecat.bot import build_worker, prepare_voice  # noqa: E402
 from voiceclone.pipecat.latency import latency_report  # noqa: E402
 from voiceclone.tts import PiperEngine, PiperSettings  # noqa: E402
@@ -161,7 +162,6 @@ async def interruption_section(converter, engine, library, args) -> None:
 
     from testkit.bot_harness import Do, Until, run_script
     from voiceclone.cloning.cloned import ClonedVoice
-    from voiceclone.cloning.conversion import as_conversion
     from voiceclone.pipecat.tts import ClonedVoiceTTSService
 
     class AsBefore(ClonedVoiceTTSService):
@@ -187,7 +187,7 @@ async def interruption_section(converter, engine, library, args) -> None:
             self.loop.call_soon_threadsafe(self.started.set)
             return self.engine.synthesize(text)
 
-    conversion = as_conversion(converter)
+    conversion = converter
     target = conversion.voice_data(library, library.get("bench"))
     source = conversion.base_data(engine)
     long_answer = " ".join(["This is a long answer, and it keeps going for a good while, clause after clause."] * 3)
@@ -236,7 +236,9 @@ async def measure(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         os.environ.setdefault("VOICECLONE_CACHE_DIR", str(tmp / "cache"))
-        converter = ToneColorConverter.load(write_random_converter(tmp / "conv"), device="cpu", threads=2)
+        converter = OpenVoiceConversion(
+            ToneColorConverter.load(write_random_converter(tmp / "conv"), device="cpu", threads=2)
+        )
         engine = PiperEngine()
         library = VoiceLibrary(tmp / "voices")
         sample = tmp / "voice.wav"
@@ -245,7 +247,7 @@ async def measure(args) -> None:
         from testkit.speech import speech_sample
 
         sf.write(sample, speech_sample(12.0), 22050)
-        create(library, "bench", prepare([sample], 22050), converter)
+        create(library, "bench", prepare([sample], 22050), [converter])
         cfg = bot_config(args)
         resources = prepare_voice(cfg, converter, engine, library)
         load = os.getloadavg()[0]

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from testkit.converters import write_random_converter  # noqa: E402
 from testkit.speech import speech_sample  # noqa: E402
-from voiceclone.openvoice import ToneColorConverter  # noqa: E402
+from voiceclone.openvoice.converter import ToneColorConverter  # noqa: E402
 
 
 def main() -> None:

@@ -23,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from testkit.converters import write_random_converter  # noqa: E402
 from testkit.speech import speech_sample  # noqa: E402
-from voiceclone.cloning.enrollment import create, embed, prepare  # noqa: E402
-from voiceclone.openvoice import ToneColorConverter  # noqa: E402
+from voiceclone.cloning.enrollment import create, prepare  # noqa: E402
+from voiceclone.cloning.openvoice_conversion import OpenVoiceConversion, embed  # noqa: E402
+from voiceclone.openvoice.converter import ToneColorConverter  # noqa: E402
 from voiceclone.voices.store import VoiceLibrary  # noqa: E402
 
 
@@ -48,7 +49,7 @@ def main() -> None:
             t0 = time.perf_counter()
             prepared = prepare([sample], converter.sampling_rate)
             t1 = time.perf_counter()
-            create(library, "bench", prepared, converter)
+            create(library, "bench", prepared, [OpenVoiceConversion(converter)])
             t2 = time.perf_counter()
             embed(converter, prepared.speech)
             t3 = time.perf_counter()

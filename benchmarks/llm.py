@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from voiceclone.config.loading import LOCAL_SYSTEM_PROMPT  # noqa: E402
+from voiceclone.config.sections import LOCAL_SYSTEM_PROMPT  # noqa: E402
 from voiceclone.llm.engine import LocalLLM  # noqa: E402
 from voiceclone.llm.models import resolve_model  # noqa: E402
 

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from testkit.speech import speech_sample  # noqa: E402
 from voiceclone.matcher import VoiceMatcher, extract_profile  # noqa: E402
-from voiceclone.matcher.world import FRAME_PERIOD_MS, analyze, pyworld  # noqa: E402
+from voiceclone.matcher.vocoder import pyworld  # noqa: E402
+from voiceclone.matcher.world import FRAME_PERIOD_MS, analyze  # noqa: E402
 
 
 def shifted(speech: np.ndarray, sr: int, f0_factor: float, formant_factor: float) -> np.ndarray:

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from testkit.converters import write_random_converter  # noqa: E402
 from voiceclone.cloning.cloned import ClonedVoice  # noqa: E402
-from voiceclone.openvoice import ToneColorConverter  # noqa: E402
+from voiceclone.cloning.openvoice_conversion import OpenVoiceConversion  # noqa: E402
+from voiceclone.openvoice.converter import ToneColorConverter  # noqa: E402
 from voiceclone.tts import PiperEngine  # noqa: E402
 from voiceclone.tts.sentences import split_sentences  # noqa: E402
 
@@ -72,7 +73,7 @@ def main() -> None:
             write_random_converter(Path(tmp) / "conv"), device="cpu", threads=args.threads
         )
         target = torch.randn(1, 256, 1, generator=torch.Generator().manual_seed(0)).numpy()
-        voice = ClonedVoice(PiperEngine(), converter, target, tau=0.3, seed=0)
+        voice = ClonedVoice(PiperEngine(), OpenVoiceConversion(converter), target, tau=0.3, seed=0)
         run(voice, "Warm up.", True)
         med = statistics.median
         print(

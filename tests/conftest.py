@@ -91,16 +91,17 @@ def recordings(tmp_path_factory, speech):
 
 @pytest.fixture(scope="session")
 def bot_parts(tmp_path_factory, tiny_v2, recordings):
-    """(converter, library with voices bob and carol, deterministic Piper engine), one base-voice cache."""
+    """(OpenVoice conversion, library with voices bob and carol, deterministic Piper engine), one base-voice cache."""
     import os
 
     from voiceclone.cloning.enrollment import enroll
-    from voiceclone.openvoice import ToneColorConverter
+    from voiceclone.cloning.openvoice_conversion import OpenVoiceConversion
+    from voiceclone.openvoice.converter import ToneColorConverter
     from voiceclone.tts import PiperEngine, PiperSettings
     from voiceclone.voices.store import VoiceLibrary
 
     os.environ["VOICECLONE_CACHE_DIR"] = str(tmp_path_factory.mktemp("bot-cache"))
-    converter = ToneColorConverter.load(tiny_v2[0], device="cpu")
+    converter = OpenVoiceConversion(ToneColorConverter.load(tiny_v2[0], device="cpu"))
     library = VoiceLibrary(tmp_path_factory.mktemp("bot-voices"))
     enroll(library, [recordings["bob"]], converter, name="bob")
     enroll(library, [recordings["carol"]], converter, name="carol")

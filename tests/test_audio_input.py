@@ -20,7 +20,8 @@ from voiceclone.audio.mp3 import mpeg_frame
 from voiceclone.audio.quality import QualityMeter, SpeechSelection, measure, speech_score
 from voiceclone.audio.reader import AudioError, load_audio
 from voiceclone.audio.speech import masked_blocks, speech_mask
-from voiceclone.cloning.enrollment import PIECE_S, prepare
+from voiceclone.cloning.enrollment import prepare
+from voiceclone.cloning.openvoice_conversion import PIECE_S
 from voiceclone.voices.names import MAX_SPEECH_S
 
 SOX_RATES = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000]

@@ -10,8 +10,7 @@ from pipecat.frames.frames import TTSAudioRawFrame, TTSSpeakFrame, TTSStoppedFra
 
 from testkit.bot_harness import Until, run_script
 from voiceclone.cloning.cloned import ClonedVoice
-from voiceclone.cloning.conversion import MatcherConversion, as_conversion
-from voiceclone.cloning.enrollment import embedding_for
+from voiceclone.cloning.matcher_conversion import MatcherConversion
 from voiceclone.pipecat.lines import DID_NOT_CATCH, FixedLines, line_key
 from voiceclone.pipecat.tts import ClonedVoiceTTSService
 
@@ -39,13 +38,12 @@ def parts(bot_parts):
 
 
 def make_service(parts, engine, folder, voice="bob") -> ClonedVoiceTTSService:
-    converter, library, base = parts
-    conversion = as_conversion(converter)
+    conversion, library, base = parts
     voice_obj = ClonedVoice(engine, conversion, library.get(voice).embedding("v2"), conversion.base_data(base), tau=0.0)
     return ClonedVoiceTTSService(
         voice=voice_obj,
         voice_name=voice,
-        resolve_voice=lambda name: embedding_for(library, library.get(name), converter),
+        resolve_voice=lambda name: conversion.voice_data(library, library.get(name)),
         lines=FixedLines([GREETING, DID_NOT_CATCH], folder=folder),
     )
 
@@ -133,8 +131,7 @@ async def test_a_switched_voice_never_plays_the_old_voices_line(parts, tmp_path)
 
 
 def test_the_key_follows_voice_engine_converter_and_tau(parts):
-    converter, library, piper = parts
-    conversion = as_conversion(converter)
+    conversion, library, piper = parts
     source = conversion.base_data(piper)
     bob = ClonedVoice(piper, conversion, library.get("bob").embedding("v2"), source, tau=0.0)
     carol = bob.with_target(library.get("carol").embedding("v2"))
@@ -153,8 +150,7 @@ def test_the_key_follows_voice_engine_converter_and_tau(parts):
 
 
 def test_a_damaged_cached_line_is_rendered_again(parts, tmp_path):
-    converter, library, piper = parts
-    conversion = as_conversion(converter)
+    conversion, library, piper = parts
     voice = ClonedVoice(piper, conversion, library.get("bob").embedding("v2"), conversion.base_data(piper), tau=0.0)
     (tmp_path / f"{line_key(voice, GREETING)}.npy").write_bytes(b"not an array")
     lines = FixedLines([GREETING], folder=tmp_path)

@@ -23,7 +23,6 @@ from pipecat.tests.utils import run_test
 
 from testkit.bot_harness import Until, run_script
 from voiceclone.cloning.cloned import ClonedVoice
-from voiceclone.cloning.enrollment import embedding_for
 from voiceclone.pipecat.tts import ClonedVoiceTTSService
 
 # Limits for a slow, loaded machine, never measures of speed: every wait ends on an event first.
@@ -49,7 +48,7 @@ def service(parts, voice="bob") -> ClonedVoiceTTSService:
     target = library.get(voice).embedding("v2")
     cloned = ClonedVoice(engine, converter, target, tau=0.0)
     return ClonedVoiceTTSService(
-        voice=cloned, voice_name=voice, resolve_voice=lambda name: embedding_for(library, library.get(name), converter)
+        voice=cloned, voice_name=voice, resolve_voice=lambda name: converter.voice_data(library, library.get(name))
     )
 
 

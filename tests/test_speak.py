@@ -11,9 +11,10 @@ import soundfile as sf
 from cli_helpers import error_line, run_cli
 from fake_openai import GOOD_KEY, FakeSpeechServer
 
-from voiceclone.cloning.cloned import ClonedVoice, source_embedding
+from voiceclone.cloning.cloned import ClonedVoice
 from voiceclone.cloning.enrollment import enroll
-from voiceclone.openvoice import ToneColorConverter
+from voiceclone.cloning.openvoice_conversion import OpenVoiceConversion, source_embedding
+from voiceclone.openvoice.converter import ToneColorConverter
 from voiceclone.speak.run import speak_to
 from voiceclone.speak.sinks import RawSink, WavSink
 from voiceclone.tts import OpenAIEngine, OpenAISettings, PiperEngine, PiperSettings, TTSError
@@ -36,7 +37,7 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def library(tmp_path_factory, tiny_v2, recordings):
     lib = VoiceLibrary(tmp_path_factory.mktemp("voices"))
-    enroll(lib, [recordings["bob"]], ToneColorConverter.load(tiny_v2[0], device="cpu"), name="bob")
+    enroll(lib, [recordings["bob"]], OpenVoiceConversion(ToneColorConverter.load(tiny_v2[0], device="cpu")), name="bob")
     return lib
 
 
@@ -84,7 +85,7 @@ def test_sentences():
 
 def test_cloned_stream_equals_whole_conversion(tiny_v2, library, cache):
     converter = ToneColorConverter.load(tiny_v2[0], device="cpu")
-    voice = ClonedVoice(PiperEngine(QUIET), converter, library.get("bob").embedding("v2"), tau=0.0)
+    voice = ClonedVoice(PiperEngine(QUIET), OpenVoiceConversion(converter), library.get("bob").embedding("v2"), tau=0.0)
     streamed = np.concatenate([np.concatenate(list(voice.speak(s))) for s in split_sentences(TEXT)])
     assert np.max(np.abs(streamed - expected_speech(converter, library, TEXT))) <= 1e-4
 

@@ -11,7 +11,6 @@ from pipecat.frames.frames import InterruptionFrame, TTSAudioRawFrame, TTSSpeakF
 
 from testkit.bot_harness import Do, Until, run_script
 from voiceclone.cloning.cloned import ClonedVoice
-from voiceclone.cloning.conversion import as_conversion
 from voiceclone.pipecat.tts import ClonedVoiceTTSService
 
 # A limit for a slow, loaded machine, never a measure of speed: every wait ends on an event first.
@@ -62,7 +61,7 @@ def parts(bot_parts):
 
 async def test_an_interrupted_answer_is_not_synthesised_or_converted_further(parts):
     converter, library, engine = parts
-    conversion = RecordingConversion(as_conversion(converter))
+    conversion = RecordingConversion(converter)
     gated = GatedEngine(engine)
     target = library.get("bob").embedding("v2")
     voice = ClonedVoice(gated, conversion, target, conversion.base_data(engine), tau=0.0)
@@ -144,7 +143,7 @@ async def test_a_pause_in_the_middle_of_a_sentence_gets_one_answer_after_the_end
     from loguru import logger
 
     from testkit.bot_harness import Listener, Recordings, espeak_speech, piper_speech, run_bot, with_pause
-    from voiceclone.config.loading import BotConfig
+    from voiceclone.config.sections import BotConfig
     from voiceclone.pipecat.bot import build_worker, prepare_voice
     from voiceclone.pipecat.latency import latency_report, log_call_summary
 

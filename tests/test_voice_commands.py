@@ -15,9 +15,7 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 
 from testkit.bot_harness import Do, Listener, RecordingSource, Until, run_bot, run_script
 from voiceclone.cloning.cloned import ClonedVoice
-from voiceclone.cloning.conversion import as_conversion
-from voiceclone.cloning.enrollment import embedding_for
-from voiceclone.config.loading import BotConfig
+from voiceclone.config.sections import BotConfig
 from voiceclone.pipecat.bot import build_worker, prepare_voice
 from voiceclone.pipecat.echo import EchoLLM
 from voiceclone.pipecat.tools import VoiceChoice, parse_command
@@ -67,13 +65,12 @@ def parts(bot_parts):
 
 
 def echo_and_voice(parts, voice="bob"):
-    converter, library, engine = parts
-    conversion = as_conversion(converter)
+    conversion, library, engine = parts
     cloned = ClonedVoice(engine, conversion, library.get(voice).embedding("v2"), conversion.base_data(engine), tau=0.0)
     tts = ClonedVoiceTTSService(
         voice=cloned,
         voice_name=voice,
-        resolve_voice=lambda name: embedding_for(library, library.get(name), converter),
+        resolve_voice=lambda name: conversion.voice_data(library, library.get(name)),
     )
     choice = VoiceChoice(library, lambda: tts.current_voice)  # as build_worker does
     return Pipeline([EchoLLM(prefix="You said: ", voices=choice), tts]), tts, choice

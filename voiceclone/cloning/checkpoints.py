@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+
+from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
+from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
 from voiceclone.errors import UserError
-from voiceclone.openvoice import CheckpointError
+from voiceclone.hub import hub_endpoint, unreachable
+from voiceclone.openvoice.errors import CheckpointError
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.pth"
@@ -82,8 +84,6 @@ class ModelStore:
     def describe(self) -> str:
         """Where this store keeps converters, for messages."""
         if self.root is None:
-            from huggingface_hub import constants
-
             return f"the Hugging Face cache ({constants.HF_HUB_CACHE})"
         return str(self.root)
 
@@ -92,8 +92,6 @@ class ModelStore:
         source = source_for(version)
         if self.root is not None:
             return self.root / f"openvoice-{source.version}"
-        from huggingface_hub import try_to_load_from_cache
-
         found = [try_to_load_from_cache(source.repo_id, f) for f in source.files]
         if all(isinstance(p, str) for p in found) and Path(found[0]).parent == Path(found[1]).parent:
             return Path(found[0]).parent
@@ -134,13 +132,12 @@ class ModelStore:
             folder = self.locate(source.version)
             assert folder is not None
             return folder
-        from huggingface_hub import constants, hf_hub_download
-        from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
-
-        endpoint = os.environ.get("HF_ENDPOINT", constants.ENDPOINT)
+        endpoint = hub_endpoint()
         if constants.HF_HUB_OFFLINE:
             raise ModelsError(self._offline_hint(source, "HF_HUB_OFFLINE is set"))
-        _check_reachable(endpoint, self._offline_hint(source, "{reason}"))
+        reason = unreachable(endpoint)
+        if reason:
+            raise ModelsError(self._offline_hint(source, reason))
         show = sys.stderr.isatty() if progress is None else progress
         (enable_progress_bars if show else disable_progress_bars)()
         staging = None
@@ -188,22 +185,10 @@ class ModelStore:
         )
 
 
-def _check_reachable(endpoint: str, message: str, timeout: float = 5.0) -> None:
-    """Fail in seconds, not after the hub client's minute of retries, when the hub cannot be reached."""
-    url = urlparse(endpoint)
-    host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
-    if not host:
-        raise ModelsError(message.format(reason=f"HF_ENDPOINT {endpoint!r} is not a URL"))
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            pass
-    except OSError as exc:
-        raise ModelsError(message.format(reason=f"{host} is not reachable: {exc.strerror or exc}")) from None
-
-
 def _verify(folder: Path) -> None:
     """A downloaded converter must load: every tensor present, shaped and finite."""
-    from voiceclone.openvoice import ToneColorConverter
+    # Deferred: the converter brings torch (about 1 s), which listing or locating converters never needs.
+    from voiceclone.openvoice.converter import ToneColorConverter
 
     try:
         ToneColorConverter.load(folder, device="cpu")

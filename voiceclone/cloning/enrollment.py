@@ -1,6 +1,6 @@
 """Turning recordings into a voice: read, keep the speech, check quality, embed, store.
 
-Plain Python over the audio helpers, the VAD, a loaded converter and the voice library.
+Plain Python over the audio helpers, the VAD, the loaded converters and the voice library.
 """
 
 from __future__ import annotations
@@ -16,18 +16,20 @@ import numpy as np
 from voiceclone import __version__
 from voiceclone.audio.quality import Quality, QualityMeter, SpeechSelection
 from voiceclone.audio.reader import AudioError, AudioReader
-from voiceclone.audio.resample import resample, resample_blocks
+from voiceclone.audio.resample import resample_blocks
 from voiceclone.audio.speech import masked_blocks, speech_mask
+from voiceclone.cloning.conversion import SPEECH_RATE, Conversion
+from voiceclone.cloning.matcher_conversion import MatcherConversion
+from voiceclone.cloning.openvoice_conversion import PIECE_S
 from voiceclone.files import sha256_file
 from voiceclone.voices.errors import VoiceError
 from voiceclone.voices.folder import Voice
 from voiceclone.voices.lookup import find_voice
 from voiceclone.voices.names import MAX_SPEECH_S, check_name
-from voiceclone.voices.record import ConverterEntry, EmbeddingEntry, SourceFile, VoiceRecord
+from voiceclone.voices.record import EmbeddingEntry, SourceFile, VoiceRecord
 from voiceclone.voices.store import VoiceLibrary
 
 MIN_SPEECH_S = 3.0
-PIECE_S = 10.0  # the reference cuts speech into pieces of about 10 s and averages their embeddings
 
 Step = Callable[[str], None]
 
@@ -88,12 +90,6 @@ def prepare(paths: Sequence[str | Path], sample_rate: int, on_step: Step | None 
     return Sample(kept.speech(), sample_rate, quality, sources)
 
 
-def embed(converter, speech: np.ndarray) -> np.ndarray:
-    """The voice's embedding: the mean over pieces of about 10 s, as the reference makes it."""
-    pieces = max(1, round(len(speech) / converter.sampling_rate / PIECE_S))
-    return converter.extract_se(np.array_split(speech, pieces)).numpy()
-
-
 def choose_name(library: VoiceLibrary, paths: Sequence[str | Path], name: str | None, force: bool) -> str:
     """The voice's name (default: the first file's stem), checked, and free unless `force`."""
     if not paths:
@@ -104,7 +100,12 @@ def choose_name(library: VoiceLibrary, paths: Sequence[str | Path], name: str | 
 
 
 def create(
-    library: VoiceLibrary, name: str, sample: Sample, converters, force: bool = False, consent: str | None = None
+    library: VoiceLibrary,
+    name: str,
+    sample: Sample,
+    conversions: Sequence[Conversion],
+    force: bool = False,
+    consent: str | None = None,
 ) -> Voice:
     """Store prepared speech as a voice, with each converter's data for it.
 
@@ -112,17 +113,14 @@ def create(
         library: Where the voice is stored.
         name: Its name (checked).
         sample: The prepared speech and its quality report.
-        converters: One `Conversion` (or loaded `ToneColorConverter`) or several: an embedding is stored for
-            each OpenVoice one, a profile for each matcher one.
+        conversions: The loaded converters: an embedding is stored for each OpenVoice one, a profile for each
+            matcher one.
         force: Replace a voice of that name.
         consent: The speaker's consent record (or text), stored with the voice.
 
     Returns:
         The stored voice.
     """
-    from voiceclone.cloning.conversion import as_conversion
-
-    conversions = [as_conversion(c) for c in (converters if isinstance(converters, (list, tuple)) else [converters])]
     openvoice = [c for c in conversions if c.engine == "openvoice"]
     embeddings = {c.key: c.analyse(sample.speech, sample.sample_rate) for c in openvoice}
     profiles = {c.key: c.analyse(sample.speech, sample.sample_rate) for c in conversions if c.engine == "matcher"}
@@ -134,7 +132,7 @@ def create(
         sample_rate=sample.sample_rate,
         quality=sample.quality.as_dict(),
         warnings=sample.quality.warnings(),
-        converter=ConverterEntry(**(openvoice or conversions)[0].record()),
+        converter=(openvoice or conversions)[0].record(),
         embeddings={c.key: EmbeddingEntry.of(c.key, c.converter.checkpoint_sha256) for c in openvoice},
         consent=consent,
         voiceclone_version=__version__,
@@ -148,7 +146,7 @@ def create(
 def enroll(
     library: VoiceLibrary,
     paths: Sequence[str | Path],
-    converter,
+    conversion: Conversion | Callable[[], Conversion],
     name: str | None = None,
     force: bool = False,
     consent: str | None = None,
@@ -163,8 +161,8 @@ def enroll(
     Args:
         library: Where the voice is stored.
         paths: The recordings.
-        converter: A `Conversion` (or loaded `ToneColorConverter`), or a function that loads one: it is called
-            only once the recordings have been read, so that a bad name or recording fails before any model loads.
+        conversion: A loaded `Conversion`, or a function that loads one: it is called only once the recordings
+            have been read, so that a bad name or recording fails before any model loads.
         name: The voice's name; None takes the first file's.
         force: Replace a voice of that name.
         consent: The speaker's consent, stored with the voice.
@@ -174,30 +172,15 @@ def enroll(
     Returns:
         The stored voice and the prepared sample (with its quality report).
     """
-    from voiceclone.cloning.conversion import SPEECH_RATE, MatcherConversion, as_conversion
-
     step = on_step or (lambda _: None)
     name = choose_name(library, paths, name, force)
     sample = prepare(paths, sample_rate or SPEECH_RATE, on_step)
-    if callable(converter) and not hasattr(converter, "sampling_rate"):
+    if not hasattr(conversion, "analyse"):
         step("loading the converter")
-        converter = converter()
-    chosen = as_conversion(converter)
+        conversion = conversion()
     step("making the voice")
-    converters = [chosen] if chosen.engine == "matcher" else [chosen, MatcherConversion()]
-    return create(library, name, sample, converters, force, consent), sample
-
-
-def embedding_for(library: VoiceLibrary, voice: Voice, converter) -> np.ndarray:
-    """The voice's embedding for this converter; re-made from the stored speech when the version or weights differ."""
-    stored = voice.embedding(converter.version)
-    made_by = voice.embedding_checkpoint(converter.version)
-    if stored is not None and (made_by is None or made_by == converter.checkpoint_sha256):
-        return stored
-    speech, sr = voice.speech()
-    embedding = embed(converter, resample(speech, sr, converter.sampling_rate))
-    library.add_embedding(voice, converter.version, embedding, converter.checkpoint_sha256)
-    return embedding
+    conversions = [conversion] if conversion.engine == "matcher" else [conversion, MatcherConversion()]
+    return create(library, name, sample, conversions, force, consent), sample
 
 
 def target_data(library: VoiceLibrary, voice: str, conversion) -> tuple[object, str]:

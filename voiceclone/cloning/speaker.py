@@ -11,9 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from voiceclone.config.loading import TTSConfig
+from voiceclone.cloning.cloned import ClonedVoice
+from voiceclone.cloning.conversion import Conversion
+from voiceclone.cloning.enrollment import target_data
+from voiceclone.config.sections import TTSConfig
 from voiceclone.errors import UserError
 from voiceclone.responsible.consent.policy import check_policy
+from voiceclone.responsible.watermark import Watermarker
 from voiceclone.tts import PiperSettings, TTSEngine, make_engine
 from voiceclone.voices.lookup import allowed_voice, voice_file
 from voiceclone.voices.store import VoiceLibrary
@@ -50,12 +54,10 @@ def base_speaker(engine: TTSEngine, engine_name: str) -> Speaker:
     )
 
 
-def load_watermarker(enabled: bool):
+def load_watermarker(enabled: bool) -> Watermarker | None:
     """The provenance mark's model, loaded now (about 1.5 s, once per process), or None when turned off."""
     if not enabled:
         return None
-    from voiceclone.responsible.watermark import Watermarker
-
     return Watermarker().load()
 
 
@@ -74,7 +76,13 @@ def check_consent(policy: str, library: VoiceLibrary, voice: str) -> None:
         allowed_voice(library, voice, policy)
 
 
-def cloned_speaker(tts: TTSConfig, engine: TTSEngine, library: VoiceLibrary, conversion, watermarker=None) -> Speaker:
+def cloned_speaker(
+    tts: TTSConfig,
+    engine: TTSEngine,
+    library: VoiceLibrary,
+    conversion: Conversion,
+    watermarker: Watermarker | None = None,
+) -> Speaker:
     """The base voice converted into `tts.voice` (an enrolled name or an audio file).
 
     Args:
@@ -87,9 +95,6 @@ def cloned_speaker(tts: TTSConfig, engine: TTSEngine, library: VoiceLibrary, con
     Returns:
         A speaker whose chunks come at the converter's rate.
     """
-    from voiceclone.cloning.cloned import ClonedVoice
-    from voiceclone.cloning.enrollment import target_data
-
     assert tts.voice is not None
     target, label = target_data(library, tts.voice, conversion)
     cloned = ClonedVoice(engine, conversion, target, tau=tts.tau, seed=tts.seed, watermarker=watermarker)
@@ -97,7 +102,12 @@ def cloned_speaker(tts: TTSConfig, engine: TTSEngine, library: VoiceLibrary, con
 
 
 def eval_speakers(
-    tts: TTSConfig, engine: TTSEngine, library: VoiceLibrary, voice, conversions: list, watermarker=None
+    tts: TTSConfig,
+    engine: TTSEngine,
+    library: VoiceLibrary,
+    voice,
+    conversions: list[Conversion],
+    watermarker: Watermarker | None = None,
 ) -> dict[str, Callable[[str], tuple[np.ndarray, int]]]:
     """The voices `voiceclone eval` compares: the base voice ("base") and a clone per converter.
 
@@ -112,8 +122,6 @@ def eval_speakers(
     Returns:
         Label -> a function speaking one sentence whole: (float32 audio, rate in Hz).
     """
-    from voiceclone.cloning.cloned import ClonedVoice
-
     speakers: dict[str, Callable[[str], tuple[np.ndarray, int]]] = {
         "base": lambda sentence: (engine.synthesize(sentence), engine.sample_rate)
     }

@@ -21,7 +21,8 @@ import numpy as np
 
 from voiceclone.matcher.mapping import FrameTransform, Mapping
 from voiceclone.matcher.profile import VoiceProfile
-from voiceclone.matcher.world import FRAME_PERIOD_MS, MAX_RATE, MIN_RATE, analyze, fft_size, pyworld, total_phase
+from voiceclone.matcher.vocoder import pyworld
+from voiceclone.matcher.world import FRAME_PERIOD_MS, MAX_RATE, MIN_RATE, analyze, fft_size, total_phase
 
 DEFAULT_FIRST_CHUNK_S = 0.2  # the first chunk: short, so that playback starts after little work
 DEFAULT_CHUNK_S = 1.0  # later chunks: long, since each block pays for its analysis context

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
-from voiceclone.matcher.world import pyworld
+from voiceclone.matcher.vocoder import pyworld
 
 F0_FLOOR_HZ = 55.0  # below the lowest modal male voices (~65 Hz); vocal fry under it is treated as unvoiced
 F0_CEIL_HZ = 700.0  # above high female and child speech

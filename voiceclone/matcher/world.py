@@ -6,17 +6,12 @@ and aperiodicity (0..1 per bin per frame, D4C); `pyworld.synthesize` turns the t
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
-with warnings.catch_warnings():
-    # pyworld's __init__ imports pkg_resources, which warns that it is deprecated.
-    warnings.simplefilter("ignore", UserWarning)
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import pyworld
+from voiceclone.matcher.pitch import track_f0
+from voiceclone.matcher.vocoder import pyworld
 
-__all__ = ["pyworld", "FRAME_PERIOD_MS", "MIN_RATE", "MAX_RATE", "Analysis", "analyze", "fft_size", "total_phase"]
+__all__ = ["FRAME_PERIOD_MS", "MIN_RATE", "MAX_RATE", "Analysis", "analyze", "fft_size", "total_phase"]
 
 FRAME_PERIOD_MS = 5.0  # WORLD's default; 10 ms smears plosive onsets audibly
 MIN_RATE = 16000  # below this the envelope above 8 kHz, which carries sibilants, is gone
@@ -77,8 +72,6 @@ def analyze(
     Returns:
         The frames' F0, envelope and aperiodicity.
     """
-    from voiceclone.matcher.pitch import track_f0
-
     x = np.ascontiguousarray(x, dtype=np.float64)
     n = frame_count(len(x), fs) if n_frames is None else n_frames
     times = np.arange(n) * (FRAME_PERIOD_MS / 1000.0)

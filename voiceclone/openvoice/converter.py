@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Union
@@ -16,6 +15,7 @@ from voiceclone.openvoice.config import CheckpointConfig
 from voiceclone.openvoice.device import resolve_device
 from voiceclone.openvoice.errors import CheckpointError
 from voiceclone.openvoice.network import ConverterNetwork
+from voiceclone.openvoice.sampling import TAU_DEFAULT, check_tau
 from voiceclone.openvoice.spectrogram import linear_spectrogram
 from voiceclone.openvoice.streaming import Node, Source
 
@@ -121,7 +121,7 @@ class ToneColorConverter:
         audio: AudioLike,
         src_se: torch.Tensor | np.ndarray,
         tgt_se: torch.Tensor | np.ndarray,
-        tau: float = 0.3,
+        tau: float = TAU_DEFAULT,
         generator: torch.Generator | None = None,
     ) -> np.ndarray:
         """Convert the tone color of `audio` from `src_se` to `tgt_se`; float32 at `sampling_rate`."""
@@ -139,7 +139,7 @@ class ToneColorConverter:
         audio: AudioLike,
         src_se: torch.Tensor | np.ndarray,
         tgt_se: torch.Tensor | np.ndarray,
-        tau: float = 0.3,
+        tau: float = TAU_DEFAULT,
         generator: torch.Generator | None = None,
         chunk_frames: int = CHUNK_FRAMES,
         first_chunk_frames: int = FIRST_CHUNK_FRAMES,
@@ -188,9 +188,7 @@ class ToneColorConverter:
         return linear_spectrogram(y, c.filter_length, c.hop_length, c.win_length)
 
     def _noise(self, frames: int, tau: float, generator: torch.Generator | None) -> torch.Tensor | None:
-        if not math.isfinite(tau) or tau < 0:
-            raise ValueError(f"tau must be a finite number >= 0, got {tau}")
-        if tau == 0:
+        if check_tau(tau) == 0:
             return None
         shape = (1, self.config.inter_channels, frames)
         where = generator.device if generator is not None else self.device

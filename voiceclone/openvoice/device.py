@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-
 import torch
-
-log = logging.getLogger(__name__)
+from loguru import logger
 
 
 def _mps_available() -> bool:
@@ -31,10 +28,10 @@ def resolve_device(requested: str | torch.device = "auto") -> torch.device:
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         index = device.index or 0
         if index >= count:
-            log.warning("device %s is not available here; running on the CPU instead", name)
+            logger.warning("device {} is not available here; running on the CPU instead", name)
             return torch.device("cpu")
     elif device.type == "mps" and not _mps_available():
-        log.warning("device mps is not available here; running on the CPU instead")
+        logger.warning("device mps is not available here; running on the CPU instead")
         return torch.device("cpu")
     elif device.type not in ("cpu", "cuda", "mps"):
         raise ValueError(f"unsupported device {requested!r}: use auto, cpu, cuda, cuda:N or mps")

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from voiceclone.openvoice import segment as sg
+import voiceclone.openvoice.segment as sg
 from voiceclone.openvoice.config import CheckpointConfig
 from voiceclone.openvoice.segment import Segment
 from voiceclone.openvoice.streaming import Node, Stage, UpsampleStage

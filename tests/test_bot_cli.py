@@ -57,7 +57,8 @@ def test_bad_config_values_name_the_key_path(tmp_path, text, needle):
     ],
 )
 def test_a_missing_or_unknown_engine_is_said_in_the_files_words(tmp_path, text, message):
-    from voiceclone.config.loading import ConfigError, load_config
+    from voiceclone.config.loading import load_config
+    from voiceclone.config.reading import ConfigError
 
     path = tmp_path / "bot.yaml"
     path.write_text(text)
@@ -161,7 +162,7 @@ def test_a_taken_port_is_one_line(tmp_path, models_dir, recordings):
 def test_the_kinds_named_in_errors_are_the_kinds_the_config_accepts():
     import typing
 
-    from voiceclone.config import loading as config
+    from voiceclone.config import sections as config
 
     for key, union, field in (
         ("transport", config.TransportConfig, "type"),
@@ -169,7 +170,7 @@ def test_the_kinds_named_in_errors_are_the_kinds_the_config_accepts():
         ("llm", config.LLMConfig, "engine"),
     ):
         kinds = tuple(m.model_fields[field].default for m in typing.get_args(typing.get_args(union)[0]))
-        assert config._UNION_CHOICES[key] == kinds
+        assert config.UNION_CHOICES[key] == kinds
 
 
 def _alias_bomb(levels: int = 9, width: int = 9) -> str:

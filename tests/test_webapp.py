@@ -28,8 +28,8 @@ PASSAGE = "When the sunlight strikes raindrops in the air, they act as a prism a
 @pytest.fixture(scope="module")
 def library(tmp_path_factory, recordings):
     """A library with bob and carol, made with the built-in matcher (fast, no checkpoint)."""
-    from voiceclone.cloning.conversion import MatcherConversion
     from voiceclone.cloning.enrollment import enroll
+    from voiceclone.cloning.matcher_conversion import MatcherConversion
     from voiceclone.voices.store import VoiceLibrary
 
     lib = VoiceLibrary(tmp_path_factory.mktemp("web-voices"))
@@ -52,7 +52,7 @@ class Calls:
 
 
 def make_client(library, calls: Calls | None = None, max_sessions: int = 4, ice_servers=None, routes=()):
-    from voiceclone.cloning.conversion import MatcherConversion
+    from voiceclone.cloning.matcher_conversion import MatcherConversion
     from voiceclone.pipecat.web.api import PageAPI
     from voiceclone.pipecat.web.app import create_app
 
@@ -158,10 +158,22 @@ def test_the_consent_sentence_names_the_speaker_and_today(client):
     [
         (b"{not json", "application/json", 400, "not JSON"),
         (b"[1, 2]", "application/json", 400, "JSON object"),
-        (b"{}", "application/json", 400, "'sdp'"),
-        (json.dumps({"sdp": "v=0", "type": "answer"}).encode(), "application/json", 400, "'type'"),
-        (json.dumps({"sdp": "v=0\r\n", "type": "offer"}).encode(), "application/json", 400, "no audio"),
-        (json.dumps({"sdp": "v=0 m=audio", "type": "offer", "request_data": 3}).encode(), "text/plain", 400, "object"),
+        (b"{}", "application/json", 422, "sdp: Field required"),
+        (json.dumps({"sdp": "v=0 m=audio", "type": "answer"}).encode(), "application/json", 422, "type: "),
+        (json.dumps({"sdp": " ", "type": "offer"}).encode(), "application/json", 422, "sdp: "),
+        (
+            json.dumps({"sdp": "v=0\r\n", "type": "offer"}).encode(),
+            "application/json",
+            422,
+            "sdp: the offer sends no audio",
+        ),
+        (json.dumps({"sdp": "v=0 m=audio", "type": "offer", "pc_id": 7}).encode(), "application/json", 422, "pc_id: "),
+        (
+            json.dumps({"sdp": "v=0 m=audio", "type": "offer", "request_data": 3}).encode(),
+            "text/plain",
+            422,
+            "request_data: ",
+        ),
         (b"{" + b" " * 300_000 + b"}", "application/json", 413, "larger"),
     ],
 )
@@ -198,14 +210,17 @@ def test_the_voice_asked_for_reaches_the_call(library):
 def test_ice_and_session_requests_are_checked(client):
     cases = [
         ("patch", "/api/offer", {"pc_id": "nope", "candidates": []}, 404),
-        ("patch", "/api/offer", {"candidates": []}, 400),
-        ("patch", "/api/offer", {"pc_id": "x", "candidates": [{"candidate": "x"}]}, 400),
+        ("patch", "/api/offer", {"candidates": []}, 422),
+        ("patch", "/api/offer", {"pc_id": "x", "candidates": [{"candidate": "x"}]}, 422),
+        ("patch", "/api/offer", {"pc_id": "x", "candidates": "x"}, 422),
         ("post", "/sessions/unknown/api/offer", {"sdp": "v=0", "type": "offer"}, 404),
     ]
     for method, url, body, status in cases:
         response = getattr(client, method)(url, json=body)
         assert response.status_code == status, (url, body)
         assert isinstance(response.json()["detail"], str)
+    missing = client.patch("/api/offer", json={"pc_id": "x", "candidates": [{"candidate": "x"}]}).json()["detail"]
+    assert missing == "candidates.0.sdp_mid: Field required"
     session = client.post("/start", json={"body": {}}).json()["sessionId"]
     assert client.post(f"/sessions/{session}/something", json={}).status_code == 404
 

@@ -22,6 +22,10 @@ from voiceclone.audio.reader import load_audio
 from voiceclone.cloning.conversion import SPEECH_RATE
 from voiceclone.cloning.enrollment import enroll, prepare
 from voiceclone.errors import UserError
+from voiceclone.pipecat.web.bodies import read_body
+from voiceclone.responsible.consent.policy import stored_consent
+from voiceclone.responsible.consent.sentence import consent_sentence
+from voiceclone.responsible.consent.verify import verify_spoken_consent
 from voiceclone.voices.errors import VoiceError
 from voiceclone.voices.lookup import allowed_voice
 from voiceclone.voices.names import check_name
@@ -150,10 +154,6 @@ def check_spoken_consent(audio, sample_rate: int, upload: bytes, speaker: str, d
     Raises:
         ConsentError: one line showing what was heard, when the sentence was not recognised.
     """
-    from voiceclone.responsible.consent.policy import stored_consent
-    from voiceclone.responsible.consent.sentence import consent_sentence
-    from voiceclone.responsible.consent.verify import verify_spoken_consent
-
     expected = consent_sentence(speaker, day)
     digest = hashlib.sha256(upload).hexdigest()
     record = verify_spoken_consent(audio, sample_rate, expected, source=CONSENT_SOURCE, file_sha256=digest)
@@ -161,8 +161,6 @@ def check_spoken_consent(audio, sample_rate: int, upload: bytes, speaker: str, d
 
 
 def _sentence(speaker: str, day: date) -> str:
-    from voiceclone.responsible.consent.sentence import consent_sentence
-
     return consent_sentence(speaker, day)
 
 
@@ -223,17 +221,10 @@ def _check_wav_type(content_type: str | None) -> None:
 async def _read_upload(request: Request) -> bytes:
     """The body, at most `MAX_UPLOAD_BYTES` (413 beyond, whatever Content-Length claims), and a RIFF/WAVE one."""
     limit = f"the recording is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB; record less"
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
-        raise HTTPException(status_code=413, detail=limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_UPLOAD_BYTES:
-            raise HTTPException(status_code=413, detail=limit)
+    body = await read_body(request, MAX_UPLOAD_BYTES, limit)
     if len(body) < 44 or body[:4] != b"RIFF" or body[8:12] != b"WAVE":
         raise HTTPException(status_code=415, detail="the recording is not a WAV file")
-    return bytes(body)
+    return body
 
 
 async def _user_errors_as_4xx(work):

@@ -2,14 +2,14 @@
 and the signalling endpoints both use.
 
 It knows nothing of bots: it is given the coroutine that runs one call, a check of what a caller asks for (the
-voice), and the page's own API routes. Every request it refuses gets a 4xx with a one-line JSON `detail`.
+voice), and the page's own API routes. Every request it refuses gets a 4xx with a one-line JSON `detail`; the
+request bodies are read and checked by `bodies`.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the endpoint annotations at run time.
 import asyncio
 import contextlib
 import io
-import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -28,10 +28,10 @@ from pipecat.transports.smallwebrtc.request_handler import (
 )
 
 from voiceclone.pipecat.web import STATIC_DIR
+from voiceclone.pipecat.web.bodies import IceBody, OfferBody, StartBody, parse_json
 
 RunCall = Callable[[SmallWebRTCConnection, dict], Awaitable[None]]  # a connection, the caller's checked options
 CheckOptions = Callable[[dict], Awaitable[dict]]  # the offer's `request_data` -> options; raises HTTPException
-MAX_JSON_BYTES = 256 * 1024  # an SDP offer is a few KiB
 SESSION_TTL_S = 600.0  # a `/start` session that never made a call is forgotten after this
 CONNECT_TIMEOUT_S = 60.0  # a call whose peer never connects (an offer posted and abandoned) frees its place
 
@@ -222,8 +222,8 @@ def _add_offer_routes(
     sessions = _Sessions()
     calls.on_end = sessions.call_ended
 
-    async def offer(data: dict, fallback_options: dict | None = None) -> dict:
-        request = _offer_request(data, fallback_options)
+    async def offer(body: OfferBody, fallback_options: dict | None = None) -> dict:
+        request = _offer_request(body, fallback_options)
         if calls.has(request.pc_id):  # renegotiating a call in progress: no new place needed
             return await _answer(handler, request, lambda _connection: None)
         with calls.admit():
@@ -232,70 +232,39 @@ def _add_offer_routes(
 
     @app.post("/api/offer")
     async def api_offer(request: Request):
-        return await offer(await _json_object(request))
+        return await offer(await parse_json(request, OfferBody))
 
     @app.patch("/api/offer")
     async def api_ice(request: Request):
-        await _add_candidates(handler, await _json_object(request))
+        await _add_candidates(handler, await parse_json(request, IceBody))
         return {"status": "success"}
 
     @app.post("/start")
     async def start(request: Request):
         try:
-            body = await _json_object(request)
-        except HTTPException:  # the prebuilt client may post nothing
-            body = {}
-        inner = body.get("body")
-        return {"sessionId": sessions.new(inner if isinstance(inner, dict) else {})}
+            body = await parse_json(request, StartBody)
+        except HTTPException:  # the prebuilt client may post nothing (or anything): no options then
+            body = StartBody()
+        return {"sessionId": sessions.new(body.body)}
 
     @app.api_route("/sessions/{session_id}/{path:path}", methods=["POST", "PATCH"])
     async def session_proxy(session_id: str, path: str, request: Request):
         session_body = sessions.body(session_id)
         if not path.endswith("api/offer"):
             raise HTTPException(status_code=404, detail=f"no endpoint {path[:64]!r} in a session")
-        data = await _json_object(request)
         if request.method == "PATCH":
-            await _add_candidates(handler, data)
+            await _add_candidates(handler, await parse_json(request, IceBody))
             return {"status": "success"}
-        answer = await offer(data, session_body)
+        answer = await offer(await parse_json(request, OfferBody), session_body)
         sessions.bind(session_id, answer["pc_id"])
         return answer
 
 
-async def _json_object(request: Request) -> dict:
-    """The request's JSON object; 413 for a body too large for signalling, 400 for anything not a JSON object."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_JSON_BYTES:
-            raise HTTPException(status_code=413, detail=f"the request is larger than {MAX_JSON_BYTES // 1024} KiB")
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise HTTPException(status_code=400, detail="the request body is not JSON") from None
-    if not isinstance(data, dict):
-        raise HTTPException(status_code=400, detail="the request body must be a JSON object")
-    return data
-
-
-def _offer_request(data: dict, fallback_options: dict | None) -> SmallWebRTCRequest:
-    """An offer as SmallWebRTC takes it; 400 naming what is missing or of the wrong type."""
-    sdp, kind, pc_id = data.get("sdp"), data.get("type"), data.get("pc_id")
-    if not isinstance(sdp, str) or not sdp.strip():
-        raise HTTPException(status_code=400, detail="the offer needs 'sdp': the session description (a string)")
-    if kind != "offer":
-        raise HTTPException(status_code=400, detail="the offer needs 'type': 'offer'")
-    if "m=audio" not in sdp:
-        raise HTTPException(status_code=400, detail="the offer sends no audio: the bot needs the caller's microphone")
-    if pc_id is not None and not isinstance(pc_id, str):
-        raise HTTPException(status_code=400, detail="'pc_id' must be a string")
-    options = data.get("request_data", data.get("requestData"))
-    if options is None:
-        options = fallback_options or {}
-    if not isinstance(options, dict):
-        raise HTTPException(status_code=400, detail="'request_data' must be a JSON object")
+def _offer_request(body: OfferBody, fallback_options: dict | None) -> SmallWebRTCRequest:
+    """An offer as SmallWebRTC takes it, with the session's options when the offer brings none."""
+    options = body.request_data if body.request_data is not None else (fallback_options or {})
     return SmallWebRTCRequest(
-        sdp=sdp, type=kind, pc_id=pc_id, restart_pc=bool(data.get("restart_pc")), request_data=options
+        sdp=body.sdp, type=body.type, pc_id=body.pc_id, restart_pc=body.restart_pc, request_data=options
     )
 
 
@@ -313,19 +282,11 @@ async def _answer(handler: SmallWebRTCRequestHandler, request: SmallWebRTCReques
         raise HTTPException(status_code=400, detail=f"the offer cannot be used: {_first_line(exc)}") from None
 
 
-async def _add_candidates(handler: SmallWebRTCRequestHandler, data: dict) -> None:
-    """ICE candidates for a connection in progress; 404 for an unknown connection, 400 for a malformed one."""
-    pc_id, candidates = data.get("pc_id"), data.get("candidates", [])
-    if not isinstance(pc_id, str) or not isinstance(candidates, list):
-        raise HTTPException(status_code=400, detail="an ICE update needs 'pc_id' (a string) and 'candidates' (a list)")
+async def _add_candidates(handler: SmallWebRTCRequestHandler, body: IceBody) -> None:
+    """ICE candidates for a connection in progress; 404 for an unknown connection, 400 for one aiortc refuses."""
+    candidates = [IceCandidate(**candidate.model_dump()) for candidate in body.candidates]
     try:
-        parsed = [IceCandidate(**c) for c in candidates]
-    except TypeError:
-        raise HTTPException(
-            status_code=400, detail="each candidate needs 'candidate', 'sdp_mid' and 'sdp_mline_index'"
-        ) from None
-    try:
-        await handler.handle_patch_request(SmallWebRTCPatchRequest(pc_id=pc_id, candidates=parsed))
+        await handler.handle_patch_request(SmallWebRTCPatchRequest(pc_id=body.pc_id, candidates=candidates))
     except HTTPException:
         raise
     except Exception as exc:  # aiortc: a candidate line it cannot parse

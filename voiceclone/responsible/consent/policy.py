@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from voiceclone.errors import UserError
 
 ConsentPolicy = Literal["required", "recorded", "off"]
-CONSENT_POLICIES: tuple[str, ...] = ("required", "recorded", "off")
+CONSENT_POLICIES: tuple[str, ...] = get_args(ConsentPolicy)
 DEFAULT_POLICY: ConsentPolicy = "recorded"
 
 MAX_WER = 0.25  # fraction of the sentence's words; see the docstring of consent.verify

@@ -10,7 +10,7 @@ import soxr
 from fake_services import DEEPGRAM_KEY, OPENAI_KEY, FakeDeepgram, FakeOpenAIChat
 
 from testkit.bot_harness import Listener, RecordingSource, run_bot
-from voiceclone.config.loading import BotConfig
+from voiceclone.config.sections import BotConfig
 from voiceclone.pipecat.bot import build_worker, prepare_voice
 
 QUESTION = "What time does the store open tomorrow morning?"

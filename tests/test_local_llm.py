@@ -23,7 +23,9 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.tests.utils import run_test
 
 from testkit.bot_harness import Listener, RecordingSource, Until, run_bot, run_script
-from voiceclone.config.loading import LOCAL_SYSTEM_PROMPT, BotConfig, ConfigError, LocalLLMConfig, load_config
+from voiceclone.config.loading import load_config
+from voiceclone.config.reading import ConfigError
+from voiceclone.config.sections import LOCAL_SYSTEM_PROMPT, BotConfig, LocalLLMConfig
 from voiceclone.errors import UserError
 from voiceclone.llm import models
 from voiceclone.llm.engine import LocalLLM, Reply, load_configured

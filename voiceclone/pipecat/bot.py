@@ -3,27 +3,46 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from loguru import logger
+from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
+from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.frames.frames import TTSSpeakFrame
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker, ProcessorUnusablePolicy
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair, LLMUserAggregatorParams
+from pipecat.turns.user_start import TranscriptionUserTurnStartStrategy, VADUserTurnStartStrategy
+from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy, TurnAnalyzerUserTurnStopStrategy
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+from pipecat.workers.runner import WorkerRunner
 
 from voiceclone.cloning.cloned import ClonedVoice
+from voiceclone.cloning.conversion import Conversion
 from voiceclone.cloning.enrollment import target_data
-from voiceclone.config.loading import BotConfig
+from voiceclone.cloning.speaker import base_engine
+from voiceclone.config.sections import BotConfig, EchoLLMConfig, OpenAILLMConfig
+from voiceclone.pipecat.failover import LostTurns
+from voiceclone.pipecat.latency import log_call_summary, track_latency
+from voiceclone.pipecat.lines import DID_NOT_CATCH, LOST_TURN, FixedLines
+from voiceclone.pipecat.services import make_llm_stage, make_stt_stage
+from voiceclone.pipecat.shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
+from voiceclone.pipecat.stopping import on_stop_signals
+from voiceclone.pipecat.tools import VoiceChoice, voice_tools
 from voiceclone.pipecat.tts import ClonedVoiceTTSService
+from voiceclone.pipecat.turns import SentenceEndUserTurnStopStrategy
 from voiceclone.voices.lookup import allowed_voice
 from voiceclone.voices.store import VoiceLibrary
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
 class VoiceResources:
     """What every call of a bot shares: the loaded converter, base engine and voices."""
 
-    converter: object  # a `voiceclone.cloning.conversion.Conversion`
+    converter: Conversion
     engine: object
     library: VoiceLibrary
     voice_name: str
@@ -45,12 +64,14 @@ class VoiceResources:
         return self.converter.voice_data(self.library, allowed_voice(self.library, name, self.consent))
 
 
-def prepare_voice(cfg: BotConfig, converter, engine, library: VoiceLibrary, watermarker=None) -> VoiceResources:
+def prepare_voice(
+    cfg: BotConfig, conversion: Conversion, engine, library: VoiceLibrary, watermarker=None
+) -> VoiceResources:
     """Load the voice, learn the base voice once, and warm the converter up so the first reply is quick.
 
     Args:
         cfg: The bot's config (`tts` names the engine, the voice, tau and seed).
-        converter: A `Conversion` (or a loaded `ToneColorConverter`).
+        conversion: The loaded converter.
         engine: The base voice; None makes the one `cfg.tts` names.
         library: Where the voice and mid-call switches are looked up.
         watermarker: A loaded `Watermarker` to mark every call's audio, or None.
@@ -58,17 +79,13 @@ def prepare_voice(cfg: BotConfig, converter, engine, library: VoiceLibrary, wate
     Returns:
         What every call shares.
     """
-    from voiceclone.cloning.conversion import as_conversion
-    from voiceclone.cloning.speaker import base_engine
-
     voice = cfg.tts.voice
     assert voice is not None
-    conversion = as_conversion(converter)
     engine = engine or base_engine(cfg.tts)
     target, _ = target_data(library, voice, conversion)
     source = conversion.base_data(engine)
     warm = np.zeros(conversion.sampling_rate // 2, dtype=np.float32)
-    for _ in conversion.stream(warm, source, target, 0.0, None, None):  # first calls allocate and pick kernels
+    for _ in conversion.stream(warm, source, target):  # first calls allocate and pick kernels
         pass
     return VoiceResources(
         conversion, engine, library, voice, target, source, cfg.tts.tau, cfg.tts.seed, watermarker, cfg.consent
@@ -99,14 +116,6 @@ def build_worker(
     Returns:
         A `PipelineWorker`, not started.
     """
-    from pipecat.pipeline.pipeline import Pipeline
-    from pipecat.processors.aggregators.llm_context import LLMContext
-    from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
-
-    from voiceclone.pipecat.failover import LostTurns
-    from voiceclone.pipecat.services import make_llm_stage, make_stt_stage
-    from voiceclone.pipecat.tools import VoiceChoice, voice_tools
-
     name, cloned = resources.voice_name, resources.cloned_voice()
     if voice is not None:
         name, cloned = voice[0], cloned.with_target(voice[1])
@@ -129,29 +138,17 @@ def build_worker(
 
 def _has_tools(cfg: BotConfig) -> bool:
     """Whether an LLM of the config calls tools (the OpenAI-compatible ones do; the echo reads commands itself)."""
-    from voiceclone.config.loading import OpenAILLMConfig
-
     return any(isinstance(llm, OpenAILLMConfig) for llm in cfg.llm_engines)
 
 
 def fixed_lines(cfg: BotConfig):
     """The lines played from rendered audio: the greeting, the short apologies, the echo's "You said:"."""
-    from voiceclone.config.loading import EchoLLMConfig
-    from voiceclone.pipecat.lines import DID_NOT_CATCH, LOST_TURN, FixedLines
-
     echo = [llm.prefix for llm in cfg.llm_engines if isinstance(llm, EchoLLMConfig)]
     return FixedLines([cfg.pipeline.opening_line, DID_NOT_CATCH, LOST_TURN, *echo])
 
 
 def _user_turn_params(cfg: BotConfig):
     """The user aggregator's VAD and turn strategies: when the user starts and stops speaking."""
-    from pipecat.audio.vad.vad_analyzer import VADParams
-    from pipecat.processors.aggregators.llm_response_universal import LLMUserAggregatorParams
-    from pipecat.turns.user_start import TranscriptionUserTurnStartStrategy, VADUserTurnStartStrategy
-    from pipecat.turns.user_turn_strategies import UserTurnStrategies
-
-    from voiceclone.pipecat.shared_models import SharedSileroVADAnalyzer
-
     v = cfg.vad
     vad = SharedSileroVADAnalyzer(  # this call's state, the process's one model
         params=VADParams(
@@ -173,27 +170,16 @@ def _turn_stop_strategy(cfg: BotConfig):
     """What decides that the user has finished (`pipeline.turn_end`)."""
     p = cfg.pipeline
     if p.turn_end == "silence":
-        from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
-
         return SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=p.silence_s)
     if p.turn_end == "smart":
-        from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
-        from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
-
-        from voiceclone.pipecat.shared_models import SharedSmartTurnAnalyzer
-
         # Pipecat's default waits 3 s (SmartTurnParams.stop_secs) after a turn the model calls unfinished.
         analyzer = SharedSmartTurnAnalyzer(params=SmartTurnParams(stop_secs=p.max_pause_s))
         return TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)
-    from voiceclone.pipecat.turns import SentenceEndUserTurnStopStrategy
-
     return SentenceEndUserTurnStopStrategy(max_pause_s=p.max_pause_s, min_words=p.min_words)
 
 
 def _worker(cfg: BotConfig, pipeline, on_error: Callable | None, enable_rtvi: bool | None):
     """A worker for the pipeline: metrics, idle timeout, and an unusable service ending the call."""
-    from pipecat.pipeline.worker import PipelineParams, PipelineWorker, ProcessorUnusablePolicy
-
     worker = PipelineWorker(
         pipeline,
         params=PipelineParams(enable_metrics=cfg.pipeline.metrics, enable_usage_metrics=cfg.pipeline.metrics),
@@ -209,19 +195,12 @@ def _worker(cfg: BotConfig, pipeline, on_error: Callable | None, enable_rtvi: bo
         if on_error is not None:
             on_error(frame)
 
-    from voiceclone.pipecat.latency import track_latency
-
     track_latency(worker)  # one line per turn, and the same numbers to the browser
     return worker
 
 
 async def run_worker(worker, handle_signals: bool) -> None:
     """Run one worker to its end; `handle_signals` lets Ctrl-C/SIGTERM end it (transports with one call)."""
-    from pipecat.workers.runner import WorkerRunner
-
-    from voiceclone.pipecat.latency import log_call_summary
-    from voiceclone.pipecat.stopping import on_stop_signals
-
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(worker)
     if handle_signals:
@@ -234,14 +213,10 @@ async def run_worker(worker, handle_signals: bool) -> None:
 
 def report_error(frame) -> None:
     """One log line for an error in a running call (which service, what)."""
-    from loguru import logger
-
     logger.error(f"{getattr(frame, 'processor', None) or 'pipeline'}: {frame.error}")
 
 
 async def speak_opening_line(worker, cfg: BotConfig) -> None:
     """Queue the configured greeting, if any."""
     if cfg.pipeline.opening_line:
-        from pipecat.frames.frames import TTSSpeakFrame
-
         await worker.queue_frames([TTSSpeakFrame(cfg.pipeline.opening_line)])

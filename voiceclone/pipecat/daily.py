@@ -5,21 +5,21 @@ from __future__ import annotations
 import os
 import time
 
-from voiceclone.config.loading import BotConfig, DailyTransportConfig
+import aiohttp
+from pipecat.transports.daily.transport import DailyParams, DailyTransport
+from pipecat.transports.daily.utils import DailyRESTHelper, DailyRoomParams, DailyRoomProperties
+
+from voiceclone.config.sections import BotConfig, DailyTransportConfig
 from voiceclone.errors import UserError
 from voiceclone.pipecat.bot import VoiceResources, build_worker, report_error, run_worker, speak_opening_line
 
 
 async def run_daily(cfg: BotConfig, t: DailyTransportConfig, resources: VoiceResources, announce) -> None:
-    import aiohttp
-    from pipecat.transports.daily.transport import DailyParams, DailyTransport
-
+    """Join (or create) the Daily room, print its URL, and run the bot until the caller leaves or Ctrl-C."""
     room_url = t.room_url or os.environ.get("DAILY_ROOM_URL")
     token = None
     api_key = os.environ.get("DAILY_API_KEY")
     if api_key:
-        from pipecat.transports.daily.utils import DailyRESTHelper, DailyRoomParams, DailyRoomProperties
-
         api_url = os.environ.get("DAILY_API_URL", "https://api.daily.co/v1")
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:

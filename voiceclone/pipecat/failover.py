@@ -12,11 +12,15 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
+import httpx
 from loguru import logger
-from pipecat.frames.frames import ErrorFrame, Frame, LLMContextFrame, LLMTextFrame
+from pipecat.frames.frames import ErrorFrame, Frame, LLMContextFrame, LLMTextFrame, TTSSpeakFrame
 from pipecat.pipeline.service_switcher import ServiceSwitcher, ServiceSwitcherStrategyFailover
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.utils.errors import ErrorCategory
+
+from voiceclone.pipecat.lines import LOST_TURN
 
 
 class FailoverStrategy(ServiceSwitcherStrategyFailover):
@@ -117,6 +121,14 @@ FAILOVER_CONNECT_TIMEOUT_S = 3.0
 FAILOVER_READ_TIMEOUT_S = 8.0
 
 
+class FailFastOpenAILLMService(OpenAILLMService):
+    """An `OpenAILLMService` whose client neither retries nor waits long: the failover is its retry."""
+
+    def create_client(self, *args, **client_kwargs):
+        timeout = httpx.Timeout(FAILOVER_READ_TIMEOUT_S, connect=FAILOVER_CONNECT_TIMEOUT_S)
+        return super().create_client(*args, **client_kwargs).with_options(max_retries=0, timeout=timeout)
+
+
 def fail_fast_openai_llm(**kwargs):
     """An `OpenAILLMService` whose client neither retries nor waits long: the failover is its retry.
 
@@ -126,14 +138,6 @@ def fail_fast_openai_llm(**kwargs):
     Returns:
         The service.
     """
-    import httpx
-    from pipecat.services.openai.llm import OpenAILLMService
-
-    class FailFastOpenAILLMService(OpenAILLMService):
-        def create_client(self, *args, **client_kwargs):
-            timeout = httpx.Timeout(FAILOVER_READ_TIMEOUT_S, connect=FAILOVER_CONNECT_TIMEOUT_S)
-            return super().create_client(*args, **client_kwargs).with_options(max_retries=0, timeout=timeout)
-
     return FailFastOpenAILLMService(**kwargs)
 
 
@@ -147,8 +151,6 @@ class LostTurns:
             user_aggregator: Where turns start and stop; the apology is pushed from it, towards the TTS.
             line: What to say; None: `lines.LOST_TURN`.
         """
-        from voiceclone.pipecat.lines import LOST_TURN
-
         self.line = line or LOST_TURN
         self._in_turn = False
         self._lost = False
@@ -161,8 +163,6 @@ class LostTurns:
         async def _stopped(aggregator, _strategy, message):
             lost, self._lost, self._in_turn = self._lost, False, False
             if lost and not message.content:  # the turn ended with no words: they went down with the engine
-                from pipecat.frames.frames import TTSSpeakFrame
-
                 await aggregator.push_frame(TTSSpeakFrame(self.line, append_to_context=False))
 
     async def stt_switched(self, _service) -> None:

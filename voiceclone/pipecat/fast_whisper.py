@@ -13,7 +13,9 @@ import asyncio
 import re
 from collections.abc import AsyncGenerator
 
+import ctranslate2
 import numpy as np
+from faster_whisper.tokenizer import Tokenizer
 from loguru import logger
 from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
 from pipecat.utils.time import time_now_iso8601
@@ -91,8 +93,6 @@ class FastWhisperSTTService(SharedWhisperSTTService):
         if len(samples) / RATE + PAD_S > MAX_WINDOW_S:
             segments, _ = model.transcribe(samples, language=self._language_code(), beam_size=1)
             return " ".join(s.text.strip() for s in segments).strip()
-        import ctranslate2
-
         window = window_seconds(len(samples))
         padded = np.zeros(window * RATE, dtype=np.float32)
         padded[: len(samples)] = samples
@@ -119,8 +119,6 @@ class FastWhisperSTTService(SharedWhisperSTTService):
 
     def _tokenizer(self):
         if self._tokens is None:
-            from faster_whisper.tokenizer import Tokenizer
-
             model = self._model
             self._tokens = Tokenizer(
                 model.hf_tokenizer,

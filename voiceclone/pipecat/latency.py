@@ -21,6 +21,7 @@ import weakref
 from dataclasses import dataclass, field
 
 from loguru import logger
+from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver
 
 # Contribution keys of Pipecat's `LatencyBreakdown`, grouped into the parts we report.
 PARTS: dict[str, tuple[str, ...]] = {
@@ -139,8 +140,6 @@ def track_latency(worker) -> LatencyReport:
     Returns:
         The call's report (also found again with `latency_report(worker)`).
     """
-    from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver
-
     report = LatencyReport(send=_rtvi_sender(worker))
     observer = UserBotLatencyObserver()
 

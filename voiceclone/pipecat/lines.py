@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+from loguru import logger
 
 from voiceclone.cache import cache_dir
 from voiceclone.files import npy_bytes, write_atomic
-
-log = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when what a cached line holds changes
 DID_NOT_CATCH = "Sorry, I didn't catch that."
@@ -52,7 +50,7 @@ def data_fingerprint(data) -> str:
 
 def converter_identity(conversion) -> dict:
     """What identifies a converter: engine, version key, label, and the checkpoint's hash when it has one."""
-    record = conversion.record() if hasattr(conversion, "record") else {}
+    record = conversion.record().as_json() if hasattr(conversion, "record") else {}  # a `ConverterEntry`
     return {"engine": conversion.engine, "key": conversion.key, "label": conversion.label, **record}
 
 
@@ -96,10 +94,10 @@ class FixedLines:
         try:
             audio = np.load(path, allow_pickle=False)
         except (OSError, ValueError):
-            log.warning("ignoring a damaged cached line: %s", path)
+            logger.warning("ignoring a damaged cached line: {}", path)
             return None
         if audio.dtype != np.float32 or audio.ndim != 1 or not len(audio) or not np.isfinite(audio).all():
-            log.warning("ignoring a damaged cached line: %s", path)
+            logger.warning("ignoring a damaged cached line: {}", path)
             return None
         self._memory[key] = audio
         return audio
@@ -112,7 +110,7 @@ class FixedLines:
         try:
             write_atomic(self.folder / f"{key}.npy", npy_bytes(audio))
         except OSError as exc:
-            log.warning("cannot cache a fixed line in %s (%s)", self.folder, exc.strerror)
+            logger.warning("cannot cache a fixed line in {} ({})", self.folder, exc.strerror)
 
     def render_missing(self, voice, tau: float | None = None, chunk_frames: int | None = None) -> int:
         """Render (blocking) every line this voice has no audio for yet.

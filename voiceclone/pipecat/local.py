@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 from voiceclone.audio.reader import quiet_stderr
-from voiceclone.config.loading import BotConfig, LocalTransportConfig
+from voiceclone.config.sections import BotConfig, LocalTransportConfig
 from voiceclone.errors import UserError
 from voiceclone.pipecat.bot import VoiceResources, build_worker, report_error, run_worker, speak_opening_line
 
 
-async def run_local(cfg: BotConfig, t: LocalTransportConfig, resources: VoiceResources, announce) -> None:
+def _local_audio():
+    """PyAudio and Pipecat's local audio transport, from the `local` extra (the one place they are imported).
+
+    Returns:
+        (the `pyaudio` module, `LocalAudioTransport`, `LocalAudioTransportParams`).
+
+    Raises:
+        UserError: the extra is not installed, with how to install it.
+    """
     try:
+        import pyaudio
         from pipecat.transports.local.audio import LocalAudioTransport, LocalAudioTransportParams
     except ImportError:
         raise UserError(
             "the local transport needs the `local` extra: pip install -e '.[local]' (it builds pyaudio, which needs "
             "the portaudio19-dev system package)"
         ) from None
+    return pyaudio, LocalAudioTransport, LocalAudioTransportParams
+
+
+async def run_local(cfg: BotConfig, t: LocalTransportConfig, resources: VoiceResources, announce) -> None:
+    """Talk on this computer's microphone and speakers until Ctrl-C."""
+    pyaudio, LocalAudioTransport, LocalAudioTransportParams = _local_audio()
     with quiet_stderr():  # ALSA and JACK print pages of probing noise on the terminal
-        _check_sound_devices(t.input_device, t.output_device)
+        _check_sound_devices(pyaudio, t.input_device, t.output_device)
         transport = LocalAudioTransport(
             LocalAudioTransportParams(
                 audio_in_enabled=True,
@@ -36,10 +51,14 @@ async def run_local(cfg: BotConfig, t: LocalTransportConfig, resources: VoiceRes
     await run_worker(worker, handle_signals=True)
 
 
-def _check_sound_devices(input_index: int | None, output_index: int | None) -> None:
-    """A microphone and a speaker exist (PyAudio otherwise fails later, inside the running pipeline)."""
-    import pyaudio
+def _check_sound_devices(pyaudio, input_index: int | None, output_index: int | None) -> None:
+    """A microphone and a speaker exist (PyAudio otherwise fails later, inside the running pipeline).
 
+    Args:
+        pyaudio: The `pyaudio` module (from `_local_audio`).
+        input_index: The configured microphone, or None for the default one.
+        output_index: The configured speaker, or None for the default one.
+    """
     pa = pyaudio.PyAudio()
     try:
         for kind, index, default in (

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from voiceclone.config.loading import BotConfig, DailyTransportConfig, LocalTransportConfig
+from voiceclone.config.sections import BotConfig, DailyTransportConfig, LocalTransportConfig
 from voiceclone.pipecat.bot import VoiceResources
+from voiceclone.pipecat.daily import run_daily
+from voiceclone.pipecat.local import run_local
+from voiceclone.pipecat.webrtc import run_webrtc
 
 
 async def run(cfg: BotConfig, resources: VoiceResources, announce: Callable[[str], None]) -> None:
@@ -18,14 +21,8 @@ async def run(cfg: BotConfig, resources: VoiceResources, announce: Callable[[str
     """
     transport = cfg.transport
     if isinstance(transport, DailyTransportConfig):
-        from voiceclone.pipecat.daily import run_daily
-
         await run_daily(cfg, transport, resources, announce)
     elif isinstance(transport, LocalTransportConfig):
-        from voiceclone.pipecat.local import run_local
-
         await run_local(cfg, transport, resources, announce)
     else:
-        from voiceclone.pipecat.webrtc import run_webrtc
-
         await run_webrtc(cfg, transport, resources, announce)

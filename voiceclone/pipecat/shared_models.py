@@ -13,6 +13,9 @@ scores exactly like Pipecat's own, so an upgrade that changes them fails there, 
 
 from __future__ import annotations
 
+from importlib import resources
+
+import onnxruntime as ort
 from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
@@ -23,8 +26,6 @@ from voiceclone.once import once
 
 
 def _packaged(package: str, name: str) -> str:
-    from importlib import resources
-
     return str(resources.files(package).joinpath(name))
 
 
@@ -36,8 +37,6 @@ def _silero_session():
 
 @once
 def _smart_turn_session():
-    import onnxruntime as ort
-
     options = ort.SessionOptions()  # as LocalSmartTurnAnalyzerV3 sets them, with its default of one CPU
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.inter_op_num_threads = 1

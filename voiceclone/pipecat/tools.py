@@ -13,6 +13,11 @@ import re
 from collections.abc import Callable
 
 from loguru import logger
+from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
+from pipecat.frames.frames import FunctionCallResultProperties, TTSSpeakFrame, TTSUpdateSettingsFrame
+
+from voiceclone.pipecat.tts import ClonedVoiceTTSService
 
 # What people say (and Whisper writes) to ask for another voice; NAME is what follows.
 _SWITCH = re.compile(
@@ -96,10 +101,6 @@ class VoiceChoice:
 
     def switch_frame(self, name: str):
         """The frame that makes the cloned-voice service speak as `name` from its next sentence."""
-        from pipecat.frames.frames import TTSUpdateSettingsFrame
-
-        from voiceclone.pipecat.tts import ClonedVoiceTTSService
-
         logger.info(f"switching to voice {name!r} (asked by the caller)")
         return TTSUpdateSettingsFrame(delta=ClonedVoiceTTSService.Settings(voice=name))
 
@@ -116,9 +117,6 @@ def voice_tools(choice: VoiceChoice):
     Returns:
         A `ToolsSchema`.
     """
-    from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
-    from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
-
     return ToolsSchema(
         standard_tools=[
             FunctionSchema(
@@ -148,8 +146,6 @@ async def _list_voices(choice: VoiceChoice, params) -> None:
 
 async def _switch_voice(choice: VoiceChoice, params) -> None:
     """Switch and let the LLM confirm (in the new voice); an unknown name is answered here, with the list."""
-    from pipecat.frames.frames import FunctionCallResultProperties, TTSSpeakFrame
-
     spoken = str(params.arguments.get("name", "")).strip()
     name = choice.find(spoken) if spoken else None
     if name is None:

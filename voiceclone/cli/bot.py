@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import sys
+import asyncio
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from voiceclone.cli.bot_settings import BotConfigOption, TransportOption, bot_settings, log_to_terminal
 from voiceclone.cli.common import (
     ConverterOption,
     ModelsDirOption,
@@ -16,19 +17,8 @@ from voiceclone.cli.common import (
     err,
     library,
     say,
-    settings,
 )
 from voiceclone.errors import UserError
-
-TransportOption = Annotated[
-    Optional[str], typer.Option("--transport", "-t", help="daily, webrtc or local (overrides the config file).")
-]
-BotConfigOption = Annotated[
-    Path,
-    typer.Option(
-        "--config", "-c", help="The bot's YAML file, or the name of a shipped one: offline, webrtc, daily, local."
-    ),
-]
 
 
 def run_bot(
@@ -50,10 +40,10 @@ def run_bot(
     verbose: Annotated[bool, typer.Option("--verbose", "-V", help="Log everything Pipecat does.")] = False,
 ) -> None:
     """Run a live voice bot (VAD, speech-to-text, LLM, cloned voice) from a YAML config."""
-    import asyncio
-
+    # The layers that do the work bring torch and Pipecat (2 s): imported when the command runs (see cli/__init__).
     from voiceclone.cloning.speaker import check_consent, load_watermarker
     from voiceclone.pipecat.bot import prepare_voice
+    from voiceclone.pipecat.runner import run
     from voiceclone.pipecat.services import check_keys, preload
 
     cfg = bot_settings(config, transport, voice, host, port, converter)
@@ -65,8 +55,6 @@ def run_bot(
     lib = library(cfg, voices_dir)
     check_consent(cfg.consent, lib, cfg.tts.voice)  # an unknown or refused voice fails before anything loads
     log_to_terminal(verbose)
-    from voiceclone.pipecat.runner import run
-
     conversion = conversion_loader(cfg, models_dir)()
     with err.status("Loading the voice and the speech recogniser ..."):
         resources = prepare_voice(cfg, conversion, None, lib, load_watermarker(cfg.watermark))
@@ -79,47 +67,3 @@ def run_bot(
         pass
     mark = "its voice carried the provenance mark (PerTh)" if cfg.watermark else "not watermarked (--no-watermark)"
     say(f"bot stopped; {mark}", to_err=True)
-
-
-def bot_settings(
-    config: Path,
-    transport: str | None,
-    voice: str | None,
-    host: str | None = None,
-    port: int | None = None,
-    converter: str | None = None,
-):
-    """The bot's config with the command line's overrides; `--host`/`--port` only for the WebRTC transport."""
-    if (host is not None or port is not None) and (transport or _file_transport(config)) != "webrtc":
-        raise UserError("--host and --port are for the webrtc transport (add --transport webrtc)")
-    return settings(
-        config,
-        transport__type=("--transport", transport),
-        tts__voice=("--voice", voice),
-        transport__host=("--host", host),
-        transport__port=("--port", port),
-        tts__converter__engine=("--converter", converter),
-    )
-
-
-def _file_transport(config: Path) -> str:
-    """The transport a config file names (webrtc when it names none)."""
-    from voiceclone.config.loading import BotConfig
-
-    return settings(config).transport.type if config else BotConfig().transport.type
-
-
-def log_to_terminal(verbose: bool) -> None:
-    """Our own one-line reports (errors, voice switches); Pipecat's details only with --verbose."""
-    from loguru import logger
-
-    logger.remove()
-    if verbose:
-        logger.add(sys.stderr, level="DEBUG")
-    else:
-        logger.add(
-            sys.stderr,
-            level="INFO",
-            format="{time:HH:mm:ss} {message}",
-            filter=lambda record: record["name"].startswith("voiceclone"),
-        )

@@ -18,7 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.text import Text
 
 from voiceclone.cloning.checkpoints import MODELS_DIR_ENV, SOURCES, ModelStore
-from voiceclone.config.loading import BotConfig, load_config
+from voiceclone.config.loading import load_config
+from voiceclone.config.sections import BotConfig
 from voiceclone.errors import UserError
 from voiceclone.voices.names import VOICES_DIR_ENV, default_voices_dir
 from voiceclone.voices.store import VoiceLibrary
@@ -154,7 +155,7 @@ def conversion_loader(cfg: BotConfig, models_dir: Path | None, spinner: bool = T
     Returns:
         A function that loads the converter (`voiceclone.cloning.conversion.Conversion`).
     """
-    from voiceclone.cloning.conversion import choose
+    from voiceclone.cloning.choice import choose  # torch and pipecat: see the package docstring
 
     notes: list[str] = []  # said when the converter is loaded: after the inputs were checked, not before an error
     load = choose(cfg.tts.converter, store(cfg, models_dir), notice=notes.append)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from voiceclone.cli.bot import TransportOption, bot_settings
+from voiceclone.cli.bot_settings import TransportOption, bot_settings
 from voiceclone.cli.common import say
 
 app = typer.Typer(help="Bot config files: check them before running.", no_args_is_help=True)
@@ -19,7 +19,7 @@ def config_check(
     transport: TransportOption = None,
 ) -> None:
     """Validate a bot config (keys, values, the environment variables it needs) without running it."""
-    from voiceclone.pipecat.services import check_keys, describe_llm, describe_stt
+    from voiceclone.pipecat.services import check_keys, describe_llm, describe_stt  # Pipecat: see cli/__init__
 
     cfg = bot_settings(file, transport, None)
     check_keys(cfg)

@@ -26,8 +26,8 @@ from voiceclone.cli.common import (
     settings,
     warn,
 )
+from voiceclone.cli.describe import consent_summary, converters_of
 from voiceclone.errors import UserError
-from voiceclone.voices.record import VoiceRecord
 
 
 def enroll(
@@ -112,29 +112,6 @@ def _show_sentence(sentence: str) -> None:
     say("then: voiceclone enroll RECORDING --name NAME --consent-phrase (a date within a few days is accepted)")
 
 
-def consent_kind(consent) -> str:
-    """ "spoken" (verified), "text" (unverified), or "-"."""
-    if not consent:
-        return "-"
-    return str(consent.get("kind", "text")) if isinstance(consent, dict) else "text"
-
-
-def consent_summary(consent) -> str:
-    """One line on a voice's consent record: kind, whether verified, and how well it matched."""
-    if not consent:
-        return "none recorded"
-    if isinstance(consent, str):  # voices enrolled before consent records
-        return f"text (unverified): {consent}"
-    if consent.get("kind") == "spoken":
-        return f"spoken, verified ({consent.get('score', 0):.0%} match, {consent.get('source', '')})"
-    return f"{consent.get('kind', '?')} (unverified): {consent.get('text', '')}"
-
-
-def converters_of(record: VoiceRecord) -> list[str]:
-    """What a voice holds data for: OpenVoice versions (embeddings) and matcher versions (profiles)."""
-    return sorted(record.embeddings) + sorted(record.profiles)
-
-
 def _render(voice, sample) -> None:
     q = sample.quality
     table = Table(title=Text(f"Voice {voice.name!r}"), title_justify="left", show_header=False)
@@ -144,8 +121,8 @@ def _render(voice, sample) -> None:
     table.add_row("background", q.background())
     table.add_row("clipping", f"{q.clipped_fraction:.2%} of samples")
     table.add_row("converters", Text(", ".join(converters_of(voice.record)) or "-"))
-    out.print(table)
     table.add_row("consent", Text(consent_summary(voice.record.consent)))
+    out.print(table)
     for warning in q.warnings():
         warn(warning)
     say(f"{voice.name!r} in {voice.folder}", "enrolled", "green")

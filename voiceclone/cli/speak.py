@@ -24,6 +24,7 @@ from voiceclone.cli.common import (
     settings,
 )
 from voiceclone.errors import UserError
+from voiceclone.openvoice.sampling import TAU_DEFAULT, TAU_MAX
 from voiceclone.speak.playback import PlaybackSink
 from voiceclone.speak.run import speak_to
 from voiceclone.speak.sinks import RawSink, check_output_file, file_sink
@@ -49,7 +50,10 @@ def speak(
     play: Annotated[bool, typer.Option("--play", help="Play on the default output device as it is made.")] = False,
     tau: Annotated[
         Optional[float],
-        typer.Option("--tau", help="Conversion sampling temperature, 0 to 2 (0 = deterministic) [default: 0.3]."),
+        typer.Option(
+            "--tau",
+            help=f"Conversion sampling temperature, 0 to {TAU_MAX:g} (0 = deterministic) [default: {TAU_DEFAULT:g}].",
+        ),
     ] = None,
     engine: Annotated[
         Optional[str], typer.Option("--engine", "-e", help="Base voice engine: piper or openai [default: piper].")

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from voiceclone.cli.common import ConfigOption, VoicesDirOption, library, out, say, settings
-from voiceclone.cli.enroll import consent_kind, consent_summary, converters_of
+from voiceclone.cli.describe import consent_kind, consent_summary, converters_of
 from voiceclone.errors import UserError
 
 app = typer.Typer(help="The voice library: list, show, remove, rename, export, import.", no_args_is_help=True)

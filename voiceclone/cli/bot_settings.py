@@ -1,0 +1,64 @@
+"""What `run-bot` and `config check` share: the bot's config with the command line's overrides, and its logging."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from loguru import logger
+
+from voiceclone.cli.common import settings
+from voiceclone.config.sections import BotConfig
+from voiceclone.errors import UserError
+
+TransportOption = Annotated[
+    Optional[str], typer.Option("--transport", "-t", help="daily, webrtc or local (overrides the config file).")
+]
+BotConfigOption = Annotated[
+    Path,
+    typer.Option(
+        "--config", "-c", help="The bot's YAML file, or the name of a shipped one: offline, webrtc, daily, local."
+    ),
+]
+
+
+def bot_settings(
+    config: Path,
+    transport: str | None,
+    voice: str | None,
+    host: str | None = None,
+    port: int | None = None,
+    converter: str | None = None,
+):
+    """The bot's config with the command line's overrides; `--host`/`--port` only for the WebRTC transport."""
+    if (host is not None or port is not None) and (transport or _file_transport(config)) != "webrtc":
+        raise UserError("--host and --port are for the webrtc transport (add --transport webrtc)")
+    return settings(
+        config,
+        transport__type=("--transport", transport),
+        tts__voice=("--voice", voice),
+        transport__host=("--host", host),
+        transport__port=("--port", port),
+        tts__converter__engine=("--converter", converter),
+    )
+
+
+def _file_transport(config: Path) -> str:
+    """The transport a config file names (webrtc when it names none)."""
+    return settings(config).transport.type if config else BotConfig().transport.type
+
+
+def log_to_terminal(verbose: bool) -> None:
+    """Our own one-line reports (errors, voice switches); Pipecat's details only with --verbose."""
+    logger.remove()
+    if verbose:
+        logger.add(sys.stderr, level="DEBUG")
+    else:
+        logger.add(
+            sys.stderr,
+            level="INFO",
+            format="{time:HH:mm:ss} {message}",
+            filter=lambda record: record["name"].startswith("voiceclone"),
+        )

@@ -1,0 +1,28 @@
+"""How the CLI words what a voice's record says: its consent and the converters it holds data for."""
+
+from __future__ import annotations
+
+from voiceclone.voices.record import VoiceRecord
+
+
+def consent_kind(consent) -> str:
+    """ "spoken" (verified), "text" (unverified), or "-"."""
+    if not consent:
+        return "-"
+    return str(consent.get("kind", "text")) if isinstance(consent, dict) else "text"
+
+
+def consent_summary(consent) -> str:
+    """One line on a voice's consent record: kind, whether verified, and how well it matched."""
+    if not consent:
+        return "none recorded"
+    if isinstance(consent, str):  # voices enrolled before consent records
+        return f"text (unverified): {consent}"
+    if consent.get("kind") == "spoken":
+        return f"spoken, verified ({consent.get('score', 0):.0%} match, {consent.get('source', '')})"
+    return f"{consent.get('kind', '?')} (unverified): {consent.get('text', '')}"
+
+
+def converters_of(record: VoiceRecord) -> list[str]:
+    """What a voice holds data for: OpenVoice versions (embeddings) and matcher versions (profiles)."""
+    return sorted(record.embeddings) + sorted(record.profiles)

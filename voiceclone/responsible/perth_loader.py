@@ -27,6 +27,7 @@ import yaml
 from torch import nn
 
 from voiceclone.errors import UserError
+from voiceclone.once import once
 
 INSTALL_HINT = "install it: pip install resemble-perth"
 
@@ -41,10 +42,8 @@ def load_net() -> nn.Module:
     Raises:
         WatermarkUnavailable: resemble-perth is missing or its model file is damaged.
     """
-    try:
-        perth_net_module, config_module = _import_perth()
-    except ImportError as exc:
-        raise WatermarkUnavailable(f"the watermark needs resemble-perth ({exc}): {INSTALL_HINT}") from None
+    perth = perth_modules()
+    perth_net_module, config_module = perth.perth_net, perth.config
     folder = Path(perth_net_module.__file__).parents[2] / "pretrained" / "implicit"
     checkpoints = sorted(folder.glob("perth_net_*.pth.tar"), key=lambda p: int(p.name.split("_")[-1].split(".")[0]))
     try:
@@ -62,7 +61,20 @@ def load_net() -> nn.Module:
     return net.eval()
 
 
-def _import_perth():
+@once
+def perth_modules() -> types.SimpleNamespace:
+    """perth's modules and the two functions the mark uses, imported once (the only place perth is imported).
+
+    Raises:
+        WatermarkUnavailable: resemble-perth is not installed.
+    """
+    try:
+        return _import_perth()
+    except ImportError as exc:
+        raise WatermarkUnavailable(f"the watermark needs resemble-perth ({exc}): {INSTALL_HINT}") from None
+
+
+def _import_perth() -> types.SimpleNamespace:
     """perth's network and config modules, with torchaudio's two transforms stood in for if need be."""
     try:
         import torchaudio.transforms  # noqa: F401  # a working torchaudio is used as perth expects
@@ -84,8 +96,9 @@ def _perth_modules():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # perth imports pkg_resources, which warns that it is deprecated
         from perth.perth_net.perth_net_implicit import config
-        from perth.perth_net.perth_net_implicit.model import perth_net
-    return perth_net, config
+        from perth.perth_net.perth_net_implicit.model import magmask, perth_net
+        from perth.perth_net.perth_net_implicit.utils import magphase_to_cx
+    return types.SimpleNamespace(perth_net=perth_net, config=config, magmask=magmask, magphase_to_cx=magphase_to_cx)
 
 
 class _Spectrogram(nn.Module):

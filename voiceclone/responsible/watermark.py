@@ -61,7 +61,7 @@ from torch import nn
 from voiceclone.audio.reader import load_audio
 from voiceclone.audio.resample import resample
 from voiceclone.once import once
-from voiceclone.responsible.perth_loader import load_net
+from voiceclone.responsible.perth_loader import load_net, perth_modules
 
 MARK_RATE = 32000  # Hz: PerTh's native rate (its hparams.yaml)
 THRESHOLD = 0.95  # confidence at or above which the mark is present; see the module docstring
@@ -120,9 +120,7 @@ def _mono(audio: np.ndarray, sample_rate: int | None = None) -> np.ndarray:
 @torch.inference_mode()
 def _mark_delta(net: nn.Module, x32: np.ndarray) -> np.ndarray:
     """The mark alone (marked minus original) for 32 kHz audio, as float32 of the same length."""
-    # Deferred and needing no guard: `net` comes from perth_loader, which imported perth (and checked it).
-    from perth.perth_net.perth_net_implicit.utils import magphase_to_cx
-
+    magphase_to_cx = perth_modules().magphase_to_cx
     n = len(x32)
     padded = np.pad(x32, (0, max(0, _MIN_SEGMENT - n)))
     mag, phase = net.ap.signal_to_magphase(torch.from_numpy(np.ascontiguousarray(padded, dtype=np.float32)))
@@ -271,9 +269,7 @@ class StreamMarker:
 @torch.inference_mode()
 def _confidence(net: nn.Module, x32: np.ndarray) -> float:
     """The decoder's output for 32 kHz audio, in [0, 1]; 0 when nothing in it is louder than silence."""
-    # Deferred and needing no guard: `net` comes from perth_loader, which imported perth (and checked it).
-    from perth.perth_net.perth_net_implicit.model import magmask
-
+    magmask = perth_modules().magmask
     padded = np.pad(x32, (0, max(0, _MIN_SEGMENT - len(x32))))
     mag, _ = net.ap.signal_to_magphase(torch.from_numpy(np.ascontiguousarray(padded, dtype=np.float32)))
     if not bool(magmask(mag[None]).any()):  # digital silence: the decoder's masked mean would divide by zero

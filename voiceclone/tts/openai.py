@@ -34,8 +34,7 @@ class OpenAIEngine:
     sample_rate = PCM_RATE
 
     def __init__(self, settings: OpenAISettings | None = None):
-        import openai
-
+        openai = _openai()
         self.settings = s = settings or OpenAISettings()
         key = s.api_key or os.environ.get("OPENAI_API_KEY")
         if not key:
@@ -52,8 +51,7 @@ class OpenAIEngine:
 
     def synthesize(self, sentence: str) -> np.ndarray:
         """One sentence as 24 kHz float32."""
-        import openai
-
+        openai = _openai()
         s = self.settings
         extra = {"instructions": s.instructions} if s.instructions else {}
         try:
@@ -81,3 +79,10 @@ def _brief(exc: Exception) -> str:
         if isinstance(err, dict) and err.get("message"):
             return str(err["message"])
     return str(exc).splitlines()[0][:200]
+
+
+def _openai():
+    """The openai client library, imported on first use: it takes 0.4 s that the default Piper voice never needs."""
+    import openai
+
+    return openai

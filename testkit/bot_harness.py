@@ -19,6 +19,8 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from voiceclone.audio.pcm import to_int16
+
 FRAME_S = 0.02
 
 
@@ -31,7 +33,7 @@ class Recordings(FrameProcessor):
 
     def __init__(self, recordings: list[np.ndarray], lead_s: float = 0.5, gap_s: float = 5.0):
         super().__init__()
-        self._recordings = [(np.clip(r, -1, 1) * 32767).astype("<i2") for r in recordings]
+        self._recordings = [to_int16(r) for r in recordings]
         self._lead_s, self._gap_s = lead_s, gap_s
         self.speech_starts_at: list[float] = []
         self.speech_ends_at: list[float] = []

@@ -9,6 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
+from voiceclone.audio.pcm import pcm16
+
 GOOD_KEY = "sk-test-good"
 
 
@@ -41,7 +43,7 @@ class FakeSpeechServer:
                     return self._json(500, {"error": {"message": "too late"}})
                 if server.mode == "error":
                     return self._json(500, {"error": {"message": "the model is overloaded"}})
-                pcm = (np.clip(server.audio, -1, 1) * 32767).astype("<i2").tobytes()
+                pcm = pcm16(server.audio)
                 self.send_response(200)
                 self.send_header("Content-Type", "audio/pcm")
                 self.send_header("Content-Length", str(len(pcm)))

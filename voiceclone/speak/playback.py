@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 
 import numpy as np
 
@@ -28,20 +27,14 @@ class PlaybackSink:
         except Exception as exc:  # PortAudioError and friends: no device, busy device
             raise OutputError(f"cannot open the sound output ({exc}); write a file with -o instead") from None
         self._queue: queue.Queue[np.ndarray | None] = queue.Queue()
-        self.waited_s = 0.0  # time the device sat starved after playback began
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        started = False
         while True:
-            t0 = time.perf_counter()
             chunk = self._queue.get()
-            if started and chunk is not None:
-                self.waited_s += max(0.0, time.perf_counter() - t0 - 0.005)
             if chunk is None:
                 return
-            started = True
             self._stream.write(chunk.astype(np.float32).reshape(-1, 1))
 
     def write(self, chunk: np.ndarray) -> None:

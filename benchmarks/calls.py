@@ -230,6 +230,12 @@ async def run(args) -> None:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+            # What the bot measured itself (from the VAD's view of the end of speech to its audio leaving the
+            # transport), beside the outside figures above: the difference is the path to the caller's ear.
+            lines = (Path(tmp) / "bot.log").read_text().splitlines()
+            own = [line.strip() for line in lines if "voice to voice" in line]
+            if own:
+                print("the bot's own log:", *own, sep="\n  ")
 
 
 async def search(url: str, pcm, ends, medians: dict[int, float], args) -> int:

@@ -75,6 +75,8 @@ class WebRTCTransportConfig(_Strict):
     `max_sessions` calls at once (the next caller is told the bot is busy rather than slowing every call);
     `ice_servers`: none by default, as a browser on the same machine or network needs none (and an offline
     machine cannot reach a public STUN server); a URL string or `{urls, username, credential}` each.
+    `receive_buffer_frames`: how many 20 ms packets of the caller's audio are held before one is decoded (aiortc
+    holds 4, 80 ms added to every turn; 1 is enough on the same machine or network, more absorbs reordering).
     """
 
     type: Literal["webrtc"] = "webrtc"
@@ -82,6 +84,7 @@ class WebRTCTransportConfig(_Strict):
     port: int = Field(default=7860, ge=1, le=65535)
     max_sessions: int = Field(default=4, ge=1, le=64)
     ice_servers: list[Union[str, IceServerConfig]] = Field(default_factory=list)
+    receive_buffer_frames: int = Field(default=1, ge=1, le=8)
 
 
 class LocalTransportConfig(_Strict):

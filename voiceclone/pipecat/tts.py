@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,9 +18,11 @@ from pipecat.services.tts_service import TTSService
 from pipecat.utils.types import NOT_GIVEN, NotGiven
 
 from voiceclone.audio.pcm import pcm16
+from voiceclone.audio.silence import trim_silence
 from voiceclone.cloning.cloned import ClonedVoice
 from voiceclone.errors import UserError
 from voiceclone.pipecat.lines import FixedLines, normalise
+from voiceclone.pipecat.quick_start import QuickStartAggregator, pause_after, quick_start
 from voiceclone.tts.sentences import bound
 
 # Steady chunk for live calls: at most ~0.25 s of work, so an interruption waits little for the chunk in
@@ -41,11 +42,6 @@ HTTP_MARGIN_S = 3.0
 BOT_UNIT_CHARS = 160
 # A cached line is handed over in pieces of this many seconds (the output transport cuts them finer).
 LINE_PIECE_S = 0.5
-# The first sentence of an answer is synthesised clause first when its first clause is this short (in
-# characters) and the rest long: base synthesis costs in proportion to the text, so the answer starts sooner.
-QUICK_START_CHARS = (6, 60)
-QUICK_START_REST = 20
-_CLAUSE = re.compile(r"[,;:](?=\s)")
 
 
 def first_chunk_timeout(engine) -> float:
@@ -122,6 +118,11 @@ class ClonedVoiceTTSService(TTSService):
             stop_frame_timeout_s=stop_frame_timeout_s,
             settings=store,
             **kwargs,
+        )
+        # An answer's first words are released before its first sentence is complete (as Cartesia's and Rime's
+        # services replace the base class's aggregator with their own).
+        self._text_aggregator = QuickStartAggregator(
+            aggregation_type=self._text_aggregator.aggregation_type, language=self._text_aggregator.language
         )
         self._voice = voice
         self._chunk_frames = chunk_frames
@@ -288,18 +289,23 @@ class ClonedVoiceTTSService(TTSService):
             whole_line = self._lines is not None and self._lines.wants(text)
             units = bound(text, BOT_UNIT_CHARS)
             units = [text] if whole_line else (quick_start(units) if first else units)
-            for unit in units:
+            for index, unit in enumerate(units):
                 if self._generation != generation:
                     return
-                if not self._speak_unit(voice, unit, tau, generation, emit):
+                if not self._speak_unit(voice, unit, tau, generation, emit, lead_in=first and index == 0):
                     return
         except BaseException as exc:  # handed to the event loop: UserError is spoken of, anything else raised
             emit(exc)
         finally:
             emit(_DONE)
 
-    def _speak_unit(self, voice: ClonedVoice, unit: str, tau, generation: int, emit: Callable) -> bool:
-        """One unit: from the rendered lines if it is one, else made; False if abandoned on the way."""
+    def _speak_unit(
+        self, voice: ClonedVoice, unit: str, tau, generation: int, emit: Callable, lead_in: bool = False
+    ) -> bool:
+        """One unit: from the rendered lines if it is one, else made; False if abandoned on the way.
+
+        `lead_in`: the unit opens an answer (its leading silence is only a wait for the caller).
+        """
         line = self._lines is not None and self._lines.wants(unit)
         cached = self._lines.load(voice, unit, tau) if line else None
         if cached is not None:
@@ -307,7 +313,7 @@ class ClonedVoiceTTSService(TTSService):
             for start in range(0, len(cached), step):
                 emit(cached[start : start + step])
             return True
-        made = self._synthesise(voice, unit, tau, generation, emit, keep=line)
+        made = self._synthesise(voice, unit, tau, generation, emit, keep=line, lead_in=lead_in)
         if made is None:
             return False
         if line and made:
@@ -315,15 +321,31 @@ class ClonedVoiceTTSService(TTSService):
         return True
 
     def _synthesise(
-        self, voice: ClonedVoice, unit: str, tau, generation: int, emit: Callable, keep: bool = False
+        self,
+        voice: ClonedVoice,
+        unit: str,
+        tau,
+        generation: int,
+        emit: Callable,
+        keep: bool = False,
+        lead_in: bool = False,
     ) -> list | None:
         """Base synthesis of one unit, then its conversion chunk by chunk, checking the generation between steps.
+
+        The base voice's silence is cut before an answer's first words (`lead_in`) and after words that do not
+        end a sentence (an early start or a long sentence's part), down to the pause their punctuation wants.
 
         Returns:
             The chunks when `keep` (else an empty list), or None if the sentence was abandoned on the way.
         """
         made = []
         base = voice.engine.synthesize(unit)
+        pause = pause_after(unit)
+        if lead_in or pause is not None:
+            end_keep = pause if pause is not None else 0.0
+            base = trim_silence(
+                base, voice.engine.sample_rate, start=lead_in, end=pause is not None, end_keep_s=end_keep
+            )
         chunks = voice.convert(base, voice.engine.sample_rate, tau, self._chunk_frames)
         while True:
             if self._generation != generation:
@@ -334,27 +356,6 @@ class ClonedVoiceTTSService(TTSService):
             if keep:
                 made.append(chunk)
             emit(chunk)
-
-
-def quick_start(units: list[str]) -> list[str]:
-    """The units of an answer's first sentence, its first clause split off when short ("You said:", "Sure,").
-
-    Args:
-        units: The sentence's units of synthesis (`voiceclone.tts.sentences.bound`).
-
-    Returns:
-        The same text, maybe in one more unit.
-    """
-    if not units:
-        return units
-    match = _CLAUSE.search(units[0])
-    if match is None:
-        return units
-    head, rest = units[0][: match.end()].strip(), units[0][match.end() :].strip()
-    shortest, longest = QUICK_START_CHARS
-    if shortest <= len(head) <= longest and len(rest) >= QUICK_START_REST:
-        return [head, rest, *units[1:]]
-    return units
 
 
 def _emitter(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> Callable[[object], None]:

@@ -10,6 +10,7 @@ import asyncio
 import socket
 
 import uvicorn
+from aiortc.jitterbuffer import JitterBuffer
 from pipecat.frames.frames import TTSUpdateSettingsFrame
 from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.smallwebrtc.connection import IceServer
@@ -103,6 +104,8 @@ async def run_webrtc_session(cfg: BotConfig, resources: VoiceResources, connecti
     start = (
         (voice, await asyncio.to_thread(resources.resolve, voice)) if voice and voice != resources.voice_name else None
     )
+    if isinstance(cfg.transport, WebRTCTransportConfig):
+        shorten_receive_buffer(connection, cfg.transport.receive_buffer_frames)
     transport = SmallWebRTCTransport(connection, TransportParams(audio_in_enabled=True, audio_out_enabled=True))
     worker = build_worker(cfg, resources, transport.input(), transport.output(), on_error=report_error, voice=start)
     _take_voice_switches(worker, resources)
@@ -116,6 +119,19 @@ async def run_webrtc_session(cfg: BotConfig, resources: VoiceResources, connecti
         await worker.cancel(reason="the browser disconnected")
 
     await run_worker(worker, handle_signals=False)  # the server stops every call
+
+
+def shorten_receive_buffer(connection, frames: int) -> None:
+    """Hold `frames` packets of the caller's audio before decoding one, instead of aiortc's fixed 4.
+
+    aiortc's audio receiver decodes a 20 ms packet only once 4 later ones have come: 80 ms between the caller's
+    last word and the VAD hearing it, on every turn. aiortc has no setting for it, so the receiver's buffer is
+    replaced before media flows (aiortc 1.x: `RTCRtpReceiver.__jitter_buffer`, read only as packets arrive).
+    A lost packet stalls the buffer the same with any depth; a deeper one only waits for reordered packets.
+    """
+    for transceiver in connection.pc.getTransceivers():
+        if transceiver.kind == "audio":
+            transceiver.receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(capacity=16, prefetch=frames)
 
 
 def voice_switch(name: str):

@@ -134,6 +134,7 @@ class ClonedVoiceTTSService(TTSService):
         self._lines = lines
         self._rendering: dict[str, Any] = {}  # fixed line -> the future of its rendering (prerender_lines)
         self._last_context: str | None = None  # the context of the last sentence: a new one starts an answer
+        self._mid_sentence = False  # the last unit stopped mid-sentence (worker thread): the next goes on from it
 
     @property
     def voice(self) -> ClonedVoice:
@@ -292,7 +293,10 @@ class ClonedVoiceTTSService(TTSService):
             for index, unit in enumerate(units):
                 if self._generation != generation:
                     return
-                if not self._speak_unit(voice, unit, tau, generation, emit, lead_in=first and index == 0):
+                # No silence before an answer's first words, nor where the last unit broke off mid-sentence.
+                lead_in = (first and index == 0) or self._mid_sentence
+                self._mid_sentence = pause_after(unit) is not None
+                if not self._speak_unit(voice, unit, tau, generation, emit, lead_in=lead_in):
                     return
         except BaseException as exc:  # handed to the event loop: UserError is spoken of, anything else raised
             emit(exc)
@@ -304,7 +308,8 @@ class ClonedVoiceTTSService(TTSService):
     ) -> bool:
         """One unit: from the rendered lines if it is one, else made; False if abandoned on the way.
 
-        `lead_in`: the unit opens an answer (its leading silence is only a wait for the caller).
+        `lead_in`: the unit opens an answer or goes on from a unit cut mid-sentence (its leading silence would only
+        be a wait).
         """
         line = self._lines is not None and self._lines.wants(unit)
         cached = self._lines.load(voice, unit, tau) if line else None

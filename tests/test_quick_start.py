@@ -8,14 +8,8 @@ import numpy as np
 import pytest
 
 from voiceclone.audio.silence import MARGIN_S, trim_silence
-from voiceclone.pipecat.quick_start import (
-    CLAUSE_PAUSE_S,
-    FIRST_WORDS,
-    WORD_PAUSE_S,
-    QuickStartAggregator,
-    early_head,
-    pause_after,
-)
+from voiceclone.pipecat.quick_start import QuickStartAggregator
+from voiceclone.tts.sentences import CLAUSE_PAUSE_S, FIRST_WORDS, WORD_PAUSE_S, early_head, pause_after, quick_start
 
 
 def tokens(text: str) -> list[str]:
@@ -77,6 +71,20 @@ async def test_an_interruption_starts_a_new_answer():
 )
 def test_early_head(text, head):
     assert early_head(text) == head
+
+
+@pytest.mark.parametrize(
+    "units, split",
+    [
+        (["Sure, I can help you with that today."], ["Sure,", "I can help you with that today."]),
+        (["Could you tell me what the weather will be like?"], ["Could you tell me what", "the weather will be like?"]),
+        (["Hello there, this is a test."], ["Hello there, this is a test."]),  # the rest is too short to wait for
+        (["Hi!", "More."], ["Hi!", "More."]),
+        ([], []),
+    ],
+)
+def test_quick_start_splits_a_whole_first_sentence(units, split):
+    assert quick_start(units) == split
 
 
 @pytest.mark.parametrize(

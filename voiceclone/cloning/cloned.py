@@ -13,11 +13,12 @@ import numpy as np
 import torch
 
 from voiceclone.audio.resample import resample
+from voiceclone.audio.silence import trim_silence
 from voiceclone.cloning.conversion import Conversion, Sampling
 from voiceclone.openvoice.sampling import TAU_DEFAULT, check_tau
 from voiceclone.responsible.watermark import Watermarker
 from voiceclone.tts.base import TTSEngine
-from voiceclone.tts.sentences import bound
+from voiceclone.tts.sentences import bound, pause_after, quick_start
 
 
 class ClonedVoice:
@@ -103,16 +104,47 @@ class ClonedVoice:
         if len(tail):
             yield tail
 
-    def speak(self, sentence: str, tau: float | None = None, chunk_frames: int | None = None) -> Iterator[np.ndarray]:
+    def warm_up(self) -> None:
+        """Say a word and drop it: the first calls of ONNX Runtime, torch and PerTh allocate and pick their kernels,
+        which should happen while the voice loads, not on the first words a listener waits for (tau 0: a seeded
+        voice's noise is untouched)."""
+        for _ in self.speak("Hello.", tau=0.0):
+            pass
+
+    def base_audio(self, unit: str, lead_in: bool = False) -> np.ndarray:
+        """The base voice saying one unit, at the engine's rate, without the silence that would only be a wait.
+
+        The silence after a unit that does not end its sentence is cut to the pause its punctuation wants
+        (`voiceclone.tts.sentences.pause_after`); with `lead_in` (the first words of an answer, or words going
+        on from a unit cut mid-sentence) the silence before it goes too.
+        """
+        audio = self.engine.synthesize(unit)
+        pause = pause_after(unit)
+        if not lead_in and pause is None:
+            return audio
+        cut_end = pause is not None
+        return trim_silence(
+            audio, self.engine.sample_rate, start=lead_in, end=cut_end, end_keep_s=pause if cut_end else 0.0
+        )
+
+    def speak(
+        self, sentence: str, tau: float | None = None, chunk_frames: int | None = None, first: bool = False
+    ) -> Iterator[np.ndarray]:
         """One sentence, synthesised then converted chunk by chunk; an over-long one in bounded parts.
 
         Args:
             sentence: Text to say.
             tau: As for `convert`.
             chunk_frames: As for `convert`.
+            first: The first sentence of what is said: its first clause or words go ahead alone (`quick_start`),
+                so that the first audio comes after a few words' synthesis, not a sentence's.
 
         Yields:
             Float32 chunks at `sample_rate`.
         """
-        for unit in bound(sentence):
-            yield from self.convert(self.engine.synthesize(unit), self.engine.sample_rate, tau, chunk_frames)
+        units = bound(sentence)
+        mid_sentence = False
+        for unit in quick_start(units) if first else units:
+            audio = self.base_audio(unit, lead_in=mid_sentence)
+            mid_sentence = pause_after(unit) is not None
+            yield from self.convert(audio, self.engine.sample_rate, tau, chunk_frames)

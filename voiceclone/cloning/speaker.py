@@ -6,6 +6,7 @@ chooses the engine, resolves `--voice`, and composes the cloned voice.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -98,7 +99,13 @@ def cloned_speaker(
     assert tts.voice is not None
     target, label = target_data(library, tts.voice, conversion)
     cloned = ClonedVoice(engine, conversion, target, tau=tts.tau, seed=tts.seed, watermarker=watermarker)
-    return Speaker(cloned.speak, cloned.sample_rate, f"{label} ({conversion.label})")
+    cloned.warm_up()
+    sentences = itertools.count()
+
+    def speak(sentence: str) -> Iterator[np.ndarray]:
+        return cloned.speak(sentence, first=next(sentences) == 0)  # the first words go ahead of the first sentence
+
+    return Speaker(speak, cloned.sample_rate, f"{label} ({conversion.label})")
 
 
 def eval_speakers(

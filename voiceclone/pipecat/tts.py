@@ -18,12 +18,11 @@ from pipecat.services.tts_service import TTSService
 from pipecat.utils.types import NOT_GIVEN, NotGiven
 
 from voiceclone.audio.pcm import pcm16
-from voiceclone.audio.silence import trim_silence
 from voiceclone.cloning.cloned import ClonedVoice
 from voiceclone.errors import UserError
 from voiceclone.pipecat.lines import FixedLines, normalise
-from voiceclone.pipecat.quick_start import QuickStartAggregator, pause_after, quick_start
-from voiceclone.tts.sentences import bound
+from voiceclone.pipecat.quick_start import QuickStartAggregator
+from voiceclone.tts.sentences import bound, pause_after, quick_start
 
 # Steady chunk for live calls: at most ~0.25 s of work, so an interruption waits little for the chunk in
 # flight on the single conversion thread.
@@ -344,13 +343,7 @@ class ClonedVoiceTTSService(TTSService):
             The chunks when `keep` (else an empty list), or None if the sentence was abandoned on the way.
         """
         made = []
-        base = voice.engine.synthesize(unit)
-        pause = pause_after(unit)
-        if lead_in or pause is not None:
-            end_keep = pause if pause is not None else 0.0
-            base = trim_silence(
-                base, voice.engine.sample_rate, start=lead_in, end=pause is not None, end_keep_s=end_keep
-            )
+        base = voice.base_audio(unit, lead_in)
         chunks = voice.convert(base, voice.engine.sample_rate, tau, self._chunk_frames)
         while True:
             if self._generation != generation:

@@ -20,6 +20,68 @@ MAX_UNIT_CHARS = 300
 _WINDOW_CHARS = 4 * MAX_UNIT_CHARS
 _CLAUSE_END = re.compile(r"(?<=[,;:\u2013\u2014)])\s+")
 
+# The first clause is sent alone when it is this long (characters) and the rest of its unit long enough to be
+# worth waiting for ("Sure," "You said:" "Well, ..." go ahead).
+QUICK_START_CHARS = (4, 60)
+QUICK_START_REST = 20
+# With no clause in sight, the first this many words go ahead (at a word's end): the LLM writes them in a few
+# tens of milliseconds and the base voice says them in about a second, long enough to make the rest behind them.
+FIRST_WORDS = 5
+# After a unit that stops mid-sentence, the base voice's closing silence (170-270 ms) is cut to this much: a
+# clause's short pause, or next to none between two parts of a phrase.
+CLAUSE_PAUSE_S = 0.08
+WORD_PAUSE_S = 0.02
+SENTENCE_ENDS = ".!?…。！？"
+_CLOSING = re.compile(r"[\"')\]»”’]+$")
+_CLAUSE = re.compile(r"[,;:](?=\s)")
+_WORD_END = re.compile(r"\S+\s+")
+
+
+def quick_start(units: list[str]) -> list[str]:
+    """The units of an answer's first sentence, its first clause split off when short ("You said:", "Sure,").
+
+    For a sentence that arrives whole (`speak`'s first, a bot's TTSSpeakFrame); the LLM's text is cut as it
+    streams (`voiceclone.pipecat.quick_start`). A first clause goes alone when short, else the first words.
+
+    Args:
+        units: The sentence's units of synthesis (`voiceclone.tts.sentences.bound`).
+
+    Returns:
+        The same text, maybe in one more unit.
+    """
+    if not units:
+        return units
+    head = early_head(units[0])
+    if head is None:
+        return units
+    rest = units[0][len(head) :].strip()
+    if len(rest) >= QUICK_START_REST:
+        return [head.strip(), rest, *units[1:]]
+    return units
+
+
+def pause_after(unit: str) -> float | None:
+    """The silence to leave after a unit that does not end a sentence (seconds), or None after one that does."""
+    end = _CLOSING.sub("", unit.rstrip())[-1:]
+    if not end or end in SENTENCE_ENDS:
+        return None
+    return CLAUSE_PAUSE_S if end in ",;:-–—" else WORD_PAUSE_S
+
+
+def early_head(text: str, first_words: int = FIRST_WORDS) -> str | None:
+    """The start of `text` to speak ahead of its sentence: up to its first clause mark, else its first words.
+
+    Only whole words followed by a space count (a word still being written may go on). None while there is not
+    enough yet.
+    """
+    clause = _CLAUSE.search(text)
+    if clause is not None and QUICK_START_CHARS[0] <= len(text[: clause.end()].strip()) <= QUICK_START_CHARS[1]:
+        return text[: clause.end()]
+    words = list(_WORD_END.finditer(text))
+    if len(words) >= first_words:
+        return text[: words[first_words - 1].end()]
+    return None
+
 
 def split_sentences(text: str, max_chars: int = MAX_UNIT_CHARS) -> list[str]:
     """The units of `text` to synthesise one at a time, in order, whitespace-normalised.

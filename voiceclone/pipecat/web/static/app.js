@@ -193,10 +193,14 @@ function recordTurn(now) {
   $("latency-summary").textContent = `median ${median.toFixed(2)} s over ${sorted.length} turn(s)`;
 }
 
+// Every 10 ms over the last ~10 ms of audio: the turn latencies the page shows are read from these levels, so a
+// coarser meter would add up to its period to every figure.
+const METER_MS = 10;
+
 function meter(stream, bar, onLevel) {
   const context = new AudioContext();
   const analyser = context.createAnalyser();
-  analyser.fftSize = 1024;
+  analyser.fftSize = 512;
   context.createMediaStreamSource(stream).connect(analyser);
   const samples = new Float32Array(analyser.fftSize);
   const timer = setInterval(() => {
@@ -205,7 +209,7 @@ function meter(stream, bar, onLevel) {
     for (const value of samples) peak = Math.max(peak, Math.abs(value));
     bar.style.width = `${Math.min(100, peak * 140)}%`;
     onLevel(peak);
-  }, 50);
+  }, METER_MS);
   return () => {
     clearInterval(timer);
     context.close();

@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import wave
@@ -26,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from calls import RATE, caller_audio, start_bot  # noqa: E402
+from calls import RATE, caller_audio, start_bot, stop_bot  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
@@ -85,15 +83,7 @@ async def run(args) -> None:
             )
             print(f"load average at the end: {os.getloadavg()[0]:.1f}")
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            lines = (Path(tmp) / "bot.log").read_text().splitlines()
-            own = [line.strip() for line in lines if "voice to voice" in line]
-            if own:
-                print("the bot's own log:", *own, sep="\n  ")
+            stop_bot(proc, Path(tmp))
 
 
 def main() -> None:

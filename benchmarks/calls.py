@@ -195,6 +195,19 @@ def start_bot(tmp: Path, converter: str, max_sessions: int, llm: str) -> tuple[s
     raise SystemExit("the bot did not start listening within 180 s")
 
 
+def stop_bot(proc: subprocess.Popen, tmp: Path) -> None:
+    """Ctrl-C the bot, then print what it measured itself (from the VAD's view of the end of speech to its audio
+    leaving the transport), to read beside the outside figures: the difference is the path to the caller's ear."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    own = [line.strip() for line in (tmp / "bot.log").read_text().splitlines() if "voice to voice" in line]
+    if own:
+        print("the bot's own log:", *own, sep="\n  ")
+
+
 def report(calls: int, latencies: list[float | None], target: float) -> float:
     """One line for N calls; returns the median (inf when no turn was answered)."""
     heard = [x for x in latencies if x is not None]
@@ -237,17 +250,7 @@ async def run(args) -> None:
             print(f"largest N whose median stays under {args.target:.1f} s: {best if best else 'none'}")
             print(f"load average at the end: {os.getloadavg()[0]:.1f}; the bot's memory: {rss_mib(proc.pid)} MiB")
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            # What the bot measured itself (from the VAD's view of the end of speech to its audio leaving the
-            # transport), beside the outside figures above: the difference is the path to the caller's ear.
-            lines = (Path(tmp) / "bot.log").read_text().splitlines()
-            own = [line.strip() for line in lines if "voice to voice" in line]
-            if own:
-                print("the bot's own log:", *own, sep="\n  ")
+            stop_bot(proc, Path(tmp))
 
 
 async def search(url: str, pcm, ends, medians: dict[int, float], args) -> int:

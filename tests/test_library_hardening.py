@@ -625,3 +625,17 @@ def test_a_reader_never_undoes_a_replacement_under_way(tmp_path):
     assert results.get(timeout=120) == "read seed 2"
     reader.join(timeout=120)
     assert json.loads((lib.root / "v" / "voice.json").read_text())["created"] == "seed 2"
+
+
+class _FillsOnSeek(io.BytesIO):
+    """A file whose buffered bytes meet a full disk when a seek flushes them (as an encoder's header rewrite does)."""
+
+    def seek(self, offset, whence=0):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_met_on_a_seek_is_kept_not_raised_inside_libsndfile():
+    through = speaking._KeptErrors(_FillsOnSeek())
+    assert through.write(b"abc") == 3
+    assert through.seek(0) == -1 and through.error.errno == errno.ENOSPC  # libsndfile sees a failed seek
+    assert through.write(b"more") == 0 and through.seek(0) == -1  # and nothing more is tried

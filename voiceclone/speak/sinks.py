@@ -146,7 +146,14 @@ class _KeptErrors:
             return 0
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        return self._file.seek(offset, whence)
+        # Seeking flushes what is buffered: a full disk shows here too (an encoder rewriting its header at the end).
+        if self.error is not None:
+            return -1
+        try:
+            return self._file.seek(offset, whence)
+        except OSError as exc:
+            self.error = exc
+            return -1
 
     def tell(self) -> int:
         return self._file.tell()

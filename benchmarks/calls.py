@@ -38,6 +38,7 @@ from av import AudioFrame
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from testkit.process import rss_mib  # noqa: E402
 from voiceclone.audio.pcm import to_int16  # noqa: E402
 
 QUESTION = "Could you tell me what the weather will be like this weekend?"
@@ -222,17 +223,6 @@ def report(calls: int, latencies: list[float | None], target: float) -> float:
     return median if not missed else float("inf")
 
 
-def rss_mib(pid: int) -> str:
-    """A process's resident memory in MiB (Linux), or "?" where /proc does not say."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return f"{int(line.split()[1]) / 1024:.0f}"
-    except OSError:
-        pass
-    return "?"
-
-
 async def run(args) -> None:
     pcm, ends = caller_audio(args.turns)
     with tempfile.TemporaryDirectory(prefix="voiceclone-calls-") as tmp:
@@ -242,13 +232,13 @@ async def run(args) -> None:
                 f"offline bot ({args.converter} converter, {args.llm} LLM), {args.turns} turns per call, "
                 f"all callers speaking at once; "
                 f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start; "
-                f"the bot's memory: {rss_mib(proc.pid)} MiB",
+                f"the bot's memory: {rss_mib(proc.pid):.0f} MiB",
                 flush=True,
             )
             medians = {n: report(n, await measure(url, n, pcm, ends), args.target) for n in sorted(set(args.calls))}
             best = await search(url, pcm, ends, medians, args)
             print(f"largest N whose median stays under {args.target:.1f} s: {best if best else 'none'}")
-            print(f"load average at the end: {os.getloadavg()[0]:.1f}; the bot's memory: {rss_mib(proc.pid)} MiB")
+            print(f"load average at the end: {os.getloadavg()[0]:.1f}; the bot's memory: {rss_mib(proc.pid):.0f} MiB")
         finally:
             stop_bot(proc, Path(tmp))
 

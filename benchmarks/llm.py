@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from testkit.process import rss_mib  # noqa: E402
 from voiceclone.config.sections import LOCAL_SYSTEM_PROMPT  # noqa: E402
 from voiceclone.llm.engine import LocalLLM  # noqa: E402
 from voiceclone.llm.models import resolve_model  # noqa: E402
@@ -62,14 +63,6 @@ def machine() -> str:
         pass
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     return f"{model}, {os.cpu_count()} cores, load average {load}"
-
-
-def rss_mib() -> float:
-    """This process's resident memory (the model's mapped pages that were touched count)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def one_question(llm: LocalLLM, question: str, max_tokens: int) -> tuple[float, float, int]:

@@ -19,6 +19,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from voiceclone.audio import silence
 from voiceclone.audio.pcm import to_int16
 
 FRAME_S = 0.02
@@ -282,13 +283,9 @@ def piper_speech(engine, text: str) -> np.ndarray:
     return trim_silence(soxr.resample(engine.synthesize(text), engine.sample_rate, 16000).astype(np.float32))
 
 
-def trim_silence(audio: np.ndarray, threshold: float = 0.01) -> np.ndarray:
-    """`audio` without the near-silence before the first and after the last loud sample (keeps 30 ms)."""
-    loud = np.flatnonzero(np.abs(audio) > threshold)
-    if not len(loud):
-        return audio
-    keep = int(0.03 * 16000)
-    return audio[max(0, loud[0] - keep) : loud[-1] + keep]
+def trim_silence(audio: np.ndarray) -> np.ndarray:
+    """16 kHz `audio` without the near-silence before the first and after the last loud sample (keeps 30 ms)."""
+    return silence.trim_silence(audio, 16000, start=True, end=True, start_keep_s=0.03, end_keep_s=0.03)
 
 
 def with_pause(first: np.ndarray, second: np.ndarray, pause_s: float) -> np.ndarray:

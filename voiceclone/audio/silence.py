@@ -14,16 +14,22 @@ MARGIN_S = 0.01  # kept before the first sound / after the last: onsets and deca
 
 
 def trim_silence(
-    audio: np.ndarray, rate: int, start: bool = True, end: bool = False, end_keep_s: float = MARGIN_S
+    audio: np.ndarray,
+    rate: int,
+    start: bool = True,
+    end: bool = False,
+    end_keep_s: float = MARGIN_S,
+    start_keep_s: float = MARGIN_S,
 ) -> np.ndarray:
     """`audio` without its leading (`start`) and/or trailing (`end`) silence, less a small margin.
 
     Args:
         audio: Float32 mono samples in [-1, 1].
         rate: Their sample rate in Hz.
-        start: Cut the silence before the first sound (keeping MARGIN_S).
+        start: Cut the silence before the first sound (keeping `start_keep_s`).
         end: Cut the silence after the last sound (keeping `end_keep_s`).
         end_keep_s: How much of the trailing silence to keep (a clause's short pause, say).
+        start_keep_s: How much of the leading silence to keep.
 
     Returns:
         A view of `audio`; all of it when it holds no sound at all.
@@ -31,6 +37,6 @@ def trim_silence(
     loud = np.flatnonzero(np.abs(audio) >= THRESHOLD)
     if len(loud) == 0:
         return audio
-    first = max(0, int(loud[0]) - int(MARGIN_S * rate)) if start else 0
+    first = max(0, int(loud[0]) - int(start_keep_s * rate)) if start else 0
     last = min(len(audio), int(loud[-1]) + 1 + int(end_keep_s * rate)) if end else len(audio)
     return audio[first:last]

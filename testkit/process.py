@@ -1,0 +1,16 @@
+"""What a process costs, for the benchmarks' figures (Linux /proc)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def rss_mib(pid: int | str = "self") -> float:
+    """A process's resident memory in MiB (mapped pages that were touched count); NaN where /proc does not say."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")

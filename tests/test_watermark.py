@@ -23,15 +23,9 @@ from typer.testing import CliRunner
 from testkit.speech import speech_sample
 from voiceclone.audio.reader import AudioError
 from voiceclone.openvoice.converter import CHUNK_FRAMES, FIRST_CHUNK_FRAMES, chunk_spans
-from voiceclone.responsible.watermark import (
-    MIN_RELIABLE_SECONDS,
-    STREAM_HOLD,
-    THRESHOLD,
-    Watermarker,
-    detect,
-    detect_file,
-    load_model,
-)
+from voiceclone.responsible import detection
+from voiceclone.responsible.detection import MIN_RELIABLE_SECONDS, THRESHOLD, detect, detect_file
+from voiceclone.responsible.watermark import STREAM_HOLD, Watermarker, load_model
 
 RATE = 22050
 HOP = 256  # converter frames are 256 samples at 22050 Hz
@@ -236,6 +230,75 @@ def test_the_mark_survives_mp3_of_streamed_output(marker, plain, tmp_path):
     assert detect(audio, rate).present
 
 
+# ------------------------------------------------------------------------------------------- localisation
+@pytest.fixture(scope="module")
+def long_plain() -> np.ndarray:
+    """24 s of unmarked Piper speech (the paragraph, repeated)."""
+    return speech_sample(24.0, RATE)
+
+
+def test_per_frame_outputs_give_perths_own_verdict(marked, plain):
+    """The decoder read frame by frame and averaged over the whole input is the decoder itself."""
+    import torch
+
+    net = load_model()
+    for audio in (marked, plain):
+        x32 = soxr.resample(audio, RATE, 32000).astype(np.float32)
+        frames = detection.frame_outputs(net, x32)
+        mine = detection.window_confidence(frames, np.array([0]), np.array([len(frames)]))[0]
+        mag, _ = net.ap.signal_to_magphase(torch.from_numpy(x32))
+        with torch.inference_mode():
+            theirs = float(net.decoder(mag[None])[0].clamp(0, 1))
+        assert mine == pytest.approx(theirs, abs=1e-4)
+
+
+def test_blocks_give_the_frames_of_one_pass(long_plain, monkeypatch):
+    monkeypatch.setattr(detection, "BLOCK_S", 5.0)
+    x32 = soxr.resample(long_plain, RATE, 32000).astype(np.float32)
+    whole = detection.frame_outputs(load_model(), x32)
+    blocks = detection.frames_of_blocks(x32[i : i + 12345] for i in range(0, len(x32), 12345))
+    assert len(blocks) == len(whole)
+    assert np.abs(blocks.marks[1] - whole.marks[1]).max() < 0.05  # the network's reach is inside the context
+
+
+@pytest.mark.parametrize("seconds", [1.0, 2.0, 5.0])
+def test_a_clone_spliced_into_real_speech_is_found_where_it_is(seconds, marker, long_plain):
+    start = 9.3
+    clone = marker.mark(speech_sample(seconds + 1, RATE), RATE)[: int(seconds * RATE)]
+    at = int(start * RATE)
+    spliced = np.concatenate([long_plain[:at], clone, long_plain[at:]])
+    verdict = detect(spliced, RATE)
+    assert verdict.present, verdict
+    assert len(verdict.stretches) == 1, verdict.stretches
+    found = verdict.stretches[0]
+    assert abs(found.start - start) < 0.35 and abs(found.end - (start + seconds)) < 0.35, found
+    assert found.confidence > 0.9
+
+
+def test_unmarked_long_speech_has_no_marked_stretch(long_plain):
+    verdict = detect(long_plain, RATE)
+    assert not verdict.present and verdict.stretches == ()
+
+
+def test_a_marked_file_is_one_stretch_from_start_to_end(marker, long_plain):
+    verdict = detect(marker.mark(long_plain, RATE), RATE)
+    assert verdict.present and len(verdict.stretches) == 1
+    assert verdict.stretches[0].start < 0.3 and verdict.stretches[0].end > 23.7
+
+
+def test_detect_file_does_not_hold_the_whole_file(marker, long_plain, tmp_path, monkeypatch):
+    """Files are read, resampled and scored a block at a time (memory bounded whatever the length)."""
+    path = tmp_path / "long.wav"
+    sf.write(path, marker.mark(long_plain, RATE), RATE)
+    monkeypatch.setattr(detection, "BLOCK_S", 4.0)
+    seen = []
+    real = detection.frame_outputs
+    monkeypatch.setattr(detection, "frame_outputs", lambda net, x: seen.append(len(x)) or real(net, x))
+    verdict = detect_file(path)
+    assert verdict.present and verdict.seconds == pytest.approx(24.0, abs=0.01)
+    assert max(seen) <= (4.0 + 2 * detection.CONTEXT_S) * 32000 + 1
+
+
 # ------------------------------------------------------------------------------------------------- files
 def test_detect_file_reads_files_and_refuses_unreadable_ones(marked, tmp_path):
     path = tmp_path / "marked.flac"
@@ -272,6 +335,7 @@ def test_detect_command_reports_each_file(marked, plain, tmp_path, monkeypatch):
     rows = json.loads(result.stdout)
     assert [r["present"] for r in rows] == [True, False]
     assert rows[0]["file"] == odd and 0.0 <= rows[1]["confidence"] <= 1.0
+    assert rows[0]["stretches"][0]["start"] < 0.3 and rows[1]["stretches"] == []
 
 
 def test_detect_command_fails_on_unreadable_input_but_reports_the_rest(marked, tmp_path):

@@ -23,9 +23,10 @@ resampling on the way in and out is soxr's quick streaming quality (a sample or 
 held back) as soon as it goes in, after 4-9 ms of work; `flush` gives the rest. Streamed and whole marking
 differ by a signal 29 dB below the mark itself; detection is the same.
 
-**Detection** (`detect`): the decoder's confidence over the whole audio (windows of up to `DETECT_WINDOW_S`,
-the highest counts). `present` is confidence >= `THRESHOLD` (0.95) on at least `MIN_RELIABLE_SECONDS` (0.3 s) of
-audio, chosen from these measurements on Piper and espeak-ng speech (benchmarks/watermark.py --edits):
+**Detection** is in `responsible.detection` (the verdict on a whole file, and the marked stretches inside it).
+The decoder's confidence over a whole clip is called marked at `THRESHOLD` (0.95) on at least
+`MIN_RELIABLE_SECONDS` (0.3 s) of audio, chosen from these measurements on Piper and espeak-ng speech
+(benchmarks/watermark.py --edits):
 
 - marked speech: 0.99-1.0 from 0.3 s (one-word Piper sentences of 0.5 s: 0.998-1.0); random 0.1-0.2 s excerpts
   of marked speech score 0.04-1.0 and of unmarked speech up to 0.96, hence nothing under 0.3 s is called marked;
@@ -49,50 +50,20 @@ it; it says "probably made by a PerTh-marking tool", not who made it.
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
-
 import numpy as np
 import soxr
 import torch
 from torch import nn
 
-from voiceclone.audio.reader import load_audio
 from voiceclone.audio.resample import resample
 from voiceclone.once import once
 from voiceclone.responsible.perth_loader import load_net, perth_modules
 
 MARK_RATE = 32000  # Hz: PerTh's native rate (its hparams.yaml)
-THRESHOLD = 0.95  # confidence at or above which the mark is present; see the module docstring
-MIN_RELIABLE_SECONDS = 0.3  # shorter audio gives unreliable confidences either way: never called present
-DETECT_WINDOW_S = 30.0  # detection looks at windows of at most this length (memory stays bounded)
 STREAM_HOLD = 320  # samples at 32 kHz (10 ms, one STFT hop): held back and cross-faded at each seam
 STREAM_CONTEXT = 8000  # samples at 32 kHz (0.25 s) of earlier audio given to the encoder with each chunk
 _HOP = 320  # PerTh's STFT hop at 32 kHz
 _MIN_SEGMENT = 2048  # the STFT's reflect padding needs more than n_fft / 2 samples: shorter input is padded
-
-
-@dataclass(frozen=True)
-class Detection:
-    """The verdict on one piece of audio.
-
-    Fields:
-        present: confidence >= `THRESHOLD` and at least `MIN_RELIABLE_SECONDS` of audio.
-        confidence: PerTh's decoder output in [0, 1] (1: marked); 0 for silence.
-        seconds: how much audio was examined; under `MIN_RELIABLE_SECONDS` too little to tell.
-    """
-
-    present: bool
-    confidence: float
-    seconds: float
-
-    def to_dict(self) -> dict:
-        """JSON-ready fields (confidence rounded to 4 places)."""
-        out = asdict(self)
-        out["confidence"] = round(self.confidence, 4)
-        out["seconds"] = round(self.seconds, 3)
-        return out
 
 
 # --------------------------------------------------------------------------------------------------- model
@@ -263,56 +234,3 @@ class StreamMarker:
         if last:
             self._mark = np.zeros(0, dtype=np.float32)
         return out
-
-
-# ----------------------------------------------------------------------------------------------- detection
-@torch.inference_mode()
-def _confidence(net: nn.Module, x32: np.ndarray) -> float:
-    """The decoder's output for 32 kHz audio, in [0, 1]; 0 when nothing in it is louder than silence."""
-    magmask = perth_modules().magmask
-    padded = np.pad(x32, (0, max(0, _MIN_SEGMENT - len(x32))))
-    mag, _ = net.ap.signal_to_magphase(torch.from_numpy(np.ascontiguousarray(padded, dtype=np.float32)))
-    if not bool(magmask(mag[None]).any()):  # digital silence: the decoder's masked mean would divide by zero
-        return 0.0
-    value = float(net.decoder(mag[None])[0].clamp(0.0, 1.0))
-    return value if math.isfinite(value) else 0.0
-
-
-def detect(audio: np.ndarray, sample_rate: int) -> Detection:
-    """Is the mark in `audio`?
-
-    Audio longer than `DETECT_WINDOW_S` is examined in equal windows of 15-30 s; the highest confidence counts
-    (a marked stretch spliced into a long recording is still found).
-
-    Args:
-        audio: mono float samples, any length.
-        sample_rate: their rate in Hz (any: resampled to 32 kHz).
-
-    Returns:
-        A `Detection`.
-
-    Raises:
-        WatermarkUnavailable: the model cannot be loaded.
-        ValueError: `audio` is not one-dimensional or the rate is not positive.
-    """
-    x = _mono(audio, sample_rate)
-    seconds = x.size / sample_rate
-    if x.size == 0:
-        return Detection(False, 0.0, 0.0)
-    net = load_model()
-    x32 = resample(np.clip(x, -1.0, 1.0), int(sample_rate), MARK_RATE)
-    windows = max(1, math.ceil(len(x32) / (DETECT_WINDOW_S * MARK_RATE)))
-    edges = np.linspace(0, len(x32), windows + 1).astype(int)
-    confidence = max(_confidence(net, x32[a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True))
-    return Detection(confidence >= THRESHOLD and seconds >= MIN_RELIABLE_SECONDS, confidence, seconds)
-
-
-def detect_file(path: str | Path) -> Detection:
-    """`detect` on an audio file (WAV, FLAC, OGG or MP3; stereo is mixed down).
-
-    Raises:
-        AudioError: the file is missing or not readable audio (a `UserError`, one line naming the file).
-        WatermarkUnavailable: the model cannot be loaded.
-    """
-    audio, rate = load_audio(path)
-    return detect(audio, rate)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -191,3 +193,36 @@ def test_a_long_speak_to_a_file_completes_in_bounded_units(env, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "spoke 5 sentence(s)" in result.stderr  # 1,499 characters in units of at most 300 (60 words)
     assert sf.info(out).duration > 40
+
+
+# ------------------------------------------------------------------------------ output paths (issue 19, item 3)
+def _impossible_outputs(tmp_path) -> list[str]:
+    """Places nothing can be written: a path through a file, a pseudo file system, a read-only one if any."""
+    (tmp_path / "afile").write_text("keep me")
+    places = [str(tmp_path / "afile" / "sub"), "/proc/voiceclone-test"]
+    if os.path.isdir("/sys") and not os.access("/sys", os.W_OK):
+        places.append("/sys/voiceclone-test")
+    return places
+
+
+def test_every_command_that_writes_refuses_an_impossible_place_in_one_line(env, tmp_path):
+    """eval -o, voices export and speak -o: a path through a file, /proc, a read-only place."""
+    for place in _impossible_outputs(tmp_path):
+        assert place in error_line(run_cli("eval", "bob", "-o", place, env=env))
+        archive = f"{place}.tar.gz" if "afile" not in place else str(tmp_path / "afile" / "x.tar.gz")
+        error_line(run_cli("voices", "export", "bob", archive, env=env))
+        error_line(run_cli("speak", "hi", "--voice", "bob", "-o", f"{place}.wav", env=env))
+    assert "is a file, not a folder" in error_line(run_cli("eval", "bob", "-o", str(tmp_path / "afile"), env=env))
+    assert (tmp_path / "afile").read_text() == "keep me"  # nothing lost
+
+
+def test_a_failed_write_is_one_line_naming_the_target(tmp_path):
+    import errno
+
+    from voiceclone.files import StorageError, output_folder, reporting_write_errors
+
+    for code, words in ((errno.EROFS, "read-only file system"), (errno.ENOENT, "No such file"), (errno.EIO, "")):
+        with pytest.raises(StorageError) as excinfo, reporting_write_errors(tmp_path / "x.wav"):
+            raise OSError(code, os.strerror(code))
+        assert words in str(excinfo.value) and str(tmp_path / "x.wav") in str(excinfo.value)
+    assert output_folder(tmp_path / "new" / "deeper").is_dir()

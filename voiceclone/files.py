@@ -45,16 +45,48 @@ def storage_error(exc: OSError, target: str | Path) -> StorageError | None:
     return StorageError(f"{what} writing {target}: {todo}")
 
 
+def write_error(exc: OSError, target: str | Path) -> StorageError:
+    """The one-line error for any failed write to `target`: `storage_error`'s when the disk is to blame, else what
+    the system said ("cannot write /proc/x: No such file or directory")."""
+    known = storage_error(exc, target)
+    if known is not None:
+        return known
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno == errno.ENOTDIR:
+        reason = "a part of the path is a file, not a folder"
+    return StorageError(f"cannot write {target}: {reason}")
+
+
 @contextlib.contextmanager
 def reporting_write_errors(target: str | Path) -> Iterator[None]:
-    """Turn a full disk, a quota or a forbidden place met inside the block into a `StorageError` naming `target`."""
+    """Turn any OSError met inside the block (a full disk, a quota, a forbidden, read-only or impossible place)
+    into one `StorageError` line naming `target`: every command that writes reports the same way."""
     try:
         yield
     except OSError as exc:
-        error = storage_error(exc, target)
-        if error is None:
-            raise
-        raise error from None
+        raise write_error(exc, target) from None
+
+
+def output_folder(folder: str | Path) -> Path:
+    """Make (if needed) the folder a command writes its outputs into (`eval -o DIR`); refuse in one line a path that
+    is a file, runs through a file, or lies where nothing can be written.
+
+    Returns:
+        The folder, which exists.
+
+    Raises:
+        StorageError: it cannot be a folder or cannot be made.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise StorageError(f"{folder}: is a file, not a folder; give a folder for the outputs")
+    with reporting_write_errors(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StorageError(
+            f"cannot write {folder}: permission denied; check the folder's permissions or write it somewhere else"
+        )
+    return folder
 
 
 def create_temp(folder: Path, prefix: str, suffix: str = "") -> tuple[int, Path]:

@@ -43,7 +43,7 @@ def matcher_env(tmp_path_factory, recordings, no_models):
 def test_auto_without_openvoice_enrolls_a_profile_and_says_so_once(matcher_env, recordings):
     meta = json.loads((matcher_env["VOICECLONE_VOICES_DIR"] / "bob" / "voice.json").read_text())
     assert meta["converter"]["engine"] == "matcher" and meta["embeddings"] == {}
-    assert "m1" in meta["profiles"] and (matcher_env["VOICECLONE_VOICES_DIR"] / "bob" / "profile-m1.json").is_file()
+    assert "m2" in meta["profiles"] and (matcher_env["VOICECLONE_VOICES_DIR"] / "bob" / "profile-m2.json").is_file()
     result = run_cli("enroll", str(recordings["carol"]), "--name", "carol", env=matcher_env)
     assert result.returncode == 0 and result.stderr.count(NOTE) == 1 and "voiceclone models download" in result.stderr
 
@@ -54,7 +54,7 @@ def test_auto_with_openvoice_installed_stores_both(tmp_path, recordings, models_
     assert result.returncode == 0, result.stderr
     assert NOTE not in result.stderr
     meta = json.loads((tmp_path / "v" / "bob" / "voice.json").read_text())
-    assert meta["converter"]["engine"] == "openvoice" and "v2" in meta["embeddings"] and "m1" in meta["profiles"]
+    assert meta["converter"]["engine"] == "openvoice" and "v2" in meta["embeddings"] and "m2" in meta["profiles"]
 
 
 def test_the_matcher_speaks_with_nothing_installed(matcher_env, tmp_path):
@@ -63,7 +63,7 @@ def test_the_matcher_speaks_with_nothing_installed(matcher_env, tmp_path):
         "speak", "Hello from the matcher.", "--voice", "bob", "--converter", "matcher", "-o", str(out), env=matcher_env
     )
     assert result.returncode == 0, result.stderr
-    assert NOTE not in result.stderr and "voice matcher m1" in result.stderr
+    assert NOTE not in result.stderr and "voice matcher m2" in result.stderr
     audio, sr = sf.read(out)
     assert sr == 22050 and len(audio) > sr and np.abs(audio).max() > 0.05
 
@@ -92,14 +92,14 @@ def test_a_voice_without_its_openvoice_embedding_gets_one_on_first_use(matcher_e
 def test_an_older_voice_gets_its_profile_from_the_kept_speech(matcher_env, tmp_path):
     voices = tmp_path / "voices"
     shutil.copytree(matcher_env["VOICECLONE_VOICES_DIR"] / "bob", voices / "bob")
-    (voices / "bob" / "profile-m1.json").unlink()
+    (voices / "bob" / "profile-m2.json").unlink()
     meta = json.loads((voices / "bob" / "voice.json").read_text())
     meta.pop("profiles")
     (voices / "bob" / "voice.json").write_text(json.dumps(meta))
     conversion = MatcherConversion()
     library = VoiceLibrary(voices)
     profile = conversion.voice_data(library, library.get("bob"))
-    assert (voices / "bob" / "profile-m1.json").is_file() and profile.to_json() == library.get("bob").profile("m1")
+    assert (voices / "bob" / "profile-m2.json").is_file() and profile.to_json() == library.get("bob").profile("m2")
 
 
 def test_choose(models_dir, no_models):

@@ -113,7 +113,14 @@ def test_piper_profile_is_plausible(base):
     assert base.voiced_s > 5.0
     # The mean log envelope falls with frequency like any voice's (about -6 to -15 dB per octave above 500 Hz).
     grid = np.linspace(0, SR / 2, 256)
-    assert base.envelope_db[np.argmin(abs(grid - 500))] - base.envelope_db[np.argmin(abs(grid - 4000))] > 15.0
+    at = {hz: int(np.argmin(abs(grid - hz))) for hz in (500, 4000, 6000)}
+    assert base.envelope_db[at[500]] - base.envelope_db[at[4000]] > 15.0
+    # Unvoiced speech (fricatives) is brighter: relatively more energy at 6 kHz than voiced speech has.
+    bright = base.unvoiced_envelope_db[at[6000]] - base.unvoiced_envelope_db[at[500]]
+    assert bright > base.envelope_db[at[6000]] - base.envelope_db[at[500]] + 10.0
+    # Formants move from sound to sound: a few dB of spread per frequency, more than nothing, less than everything.
+    band = (grid > 200) & (grid < 5000)
+    assert np.all(np.isfinite(base.envelope_spread_db)) and 2.0 < np.median(base.envelope_spread_db[band]) < 15.0
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (apt-get install espeak-ng)")
@@ -136,12 +143,14 @@ def test_profile_json_round_trip(base):
     data = json.loads(json.dumps(base.to_json()))
     assert data["matcher_version"] == MATCHER_VERSION
     assert data["sample_rate"] == 22050
-    assert len(json.dumps(data)) < 10_000
+    assert len(json.dumps(data)) < 20_000
     again = VoiceProfile.from_json(data)
     assert again.f0_median_hz == pytest.approx(base.f0_median_hz, rel=1e-4)
     assert again.log_f0_spread == pytest.approx(base.log_f0_spread, abs=1e-5)
     np.testing.assert_allclose(again.envelope_db, base.envelope_db, atol=1e-3)
     np.testing.assert_allclose(again.aperiodicity_db, base.aperiodicity_db, atol=1e-3)
+    np.testing.assert_allclose(again.envelope_spread_db, base.envelope_spread_db, atol=1e-3)
+    np.testing.assert_allclose(again.unvoiced_envelope_db, base.unvoiced_envelope_db, atol=1e-3)
     assert again.to_json() == data
 
 
@@ -167,6 +176,8 @@ def _tamper(key, value):
         _tamper("envelope_db", [0.0] * 255 + [float("nan")]),
         _tamper("envelope_db", "0" * 256),
         _tamper("aperiodicity_db", [1.0] * 8),
+        _tamper("envelope_spread_db", [-1.0] * 256),
+        _tamper("unvoiced_envelope_db", [0.0] * 10),
         _tamper("bandwidth_hz", 1e9),
         lambda d: d.pop("voiced_s"),
         lambda d: d.clear(),
@@ -252,7 +263,8 @@ def test_same_voice_changes_little(matcher, base, other_speech):
     mapping = Mapping.between(base, base)
     assert mapping.alpha == pytest.approx(1.0, abs=0.005)
     assert mapping.f0_ratio == pytest.approx(1.0)
-    assert np.max(np.abs(mapping.eq_db)) < 0.01
+    assert np.max(np.abs(mapping.eq_db)) < 0.01 and np.max(np.abs(mapping.eq_unvoiced_db)) < 0.01
+    np.testing.assert_allclose(mapping.spread_gain, 1.0, atol=1e-6)
     out = matcher.convert(other_speech[: 3 * SR], base, base)
     assert log_ratio(median_f0(out, base.f0_median_hz), median_f0(other_speech[: 3 * SR], base.f0_median_hz)) < 0.03
 

@@ -5,7 +5,11 @@
 - Envelope: the frequency axis is warped by a vocal-tract-length factor alpha (formants of a vocal tract scale
   inversely with its length; alpha > 1 moves them up), found by aligning the formant-scale structure of the two
   long-term envelopes; then a residual equaliser adds the remaining broad difference (spectral tilt, nasality,
-  the microphone), smoothed over 2 ERB and limited so that it cannot make speech unintelligible.
+  the microphone), smoothed over 2 ERB and limited so that it cannot make speech unintelligible. Unvoiced frames
+  get their own equaliser, from the two voices' unvoiced envelopes (fricatives differ from voice to voice).
+- Envelope movement: in voiced frames, each frame's departure from the source's long-term envelope is scaled, per
+  frequency, by the ratio of the two voices' envelope spreads, so formants come out as sharp and as mobile as the
+  target's (the mean and variance of the log envelope are both mapped, not the mean alone).
 - Aperiodicity: shifted per band by the target's mean minus the source's, limited (breathiness).
 - Every frame keeps its input energy: the transform changes the timbre, not the loudness contour.
 """
@@ -20,17 +24,20 @@ import numpy as np
 
 from voiceclone.matcher.profile import AP_BANDS_HZ, PROFILE_RATE, VoiceProfile, grid_hz
 
-ALPHA_RANGE = (0.8, 1.25)  # vocal tract lengths of adult speakers differ by about this much (children beyond)
-ALPHA_STEPS = 121  # geometric grid over ALPHA_RANGE: 0.37 % apart
+ALPHA_RANGE = (0.8, 1.3)  # vocal tract lengths of adult speakers differ by about this much (children beyond)
+ALPHA_STEP = 1.0037  # geometric grid over ALPHA_RANGE, 0.37 % apart, through 1.0 (a voice maps to itself exactly)
 WARP_KNEE_HZ = 7000.0  # pure scaling below; above, the warp bends back to meet the identity at WARP_TOP_HZ
 WARP_TOP_HZ = PROFILE_RATE / 2
 FIT_LOW_HZ = 200.0  # below, the long-term envelope follows F0 more than the vocal tract
 FIT_HIGH_HZ = 5000.0  # F1-F4 lie under 5 kHz for adult speech; above it the envelope is mostly noise and sibilants
-SMOOTH_ERB = 2.0  # residual EQ smoothing (Gaussian sigma, ERB-rate units): broad shape only, not formants
+SMOOTH_ERB = 2.0  # what the warp fit leaves out as broad shape (Gaussian sigma, ERB-rate units)
+EQ_SMOOTH_ERB = 1.0  # equaliser smoothing: finer than the warp's, it also corrects the region of each formant
 EQ_LIMIT_DB = 9.0  # largest boost or cut the residual equaliser may apply
 F0_RATIO_LIMITS = (0.5, 2.0)  # ratio of spreads; a monotone or an over-animated recording cannot push beyond
 F0_OUT_HZ = (45.0, 800.0)  # converted F0 stays in what WORLD synthesises well
 AP_LIMIT_DB = 6.0  # largest aperiodicity shift per band
+SPREAD_LIMITS = (0.6, 1.6)  # envelope-spread ratio: enough to sharpen or soften formants, never to invert them
+LEVEL_BAND_HZ = (100.0, 4000.0)  # a frame's level, as the profile measures it
 AP_FLOOR = 0.001  # aperiodicity is an amplitude ratio; WORLD clamps to this too
 
 
@@ -106,7 +113,8 @@ def estimate_alpha(source: VoiceProfile, target: VoiceProfile) -> float:
     hz = grid_hz()
     band = fit_band(source, target)
     detail = _detail_matrix()[band]  # rows of the band only: the rest is not compared
-    alphas = np.geomspace(*ALPHA_RANGE, ALPHA_STEPS)
+    step = math.log(ALPHA_STEP)
+    alphas = np.exp(np.arange(math.ceil(math.log(ALPHA_RANGE[0]) / step), math.log(ALPHA_RANGE[1]) / step) * step)
     warped = np.stack([warp_curve(source.envelope_db, hz, alpha) for alpha in alphas])
     residual = warped @ detail.T - detail @ target.envelope_db
     return float(alphas[int(np.argmin(np.mean(residual**2, axis=1)))])
@@ -120,24 +128,53 @@ def _detail_matrix() -> np.ndarray:
     return np.eye(len(hz)) - smoother
 
 
-def residual_eq_db(source: VoiceProfile, target: VoiceProfile, alpha: float) -> np.ndarray:
+def residual_eq_db(source: VoiceProfile, target: VoiceProfile, alpha: float, unvoiced: bool = False) -> np.ndarray:
     """The equaliser (dB on the profile grid) that takes the warped source's long-term envelope to the target's.
 
     Smoothed over SMOOTH_ERB, level-free over the fit band, limited to +-EQ_LIMIT_DB, and held flat outside the band
-    both recordings carry (a 16 kHz recording says nothing about 8-11 kHz).
+    both recordings carry (a 16 kHz recording says nothing about 8-11 kHz). With `unvoiced`, of the two voices'
+    unvoiced envelopes.
     """
     hz = grid_hz()
+    if unvoiced:
+        diff = target.unvoiced_envelope_db - warp_curve(source.unvoiced_envelope_db, hz, alpha)
+    else:
+        diff = target.envelope_db - warp_curve(source.envelope_db, hz, alpha)
+    return _smooth_within_band(diff, source, target, EQ_LIMIT_DB, centre=True)
+
+
+def spread_gain(source: VoiceProfile, target: VoiceProfile, alpha: float) -> np.ndarray:
+    """Per frequency on the profile grid, how much to scale a voiced frame's departure from the long-term envelope.
+
+    The ratio of the target's envelope spread to the warped source's, smoothed over SMOOTH_ERB in the log domain,
+    within SPREAD_LIMITS, 1 outside the band both recordings carry.
+    """
+    hz = grid_hz()
+    ratio_db = 20.0 * np.log10(
+        np.maximum(target.envelope_spread_db, 0.1) / np.maximum(warp_curve(source.envelope_spread_db, hz, alpha), 0.1)
+    )
+    limit = 20.0 * math.log10(SPREAD_LIMITS[1])
+    gain = 10.0 ** (_smooth_within_band(ratio_db, source, target, limit, centre=False) / 20.0)
+    return np.clip(gain, *SPREAD_LIMITS)
+
+
+def _smooth_within_band(
+    diff: np.ndarray, source: VoiceProfile, target: VoiceProfile, limit: float, centre: bool
+) -> np.ndarray:
+    """A difference curve in dB held flat outside the shared band, smoothed, optionally level-free, limited."""
+    hz = grid_hz()
+    diff = diff.copy()
     band = fit_band(source, target)
     top = min(source.bandwidth_hz, target.bandwidth_hz)
-    diff = target.envelope_db - warp_curve(source.envelope_db, hz, alpha)
     # Hold the difference flat above the shared bandwidth before smoothing, so the edge does not leak into it.
     edge = np.flatnonzero(hz <= top)[-1]
     diff[edge + 1 :] = diff[edge]
     low = np.flatnonzero(hz >= FIT_LOW_HZ)[0]
     diff[:low] = diff[low]
-    eq = smooth_erb(diff, hz)
-    eq -= eq[band].mean()
-    return np.clip(eq, -EQ_LIMIT_DB, EQ_LIMIT_DB)
+    eq = smooth_erb(diff, hz, EQ_SMOOTH_ERB)
+    if centre:
+        eq -= eq[band].mean()
+    return np.clip(eq, -limit, limit)
 
 
 @dataclass(frozen=True)
@@ -149,8 +186,12 @@ class Mapping:
         log_f0_to: Target's median ln F0.
         f0_ratio: Scale of ln F0 excursions around the median (F0_RATIO_LIMITS).
         alpha: Vocal-tract-length warp factor (ALPHA_RANGE).
-        eq_db: (GRID_BINS,) residual equaliser in dB on the profile grid.
+        eq_db: (GRID_BINS,) residual equaliser of voiced frames in dB on the profile grid.
         ap_shift_db: (bands,) aperiodicity shift per AP_BANDS_HZ band, dB.
+        eq_unvoiced_db: (GRID_BINS,) residual equaliser of unvoiced frames, dB.
+        spread_gain: (GRID_BINS,) scale of a voiced frame's departure from the source's long-term envelope.
+        source_envelope_db: (GRID_BINS,) the source's long-term envelope warped by alpha, dB: what departures are
+            measured from.
     """
 
     log_f0_from: float
@@ -159,6 +200,9 @@ class Mapping:
     alpha: float
     eq_db: np.ndarray
     ap_shift_db: np.ndarray
+    eq_unvoiced_db: np.ndarray
+    spread_gain: np.ndarray
+    source_envelope_db: np.ndarray
 
     @classmethod
     def between(cls, source: VoiceProfile, target: VoiceProfile) -> Mapping:
@@ -172,6 +216,9 @@ class Mapping:
             alpha=alpha,
             eq_db=residual_eq_db(source, target, alpha),
             ap_shift_db=np.clip(target.aperiodicity_db - source.aperiodicity_db, -AP_LIMIT_DB, AP_LIMIT_DB),
+            eq_unvoiced_db=residual_eq_db(source, target, alpha, unvoiced=True),
+            spread_gain=spread_gain(source, target, alpha),
+            source_envelope_db=warp_curve(source.envelope_db, grid_hz(), alpha),
         )
 
     def map_f0(self, f0: np.ndarray) -> np.ndarray:
@@ -196,7 +243,12 @@ class FrameTransform:
         self._left = np.minimum(np.floor(src_bin).astype(np.int64), n_bins - 2)
         self._frac = src_bin - self._left
         # dB of power to natural log of power; the profile grid stops at PROFILE_RATE / 2, held flat above.
-        self._eq_ln = np.interp(hz, grid_hz(), mapping.eq_db) * (math.log(10.0) / 10.0)
+        to_ln = math.log(10.0) / 10.0
+        self._eq_ln = np.interp(hz, grid_hz(), mapping.eq_db) * to_ln
+        self._eq_unvoiced_ln = np.interp(hz, grid_hz(), mapping.eq_unvoiced_db) * to_ln
+        self._spread = np.interp(hz, grid_hz(), mapping.spread_gain) - 1.0
+        self._source_ln = np.interp(hz, grid_hz(), mapping.source_envelope_db) * to_ln
+        self._level_band = (hz >= LEVEL_BAND_HZ[0]) & (hz <= LEVEL_BAND_HZ[1])
         ap_hz = [(lo + hi) / 2 for lo, hi in zip(AP_BANDS_HZ[:-1], AP_BANDS_HZ[1:], strict=True)]
         self._ap_gain = 10.0 ** (np.interp(hz, ap_hz, mapping.ap_shift_db) / 20.0)
 
@@ -213,11 +265,14 @@ class FrameTransform:
         """
         log_sp = np.log(np.maximum(sp, 1e-30))
         warped = (1.0 - self._frac) * log_sp[:, self._left] + self._frac * log_sp[:, self._left + 1]
-        shaped = warped + self._eq_ln
+        voiced = (f0 > 0)[:, None]
+        # A voiced frame's departure from the long-term envelope (its own level removed), scaled to the target's.
+        departure = warped - self._source_ln
+        departure -= departure[:, self._level_band].mean(axis=1, keepdims=True)
+        shaped = warped + np.where(voiced, self._eq_ln + self._spread * departure, self._eq_unvoiced_ln)
         # Per-frame energy: the output frame has the input frame's envelope power.
         gain = np.log(np.sum(sp, axis=1) + 1e-30) - np.log(np.sum(np.exp(shaped), axis=1) + 1e-30)
         new_sp = np.exp(shaped + gain[:, None])
-        voiced = (f0 > 0)[:, None]
         new_ap = np.where(voiced, np.clip(ap * self._ap_gain, AP_FLOOR, 1.0), ap)
         return (
             np.ascontiguousarray(self.mapping.map_f0(f0)),

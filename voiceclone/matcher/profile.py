@@ -3,6 +3,10 @@
 Everything is measured by WORLD analysis at PROFILE_RATE over voiced frames:
 - F0 in the log domain: median and a robust spread (the 10-90 % range scaled to a standard deviation);
 - the long-term average spectral envelope in dB on a fixed linear frequency grid, its mean level removed;
+- how much the envelope moves from sound to sound at each frequency (its spread over frames, each frame's level
+  removed): sharp, strongly moving formants or flat, steady ones are part of how a voice sounds;
+- the same average envelope over unvoiced speech (fricatives, aspiration), which differs from voice to voice
+  independently of the voiced one;
 - the long-term average aperiodicity in dB, per band (breathiness, and how noisy the recording is);
 - the bandwidth the recording really has (a 16 kHz recording has nothing above 8 kHz to match).
 """
@@ -18,11 +22,12 @@ import soxr
 from voiceclone.matcher.pitch import track_f0
 from voiceclone.matcher.world import FRAME_PERIOD_MS, analyze, frame_count
 
-MATCHER_VERSION = "m1"  # bump when the profile's format or what it means changes
+MATCHER_VERSION = "m2"  # bump when the profile's format or what it means changes
 PROFILE_RATE = 22050  # every profile is measured at this rate, so profiles compare whatever the recording's rate
 GRID_BINS = 256  # envelope grid: 0 .. PROFILE_RATE / 2 in GRID_BINS points (43 Hz apart)
 AP_BANDS_HZ = (0.0, 500.0, 1000.0, 2000.0, 3000.0, 4000.0, 6000.0, 8000.0, 11025.0)  # aperiodicity band edges
 MIN_VOICED_S = 1.0  # less voiced speech than this gives F0 and envelope statistics too noisy to use
+MIN_UNVOICED_S = 0.5  # unvoiced speech needed for its own average envelope
 WEAK_FRAME_DB = 30.0  # voiced frames this far below the loud ones are mostly background, left out of averages
 BANDWIDTH_DROP_DB = 40.0  # the envelope edge: where it falls this far below its 1-4 kHz level
 MIN_BANDWIDTH_HZ = 3500.0  # telephone speech or narrower cannot be matched meaningfully
@@ -49,6 +54,10 @@ class VoiceProfile:
         log_f0_spread: Robust standard deviation of ln F0 over voiced frames (0.01-1.5; 0.1 = about 10 %).
         envelope_db: (GRID_BINS,) mean log spectral envelope of voiced frames in dB on `grid_hz()`, mean removed.
         aperiodicity_db: (len(AP_BANDS_HZ) - 1,) mean aperiodicity of voiced frames per band, dB (<= 0).
+        envelope_spread_db: (GRID_BINS,) standard deviation over voiced frames of each frame's log envelope (its
+            level over 100-4000 Hz removed) in dB on `grid_hz()`.
+        unvoiced_envelope_db: (GRID_BINS,) mean log envelope of unvoiced speech frames in dB, mean removed as for
+            `envelope_db`.
         bandwidth_hz: Highest frequency the recording carries, Hz (MIN_BANDWIDTH_HZ to PROFILE_RATE / 2).
         voiced_s: Seconds of voiced speech measured.
     """
@@ -60,6 +69,8 @@ class VoiceProfile:
     aperiodicity_db: np.ndarray
     bandwidth_hz: float
     voiced_s: float
+    envelope_spread_db: np.ndarray
+    unvoiced_envelope_db: np.ndarray
 
     @property
     def log_f0_median(self) -> float:
@@ -79,6 +90,8 @@ class VoiceProfile:
             "aperiodicity_db": [round(float(v), 3) for v in self.aperiodicity_db],
             "bandwidth_hz": round(float(self.bandwidth_hz), 1),
             "voiced_s": round(float(self.voiced_s), 3),
+            "envelope_spread_db": [round(float(v), 3) for v in self.envelope_spread_db],
+            "unvoiced_envelope_db": [round(float(v), 3) for v in self.unvoiced_envelope_db],
         }
 
     @classmethod
@@ -110,6 +123,8 @@ class VoiceProfile:
             aperiodicity_db=_expect_vector(data, "aperiodicity_db", len(AP_BANDS_HZ) - 1, -200.0, 0.0),
             bandwidth_hz=_expect_number(data, "bandwidth_hz", MIN_BANDWIDTH_HZ, PROFILE_RATE / 2),
             voiced_s=_expect_number(data, "voiced_s", 0.0, 1e6),
+            envelope_spread_db=_expect_vector(data, "envelope_spread_db", GRID_BINS, 0.0, 100.0),
+            unvoiced_envelope_db=_expect_vector(data, "unvoiced_envelope_db", GRID_BINS, -200.0, 200.0),
         )
 
 
@@ -157,8 +172,11 @@ def extract_profile(speech: np.ndarray, sample_rate: int) -> VoiceProfile:
     voiced = analysis.f0 > 0
     sp_db = 10.0 * np.log10(np.maximum(analysis.sp, 1e-20))
     level = _frame_level_db(sp_db)
+    unvoiced = ~voiced
     if np.any(voiced):
-        voiced &= level > np.percentile(level[voiced], 95) - WEAK_FRAME_DB
+        loud = level > np.percentile(level[voiced], 95) - WEAK_FRAME_DB
+        voiced &= loud
+        unvoiced &= loud  # fricatives and aspiration, not the pauses
     voiced_s = float(voiced.sum()) * FRAME_PERIOD_MS / 1000.0
     if voiced_s < MIN_VOICED_S:
         raise ProfileError(
@@ -172,6 +190,10 @@ def extract_profile(speech: np.ndarray, sample_rate: int) -> VoiceProfile:
     if bandwidth < MIN_BANDWIDTH_HZ:
         raise ProfileError(f"the recording carries only {bandwidth:.0f} Hz of bandwidth; at least 4 kHz is needed")
     band = (grid_hz() >= 100.0) & (grid_hz() <= min(bandwidth, 8000.0))
+    # Unvoiced speech is scarcer; with too little of it, the voiced envelope stands in (no unvoiced correction).
+    enough_unvoiced = unvoiced.sum() * FRAME_PERIOD_MS / 1000.0 >= MIN_UNVOICED_S
+    unvoiced_envelope = _to_grid(sp_db[unvoiced].mean(axis=0)) if enough_unvoiced else envelope
+    spread = _to_grid(np.std(sp_db[voiced] - level[voiced, None], axis=0))
     return VoiceProfile(
         f0_median_hz=float(np.exp(p50)),
         log_f0_mean=float(log_f0.mean()),
@@ -181,6 +203,8 @@ def extract_profile(speech: np.ndarray, sample_rate: int) -> VoiceProfile:
         aperiodicity_db=_band_aperiodicity_db(analysis.ap[voiced]),
         bandwidth_hz=bandwidth,
         voiced_s=voiced_s,
+        envelope_spread_db=np.clip(spread, 0.0, 100.0),
+        unvoiced_envelope_db=unvoiced_envelope - unvoiced_envelope[band].mean(),
     )
 
 

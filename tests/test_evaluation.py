@@ -44,6 +44,7 @@ SPEAKER_FIELDS = {
     "transcripts",
     "seconds",
     "speak_seconds",
+    "nearest",
 }
 REPORT_FIELDS = {"sentences", "enrollment_seconds", "ceiling", "ceiling_note", "baseline", "verdict", "speakers"}
 
@@ -77,9 +78,20 @@ def enrollment() -> np.ndarray:
     return speech_sample(12.0, RATE)
 
 
+def shifted_enrollment(enrollment: np.ndarray) -> np.ndarray:
+    """The enrollment speech as the shifted voice would say it."""
+    import soxr
+
+    return soxr.resample(enrollment, RATE, int(RATE / SHIFT)).astype(np.float32)
+
+
 @pytest.fixture(scope="module")
 def measured(enrollment, piper, shifted):
-    """(report, progress calls, kept audio) of one evaluation: the base voice and the shifted one, two sentences."""
+    """(report, progress calls, kept audio) of one evaluation: the base voice and the shifted one, two sentences.
+
+    The enrolled voice is called "joe"; the shifted voice is in the library too (a voice to be taken for), and so is
+    a voice without speech, which cannot be compared and is left out.
+    """
     progress, kept = [], []
     report = evaluate(
         enrollment,
@@ -88,6 +100,8 @@ def measured(enrollment, piper, shifted):
         sentences=SENTENCES,
         on_progress=lambda *call: progress.append(call),
         keep_audio=lambda label, index, audio, rate: kept.append((label, index, audio, rate)),
+        others={"shifted": (shifted_enrollment(enrollment), RATE), "mute": (np.zeros(RATE * 3, np.float32), RATE)},
+        voice_name="joe",
     )
     return report, progress, kept
 
@@ -184,6 +198,25 @@ def test_espeak_is_far_from_the_piper_speaker(enrollment, piper):
     same = utterance_similarity(*piper(EVAL_SENTENCES[3]), target)
     other = utterance_similarity(*espeak(EVAL_SENTENCES[3]), target)
     assert same > other + 0.2
+
+
+def test_nearest_voices_name_the_voice_each_row_sounds_like(measured):
+    report, _, _ = measured
+    base, other = report.rows
+    assert [name for name, _ in base.nearest] == ["joe", "shifted"]  # closest first; "mute" has no speech
+    assert [name for name, _ in other.nearest] == ["shifted", "joe"]
+    assert base.nearest[0][1] == pytest.approx(base.similarity)  # the enrolled voice is scored as `similarity`
+    (_, joe), (_, other_score) = base.nearest
+    assert base.likeness() == f"sounds most like joe ({joe:.2f}), then shifted ({other_score:.2f})"
+    spoken = report.to_dict()["speakers"][1]["nearest"]
+    assert [entry["voice"] for entry in spoken] == ["shifted", "joe"] and 0 <= spoken[0]["similarity"] <= 1
+
+
+def test_likeness_needs_another_voice():
+    assert row("clone", [0.8], 0.0).likeness() is None
+    three = SpeakerResult("c", 0.8, (0.8,), 0.0, (0.0,), ("",), 3.0, 1.0, (("a", 0.8), ("b", 0.61), ("c", 0.4)))
+    assert three.likeness() == "sounds most like a (0.80), then b (0.61), then c (0.40)"
+    assert three.likeness(shown=2) == "sounds most like a (0.80), then b (0.61)"
 
 
 def test_an_utterance_without_speech_scores_zero(enrollment):

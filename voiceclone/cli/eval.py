@@ -28,6 +28,8 @@ from voiceclone.cli.common import (
 )
 from voiceclone.errors import UserError
 
+MAX_COMPARED = 50  # other voices of the library that each clone is compared with (about 0.1 s each)
+
 
 def eval_voice(
     voice: Annotated[str, typer.Argument(help="An enrolled voice's name.", show_default=False)],
@@ -72,7 +74,15 @@ def eval_voice(
             if update:
                 update(sum(done.values()), description=label)
 
-        report = evaluation.evaluate(speech, rate, speakers, on_progress=progress, keep_audio=keep)
+        report = evaluation.evaluate(
+            speech,
+            rate,
+            speakers,
+            on_progress=progress,
+            keep_audio=keep,
+            others=_other_voices(lib, enrolled.name),
+            voice_name=enrolled.name,
+        )
     if json_out:
         print(json.dumps({"voice": enrolled.name, **report.to_dict()}, indent=2))
         return
@@ -87,6 +97,18 @@ def _load(config, engine: str | None, converter_dir, models_dir, device):
         tts__converter__device=("--device", device),
     )
     return conversion_loader(cfg, models_dir, spinner=False)()
+
+
+def _other_voices(lib, name: str) -> dict:
+    """The library's other usable voices, name -> (speech, rate): what the clone could be taken for.
+
+    At most MAX_COMPARED of them (alphabetically), so that a large library does not make `eval` slow.
+    """
+    others = {}
+    for entry in lib.scan():
+        if entry.voice is not None and entry.name != name and len(others) < MAX_COMPARED:
+            others[entry.name] = entry.voice.speech()
+    return others
 
 
 def _keeper(folder: Path):
@@ -118,4 +140,8 @@ def _render(name: str, report) -> None:
     ceiling = f"{report.ceiling:.3f}" if report.ceiling is not None else "-"
     table.add_row(Text("the person (ceiling)", style="dim"), ceiling, "", Text(report.ceiling_note or "", style="dim"))
     out.print(table)
+    for row in report.rows:
+        likeness = row.likeness()
+        if likeness is not None:  # only with several voices in the library
+            say(f"{row.label} {likeness}", "sounds like:", "bold")
     say(report.verdict(), "verdict:", "bold")

@@ -43,13 +43,20 @@ there imports it.
   - `transcripts`: list of str, what Whisper heard, one per sentence.
   - `seconds`: float, seconds of audio the voice produced for all sentences.
   - `speak_seconds`: float, wall-clock seconds spent making that audio (so speed can be compared too).
+  - `nearest`: list of {`voice`: str, `similarity`: float in [0, 1]}, the voices this one sounds most like, closest
+    first: the enrolled voice and the other voices given to compare with (the library's), each scored like
+    `similarity` (per sentence against that voice's enrollment speech, averaged). Empty when no others were given.
+
+**Which voice does it sound like?** Similarity to the enrolled voice alone does not say whether a clone could be
+taken for someone else. With other voices to compare with (`others`), every utterance is also scored against each
+of them, and `nearest` ranks them: a clone that works sounds most like its own voice (closed-set identification).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,11 +65,11 @@ from voiceclone.quality.measures import (
     ENCODER_RATE,
     MIN_SPEECH_SECONDS,
     EvaluationError,
+    cosine,
     embed,
     encoder_input,
     load_models,
     split_half_ceiling,
-    utterance_similarity,
     word_error_rate,
 )
 from voiceclone.quality.transcribe import transcribe
@@ -111,6 +118,14 @@ class SpeakerResult:
     transcripts: tuple[str, ...]
     seconds: float
     speak_seconds: float
+    nearest: tuple[tuple[str, float], ...] = ()  # (voice name, mean similarity), closest first; () = not compared
+
+    def likeness(self, shown: int = 3) -> str | None:
+        """In words, the voices this one sounds most like: "sounds most like alice (0.78), then bob (0.61)"."""
+        if len(self.nearest) < 2:
+            return None
+        named = [f"{name} ({score:.2f})" for name, score in self.nearest[:shown]]
+        return f"sounds most like {named[0]}, then " + ", then ".join(named[1:])
 
     def to_dict(self) -> dict:
         """JSON-ready fields, rounded to what is meaningful."""
@@ -123,6 +138,7 @@ class SpeakerResult:
             "transcripts": list(self.transcripts),
             "seconds": round(self.seconds, 3),
             "speak_seconds": round(self.speak_seconds, 3),
+            "nearest": [{"voice": name, "similarity": round(score, 4)} for name, score in self.nearest],
         }
 
 
@@ -180,6 +196,8 @@ def evaluate(
     sentences: Sequence[str] = EVAL_SENTENCES,
     on_progress: Progress | None = None,
     keep_audio: KeepAudio | None = None,
+    others: Mapping[str, tuple[np.ndarray, int]] | None = None,
+    voice_name: str = "the person",
 ) -> Report:
     """Let each voice speak every sentence, and measure it against the enrollment speech.
 
@@ -192,6 +210,9 @@ def evaluate(
         on_progress: called as (label, done, total) after each sentence of each voice, done = 1..total.
         keep_audio: called as (label, sentence index from 0, audio, rate) with each utterance as spoken,
             before it is measured (e.g. to write files).
+        others: other voices to compare with, name -> (enrollment speech, rate); each row's `nearest` then ranks
+            them and the enrolled voice. Voices with too little speech to embed are left out.
+        voice_name: the enrolled voice's name in `nearest`.
 
     Returns:
         A `Report`.
@@ -212,23 +233,35 @@ def evaluate(
             "with a longer recording"
         )
     target = embed(enrollment)
+    voices = {voice_name: target, **_embeddings(others or {}, exclude=voice_name)}
     ceiling, note = split_half_ceiling(enrollment)
     rows = [
-        _measure_speaker(label, speak, sentences, target, on_progress, keep_audio) for label, speak in speakers.items()
+        _measure_speaker(label, speak, sentences, voices, on_progress, keep_audio) for label, speak in speakers.items()
     ]
     return Report(rows, ceiling, note, sentences, len(enrollment) / ENCODER_RATE)
+
+
+def _embeddings(voices: Mapping[str, tuple[np.ndarray, int]], exclude: str) -> dict[str, np.ndarray]:
+    """Speaker embeddings of other voices' enrollment speech, by name; those without enough speech left out."""
+    out = {}
+    for name, (speech, rate) in voices.items():
+        samples = encoder_input(speech, rate)
+        if name != exclude and len(samples) >= MIN_SPEECH_SECONDS * ENCODER_RATE:
+            out[name] = embed(samples)
+    return out
 
 
 def _measure_speaker(
     label: str,
     speak: Speak,
     sentences: tuple[str, ...],
-    target: np.ndarray,
+    voices: dict[str, np.ndarray],
     on_progress: Progress | None,
     keep_audio: KeepAudio | None,
 ) -> SpeakerResult:
-    """One voice over all sentences."""
+    """One voice over all sentences; `voices` holds the enrolled voice's embedding first, then the others."""
     similarities, transcripts, seconds, speaking = [], [], 0.0, 0.0
+    to_each = np.zeros(len(voices))
     for index, sentence in enumerate(sentences):
         start = time.perf_counter()
         audio, rate = speak(sentence)
@@ -237,7 +270,9 @@ def _measure_speaker(
         if keep_audio:
             keep_audio(label, index, audio, rate)
         seconds += len(audio) / rate
-        similarities.append(utterance_similarity(audio, rate, target))
+        scores = _similarities(audio, rate, voices)
+        to_each += scores / len(sentences)
+        similarities.append(float(scores[0]))
         transcripts.append(transcribe(audio, rate))
         if on_progress:
             on_progress(label, index + 1, len(sentences))
@@ -250,7 +285,24 @@ def _measure_speaker(
         transcripts=tuple(transcripts),
         seconds=seconds,
         speak_seconds=speaking,
+        nearest=_ranked(voices, to_each) if len(voices) > 1 else (),
     )
+
+
+def _similarities(audio: np.ndarray, rate: int, voices: dict[str, np.ndarray]) -> np.ndarray:
+    """One utterance's similarity to each voice (as `measures.utterance_similarity`: 0 when it holds no speech)."""
+    speech = encoder_input(audio, rate)
+    if len(speech) < MIN_SPEECH_SECONDS * ENCODER_RATE:
+        return np.zeros(len(voices))
+    utterance = embed(speech)
+    return np.array([cosine(utterance, voice) for voice in voices.values()])
+
+
+def _ranked(voices: dict[str, np.ndarray], scores: np.ndarray) -> tuple[tuple[str, float], ...]:
+    """(name, score) pairs, highest score first (ties in the order given)."""
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    names = list(voices)
+    return tuple((names[i], float(scores[i])) for i in order)
 
 
 def _summary(row: SpeakerResult, ceiling: float | None) -> str:

@@ -26,7 +26,6 @@ from voiceclone.cli.common import (
     say,
     settings,
 )
-from voiceclone.errors import UserError
 
 MAX_COMPARED = 50  # other voices of the library that each clone is compared with (about 0.1 s each)
 
@@ -115,13 +114,18 @@ def _keeper(folder: Path):
     """Writes each utterance to `folder` as LABEL-NN.wav (labels made safe for file names)."""
     import soundfile as sf
 
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{folder}: not a folder (-o takes a folder for the audio)")
-    folder.mkdir(parents=True, exist_ok=True)
+    from voiceclone.files import StorageError, output_folder, reporting_write_errors
+
+    output_folder(folder)  # one line for a file, a path through a file, a read-only or impossible place
 
     def keep(label: str, index: int, audio, rate: int) -> None:
         name = re.sub(r"[^A-Za-z0-9]+", "-", label).strip("-")
-        sf.write(folder / f"{name}-{index + 1:02d}.wav", audio, rate, subtype="PCM_16")
+        path = folder / f"{name}-{index + 1:02d}.wav"
+        with reporting_write_errors(path):
+            try:
+                sf.write(path, audio, rate, subtype="PCM_16")
+            except sf.LibsndfileError as exc:  # libsndfile's own errors (a full disk while encoding) are not OSErrors
+                raise StorageError(f"cannot write {path}: {exc.error_string}") from None
 
     return keep
 

@@ -18,6 +18,7 @@ from cli_helpers import error_line, run_cli
 from voiceclone.audio.reader import AudioError
 from voiceclone.cloning.enrollment import enroll, prepare
 from voiceclone.cloning.openvoice_conversion import OpenVoiceConversion, embed, embedding_for
+from voiceclone.files import StorageError
 from voiceclone.openvoice.converter import ToneColorConverter
 from voiceclone.voices import store as voices_module
 from voiceclone.voices.errors import VoiceError
@@ -187,7 +188,7 @@ def test_a_failure_mid_write_leaves_no_voice_and_no_debris(tmp_path, converter, 
         raise OSError("disk full (injected)")
 
     monkeypatch.setattr(voices_module, "_write_record", fail)
-    with pytest.raises(OSError, match="injected"):
+    with pytest.raises(StorageError, match="injected"):  # one line naming the voice's folder
         enroll(lib, [recordings["bob"]], converter, name="v")
     assert list(tmp_path.iterdir()) == []
 
@@ -197,7 +198,7 @@ def test_a_failed_replacement_keeps_the_old_voice(tmp_path, converter, recording
     enroll(lib, [recordings["bob"]], converter, name="v")
     before = library_state(tmp_path)
     monkeypatch.setattr(voices_module, "_write_npy", lambda *a: (_ for _ in ()).throw(OSError("injected")))
-    with pytest.raises(OSError):
+    with pytest.raises(StorageError):
         enroll(lib, [recordings["carol"]], converter, name="v", force=True)
     assert library_state(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["v"]
 

@@ -51,7 +51,7 @@ def write_error(exc: OSError, target: str | Path) -> StorageError:
     known = storage_error(exc, target)
     if known is not None:
         return known
-    reason = exc.strerror or type(exc).__name__
+    reason = exc.strerror or str(exc) or type(exc).__name__
     if exc.errno == errno.ENOTDIR:
         reason = "a part of the path is a file, not a folder"
     return StorageError(f"cannot write {target}: {reason}")

@@ -28,11 +28,14 @@ from pipecat.transports.smallwebrtc.request_handler import (
 )
 
 from voiceclone.pipecat.web import STATIC_DIR
-from voiceclone.pipecat.web.bodies import IceBody, OfferBody, StartBody, parse_json
+from voiceclone.pipecat.web.bodies import MAX_START_BYTES, IceBody, OfferBody, StartBody, parse_json
 
 RunCall = Callable[[SmallWebRTCConnection, dict], Awaitable[None]]  # a connection, the caller's checked options
 CheckOptions = Callable[[dict], Awaitable[dict]]  # the offer's `request_data` -> options; raises HTTPException
-SESSION_TTL_S = 600.0  # a `/start` session that never made a call is forgotten after this
+SESSION_TTL_S = 120.0  # a `/start` session that never made a call is forgotten after this (the client offers at once)
+MAX_PENDING_SESSIONS = 64  # `/start` sessions without a call kept at once: the oldest goes first
+PRUNE_EVERY_S = 10.0  # how often forgotten sessions are pruned, requests or not
+FORGET_AFTER_CANCEL_S = 5.0  # a call cancelled for never connecting that has still not ended frees its place now
 CONNECT_TIMEOUT_S = 60.0  # a call whose peer never connects (an offer posted and abandoned) frees its place
 
 
@@ -76,7 +79,8 @@ class _Calls:
         task = asyncio.create_task(self._run(connection, options))
         self._tasks[pc_id] = task
         task.add_done_callback(lambda _task: self._ended(pc_id))
-        asyncio.get_running_loop().call_later(CONNECT_TIMEOUT_S, _cancel_unless_connected, task, connection)
+        forget = lambda: self._tasks.get(pc_id) is task and self._ended(pc_id)  # noqa: E731
+        asyncio.get_running_loop().call_later(CONNECT_TIMEOUT_S, _cancel_unless_connected, task, connection, forget)
 
     async def _run(self, connection: SmallWebRTCConnection, options: dict) -> None:
         try:
@@ -97,27 +101,47 @@ class _Calls:
             await asyncio.wait(tasks, timeout=timeout_s)
 
 
-def _cancel_unless_connected(task: asyncio.Task, connection: SmallWebRTCConnection) -> None:
+def _cancel_unless_connected(task: asyncio.Task, connection: SmallWebRTCConnection, forget) -> None:
+    """Cancel a call whose caller never connected; if it has still not ended `FORGET_AFTER_CANCEL_S` later (a
+    pipeline stuck in its start-up), `forget` frees its place anyway."""
     if not task.done() and connection.pc.connectionState != "connected":
         logger.warning(f"{connection.pc_id}: the caller never connected; call ended")
         task.cancel()
+        asyncio.get_running_loop().call_later(FORGET_AFTER_CANCEL_S, lambda: task.done() or forget())
 
 
 class _Sessions:
     """The prebuilt client's `/start` sessions: what it posted, and the call made through it (if any)."""
 
     def __init__(self):
-        self._sessions: dict[str, tuple[float, dict, str | None]] = {}  # id -> (created, body, pc_id)
+        self._sessions: dict[str, tuple[float, dict, str | None]] = {}  # id -> (created, body, pc_id), oldest first
+
+    def __len__(self) -> int:
+        return len(self._sessions)
 
     def new(self, body: dict) -> str:
-        """A new session for `body`; sessions that never made a call are forgotten after `SESSION_TTL_S`."""
+        """A new session for `body`. Sessions that never made a call are forgotten after `SESSION_TTL_S`, and at most
+        `MAX_PENDING_SESSIONS` of them are kept (the oldest goes first): memory stays bounded however many come."""
+        self.prune()
+        pending = [sid for sid, (_, _, pc_id) in self._sessions.items() if pc_id is None]
+        for sid in pending[: max(0, len(pending) - MAX_PENDING_SESSIONS + 1)]:
+            del self._sessions[sid]
+        session_id = str(uuid.uuid4())
+        self._sessions[session_id] = (time.monotonic(), body, None)
+        return session_id
+
+    def prune(self) -> None:
+        """Forget the sessions that never made a call within `SESSION_TTL_S`."""
         now = time.monotonic()
         for sid, (created, _, pc_id) in list(self._sessions.items()):
             if pc_id is None and now - created > SESSION_TTL_S:
                 del self._sessions[sid]
-        session_id = str(uuid.uuid4())
-        self._sessions[session_id] = (now, body, None)
-        return session_id
+
+    async def prune_forever(self) -> None:
+        """`prune` every `PRUNE_EVERY_S`, until cancelled (the app's lifespan runs it)."""
+        while True:
+            await asyncio.sleep(PRUNE_EVERY_S)
+            self.prune()
 
     def body(self, session_id: str) -> dict:
         """What the session was started with; 404 for a session that does not exist (or has ended)."""
@@ -161,10 +185,13 @@ def create_app(
     """
     handler = SmallWebRTCRequestHandler(ice_servers=ice_servers or None)
     calls = _Calls(run_call, max_sessions)
+    sessions = _Sessions()
 
     @asynccontextmanager
     async def lifespan(_app):
+        pruning = asyncio.create_task(sessions.prune_forever())
         yield
+        pruning.cancel()
         await calls.end_all()  # Ctrl-C: end every call, then close the connections
         await handler.close()
 
@@ -172,7 +199,8 @@ def create_app(
     app.middleware("http")(_no_tracebacks)
     for router in routes:
         app.include_router(router)
-    _add_offer_routes(app, handler, calls, check_options)
+    _add_offer_routes(app, handler, calls, sessions, check_options)
+    app.state.sessions = sessions  # for tests and the benchmarks: how many are kept
     _add_page(app, calls, max_sessions, ice_servers or [])
     _add_prebuilt_client(app)
     return app
@@ -216,10 +244,13 @@ def _add_prebuilt_client(app: FastAPI) -> None:
 
 
 def _add_offer_routes(
-    app: FastAPI, handler: SmallWebRTCRequestHandler, calls: _Calls, check_options: CheckOptions | None
+    app: FastAPI,
+    handler: SmallWebRTCRequestHandler,
+    calls: _Calls,
+    sessions: _Sessions,
+    check_options: CheckOptions | None,
 ) -> None:
     """SmallWebRTC's signalling: offers and ICE candidates, directly or through a `/start` session."""
-    sessions = _Sessions()
     calls.on_end = sessions.call_ended
 
     async def offer(body: OfferBody, fallback_options: dict | None = None) -> dict:
@@ -242,8 +273,10 @@ def _add_offer_routes(
     @app.post("/start")
     async def start(request: Request):
         try:
-            body = await parse_json(request, StartBody)
-        except HTTPException:  # the prebuilt client may post nothing (or anything): no options then
+            body = await parse_json(request, StartBody, MAX_START_BYTES)
+        except HTTPException as exc:  # the prebuilt client may post nothing (or anything): no options then
+            if exc.status_code == 413:  # but a large body is not kept
+                raise
             body = StartBody()
         return {"sessionId": sessions.new(body.body)}
 

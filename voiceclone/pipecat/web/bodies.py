@@ -9,6 +9,7 @@ body that is not a JSON object is a 400, one with a wrong field a 422 whose one-
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Literal, Optional, TypeVar
 
 from fastapi import HTTPException, Request
@@ -16,6 +17,8 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 MAX_JSON_BYTES = 256 * 1024  # an SDP offer is a few KiB
+MAX_START_BYTES = 16 * 1024  # the prebuilt client's `/start` options: a few fields
+MAX_JSON_DEPTH = 32  # arrays and objects inside each other; the signalling's own JSON is 3 deep
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -79,14 +82,16 @@ async def read_body(request: Request, limit: int, too_large: str) -> bytes:
     return bytes(body)
 
 
-async def parse_json(request: Request, model: type[Body]) -> Body:
-    """The request's JSON object as `model`; 413 when too large for signalling, 400 for anything not a JSON
-    object, 422 naming the first field that is wrong.
+async def parse_json(request: Request, model: type[Body], limit: int = MAX_JSON_BYTES) -> Body:
+    """The request's JSON object as `model`; 413 when larger than `limit`, 400 for anything not a JSON object or
+    nested deeper than `MAX_JSON_DEPTH`, 422 naming the first field that is wrong.
     """
-    body = await read_body(request, MAX_JSON_BYTES, f"the request is larger than {MAX_JSON_BYTES // 1024} KiB")
+    body = await read_body(request, limit, f"the request is larger than {limit // 1024} KiB")
+    if json_depth(body) > MAX_JSON_DEPTH:  # before parsing: thousands of "[" would exhaust Python's recursion
+        raise HTTPException(status_code=400, detail=f"the request's JSON is nested more than {MAX_JSON_DEPTH} deep")
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise HTTPException(status_code=400, detail="the request body is not JSON") from None
     if not isinstance(data, dict):
         raise HTTPException(status_code=400, detail="the request body must be a JSON object")
@@ -101,3 +106,19 @@ def _first_problem(exc: ValidationError) -> str:
     err = exc.errors()[0]
     field = ".".join(str(part) for part in err["loc"])
     return f"{field}: {err['msg']}" if field else err["msg"]
+
+
+def json_depth(text: bytes | str) -> int:
+    """How deeply arrays and objects nest in JSON text (brackets inside strings do not count); no parsing."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    depth = deepest = 0
+    for char in brackets:
+        depth += 1 if char in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")

@@ -27,18 +27,18 @@ class RecipeStats:
     envelope: np.ndarray  # mean ln power over voiced frames, per WORLD bin at the analysis rate
 
 
-def _analysis(x: np.ndarray, fs: int, center_hz: float | None = None):
+def _analysis(x: np.ndarray, fs: int, center_hz: float | None = None, ap_every: int = 1):
     x = np.asarray(x, dtype=np.float64)
     if center_hz is None:  # centre the tracker on a first rough median, as the matcher's profile does
         times = np.arange(frame_count(len(x), fs)) * (FRAME_PERIOD_MS / 1000.0)
         rough = track_f0(x, fs, times)
         center_hz = float(np.median(rough[rough > 0])) if np.any(rough > 0) else None
-    return analyze(x, fs, center_hz=center_hz)
+    return analyze(x, fs, center_hz=center_hz, ap_every=ap_every)
 
 
 def stats(speech: np.ndarray, fs: int) -> RecipeStats:
     """Long-term statistics of a voice from its speech."""
-    a = _analysis(speech, fs)
+    a = _analysis(speech, fs, ap_every=16)  # aperiodicity is not used here: computed sparsely, for speed
     voiced = a.f0 > 0
     log_f0 = np.log(a.f0[voiced])
     return RecipeStats(float(log_f0.mean()), float(log_f0.std()), np.log(a.sp[voiced] + 1e-30).mean(axis=0))

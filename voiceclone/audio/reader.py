@@ -92,6 +92,9 @@ class AudioReader:
 
     def _unreadable(self, exc: Exception) -> AudioError:
         detail = str(exc).split(":")[-1].strip() or "unknown format"
+        if "does not exist or is not a regular file" in detail and self.path.is_file():
+            # libsndfile's words when its MP3 decoder finds no frames in a file that is there: say what it means
+            detail = "no audio frames found: damaged, or not the format its name says"
         return AudioError(f"{self.path}: not a readable audio file ({detail}); use {FORMATS}")
 
     def _truncated(self) -> AudioError:

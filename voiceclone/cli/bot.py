@@ -61,7 +61,11 @@ def run_bot(
         preload(cfg)
     try:
         asyncio.run(
-            run(cfg, resources, lambda text: err.print(text, style="bold green", markup=False, highlight=False))
+            run(
+                cfg,
+                resources,
+                lambda text: err.print(text, style="bold green", markup=False, highlight=False, soft_wrap=True),
+            )
         )
     except KeyboardInterrupt:
         pass

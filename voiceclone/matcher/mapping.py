@@ -5,7 +5,7 @@
 - Envelope: the frequency axis is warped by a vocal-tract-length factor alpha (formants of a vocal tract scale
   inversely with its length; alpha > 1 moves them up), found by aligning the formant-scale structure of the two
   long-term envelopes; then a residual equaliser adds the remaining broad difference (spectral tilt, nasality,
-  the microphone), smoothed over 2 ERB and limited so that it cannot make speech unintelligible. Unvoiced frames
+  the microphone), smoothed over 1 ERB and limited so that it cannot make speech unintelligible. Unvoiced frames
   get their own equaliser, from the two voices' unvoiced envelopes (fricatives differ from voice to voice).
 - Envelope movement: in voiced frames, each frame's departure from the source's long-term envelope is scaled, per
   frequency, by the ratio of the two voices' envelope spreads, so formants come out as sharp and as mobile as the

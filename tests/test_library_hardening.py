@@ -639,3 +639,22 @@ def test_a_full_disk_met_on_a_seek_is_kept_not_raised_inside_libsndfile():
     assert through.write(b"abc") == 3
     assert through.seek(0) == -1 and through.error.errno == errno.ENOSPC  # libsndfile sees a failed seek
     assert through.write(b"more") == 0 and through.seek(0) == -1  # and nothing more is tried
+
+
+def test_names_that_differ_only_in_letter_case_are_one_name(tmp_path, recordings):
+    from voiceclone.cloning.enrollment import enroll as enroll_voice
+    from voiceclone.cloning.matcher_conversion import MatcherConversion
+    from voiceclone.voices.errors import VoiceExists
+
+    converter = MatcherConversion()
+    lib = VoiceLibrary(tmp_path / "lib")
+    enroll_voice(lib, [recordings["carol"]], converter, name="carol")
+    for force in (False, True):
+        with pytest.raises(VoiceExists) as excinfo:
+            enroll_voice(lib, [recordings["bob"]], converter, name="CAROL", force=force)
+        assert "'carol' already exists (voice names ignore letter case)" in str(excinfo.value)
+    enroll_voice(lib, [recordings["bob"]], converter, name="bob")
+    with pytest.raises(VoiceExists):
+        lib.rename("bob", "Carol")
+    lib.rename("bob", "Bob")  # its own name in other letters is fine
+    assert sorted(e.name for e in lib.scan()) == ["Bob", "carol"]

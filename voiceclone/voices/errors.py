@@ -11,6 +11,15 @@ class VoiceError(UserError):
     """A voice name, voice folder or archive that cannot be used."""
 
 
+class VoiceExists(VoiceError):
+    """The name is taken (by a voice of that name, or of the same name in other letter case). `name` is the voice
+    that holds it; the page answers 409 with a message of its own."""
+
+    def __init__(self, message: str, name: str):
+        super().__init__(message)
+        self.name = name
+
+
 class Damage(Exception):
     """A voice file that cannot be used; the message names the file and what is wrong with it."""
 

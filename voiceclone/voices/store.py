@@ -25,7 +25,7 @@ from filelock import FileLock, Timeout
 
 from voiceclone.files import npy_bytes, reporting_write_errors, write_atomic, write_durable
 from voiceclone.voices.archive import check_voice_files, read_archive, write_archive
-from voiceclone.voices.errors import VoiceError, damaged_error
+from voiceclone.voices.errors import VoiceError, VoiceExists, damaged_error
 from voiceclone.voices.folder import Voice, VoiceEntry, inspect, is_voice_folder
 from voiceclone.voices.names import (
     MAX_SAMPLE_RATE,
@@ -90,9 +90,30 @@ class VoiceLibrary:
         return entry.voice
 
     def ensure_free(self, name: str, force: bool = False) -> None:
-        """Fail unless `name` is free (or `force` allows replacing it)."""
+        """Fail unless `name` is free (or `force` allows replacing it). Names ignore letter case, on every file
+        system: `CAROL` beside `carol` would be one folder on macOS and Windows and two on Linux, so a name taken
+        in other letters is refused even with `force` (replace it under its own spelling)."""
+        other = self.other_case(name)
+        if other is not None:
+            raise VoiceExists(
+                f"a voice named {other!r} already exists (voice names ignore letter case): choose another name"
+                + (f", or replace it as {other!r}" if force else ""),
+                other,
+            )
         if not force and self.exists(name):
             raise self._taken(name)
+
+    def other_case(self, name: str) -> str | None:
+        """The stored voice whose name is `name` in other letter case ("Carol" for "carol"), or None."""
+        check_name(name)
+        try:
+            entries = list(self.root.iterdir()) if self.root.is_dir() else []
+        except OSError:
+            return None
+        folded = name.casefold()
+        return next(
+            (p.name for p in entries if p.name != name and p.name.casefold() == folded and is_voice_folder(p)), None
+        )
 
     def exists(self, name: str) -> bool:
         """Whether a voice of that name is stored (usable or damaged)."""
@@ -157,7 +178,9 @@ class VoiceLibrary:
         with reporting_write_errors(self.root / new), self._locked():
             voice = self.get(old)
             if (self.root / new).exists():
-                raise VoiceError(f"a voice named {new!r} already exists in {self.root}")
+                raise VoiceExists(f"a voice named {new!r} already exists in {self.root}", new)
+            if self.other_case(new) not in (None, old):
+                self.ensure_free(new)
             _write_record_atomic(voice.folder / META_FILE, voice.record.renamed(new))
             try:
                 voice.folder.rename(self.root / new)
@@ -200,7 +223,9 @@ class VoiceLibrary:
 
     # ------------------------------------------------------------------------------------------- internals
     def _taken(self, name: str) -> VoiceError:
-        return VoiceError(f"a voice named {name!r} already exists in {self.root}: choose another --name or use --force")
+        return VoiceExists(
+            f"a voice named {name!r} already exists in {self.root}: choose another --name or use --force", name
+        )
 
     def _not_a_folder(self) -> VoiceError:
         return VoiceError(f"{self.root}: not a folder; give the voice library's folder with --voices-dir")
@@ -290,6 +315,8 @@ class VoiceLibrary:
         """Move a complete voice folder into place, under the lock."""
         target = self.root / name
         with self._locked():
+            if self.other_case(name) is not None:
+                self.ensure_free(name, force)  # "Carol" was made meanwhile: refuse as a taken name
             if target.exists():
                 if not force:
                     raise self._taken(name)  # another command created the name meanwhile

@@ -15,16 +15,25 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from voiceclone.responsible.consent.matching import heard_name, name_similarity
 from voiceclone.responsible.consent.policy import (
     MAX_WER,
     ConsentError,
     check_policy,
     is_verified,
+    speaker_verified,
     stored_consent,
     text_consent,
+    words_verified,
 )
 from voiceclone.responsible.consent.sentence import consent_sentence, consent_window_seconds, words
-from voiceclone.responsible.consent.verify import locate_consent_end, verify_consent_file, verify_spoken_consent
+from voiceclone.responsible.consent.speaker import MIN_SIMILARITY
+from voiceclone.responsible.consent.verify import (
+    enrollment_consent,
+    locate_consent_end,
+    verify_consent_file,
+    verify_spoken_consent,
+)
 
 RATE = 22050
 DAY = date(2026, 11, 21)
@@ -84,7 +93,8 @@ def test_consent_at_the_start_of_a_recording_is_accepted(alice, alice_speaking, 
     recording = np.concatenate([np.zeros(RATE // 2, np.float32), alice_speaking, other_speech])
     record = verify_spoken_consent(recording, RATE, alice)
     d = record.to_dict()
-    assert d["kind"] == "spoken" and d["verified"] is True and is_verified(d)
+    assert d["kind"] == "spoken" and d["verified"] is True and words_verified(d)
+    assert d["speaker_check"] is None and not is_verified(d)  # who said it is checked against the sample apart
     assert d["expected"] == alice
     assert "Alice" in d["heard"] and "children" not in d["heard"]  # the other speech is not part of the match
     assert d["wer"] <= MAX_WER and d["threshold"] == MAX_WER
@@ -130,7 +140,7 @@ def test_another_name_is_refused(piper, alice):
     with pytest.raises(ConsentError) as excinfo:
         verify_spoken_consent(bob, RATE, alice, at_start=False)
     message = refusal(excinfo)
-    assert 'the name "Alice" was not heard' in message and "Bob" in message
+    assert 'the name "Alice" was not heard (heard "bob")' in message and "read the sentence again" in message
     assert verify_spoken_consent(bob, RATE, consent_sentence("Bob", DAY), at_start=False).name == "Bob"
 
 
@@ -188,8 +198,38 @@ def test_required_policy_refuses_what_has_no_verified_spoken_consent():
         )
 
 
+def test_a_name_must_be_heard_exactly_or_as_the_same_sounds():
+    sentence = words(consent_sentence("Dana Lee", DAY))
+
+    def heard(name_heard: str) -> list[str]:
+        return words(consent_sentence(name_heard, DAY))
+
+    assert name_similarity("Dana Lee", sentence, heard("Dana Lee")) == 1.0
+    assert name_similarity("Dana Lee", sentence, heard("Gane Lee")) < 1.0  # a near miss is not a pass
+    assert heard_name("Dana Lee", sentence, heard("Gane Lee")) == "gane lee"
+    john = words(consent_sentence("John", DAY))
+    assert name_similarity("John", john, words(consent_sentence("Jon", DAY))) == 1.0  # the same sounds
+    erin = words(consent_sentence("Erin", DAY))
+    assert name_similarity("Erin", erin, words(consent_sentence("Aaron", DAY))) == 1.0  # vowels aside
+    dan = words(consent_sentence("Dan", DAY))
+    assert name_similarity("Dan", dan, words(consent_sentence("Pam", DAY))) < 1.0
+
+
+def test_an_unchecked_or_failed_speaker_is_refused_by_required():
+    words_only = {"kind": "spoken", "verified": True, "wer": 0.05, "threshold": MAX_WER}
+    failed = {**words_only, "speaker_check": {"passed": False, "score": 0.5}}
+    for record, reason in (
+        (words_only, "its spoken consent's speaker was never checked against the voice"),
+        (failed, "its spoken consent failed the speaker check"),
+    ):
+        assert words_verified(record) and not speaker_verified(record) and not is_verified(record)
+        with pytest.raises(ConsentError) as excinfo:
+            check_policy("required", record, "voice 'bob'")
+        assert reason in refusal(excinfo)
+
+
 def test_required_policy_accepts_verified_consent_and_the_others_never_refuse():
-    spoken = {"kind": "spoken", "verified": True, "wer": 0.05, "threshold": MAX_WER}
+    spoken = {"kind": "spoken", "verified": True, "wer": 0.05, "threshold": MAX_WER, "speaker_check": {"passed": True}}
     check_policy("required", spoken, "voice 'alice'")
     for policy in ("recorded", "off"):
         for record in (None, text_consent("ok"), spoken):
@@ -197,3 +237,59 @@ def test_required_policy_accepts_verified_consent_and_the_others_never_refuse():
     with pytest.raises(ValueError):
         check_policy("strict", spoken, "voice 'alice'")
     assert stored_consent("off", spoken) is None and stored_consent("recorded", spoken) is spoken
+
+
+# ----------------------------------------------------------------------------------------------- speaker
+@pytest.fixture(scope="module")
+def another_voice() -> tuple[np.ndarray, int]:
+    """Other speech in another voice (espeak-ng's female voice), at 16 kHz."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    from testkit.bot_harness import espeak_speech
+
+    return espeak_speech(OTHER_SPEECH, "en-us+f3"), 16000
+
+
+def _write(path, audio, rate):
+    sf.write(path, audio, rate)
+    return path
+
+
+def test_the_consent_speaker_is_the_cloned_speaker(piper, alice_speaking, other_speech, tmp_path):
+    recording = _write(tmp_path / "alice.wav", np.concatenate([alice_speaking, other_speech]), RATE)
+    record = enrollment_consent("recorded", "Alice", recording, on=DAY)
+    check = record["speaker_check"]
+    assert check["passed"] is True and check["method"] == "compared" and check["score"] >= MIN_SIMILARITY
+    assert check["pieces"] >= 1 and check["sample_seconds"] > 3 and is_verified(record)
+    consent = _write(tmp_path / "consent.wav", alice_speaking, RATE)
+    sample = _write(tmp_path / "sample.wav", other_speech, RATE)
+    record = enrollment_consent("required", "Alice", None, consent, on=DAY, samples=[sample])
+    assert record["speaker_check"]["passed"] is True and record["source"] == "separate file"
+
+
+def test_another_persons_consent_is_refused(alice_speaking, another_voice, tmp_path):
+    """Alice's consent sentence with someone else's sample: separate file, or the other voice after the sentence."""
+    consent = _write(tmp_path / "consent.wav", alice_speaking, RATE)
+    sample = _write(tmp_path / "sample.wav", *another_voice)
+    with pytest.raises(ConsentError) as excinfo:
+        enrollment_consent("recorded", "Alice", None, consent, on=DAY, samples=[sample])
+    message = refusal(excinfo)
+    assert "the voice that read the consent sentence is not the voice to be cloned" in message
+    after = np.concatenate([alice_speaking, soxr_to(another_voice, RATE)])
+    recording = _write(tmp_path / "a-then-b.wav", after, RATE)
+    with pytest.raises(ConsentError) as excinfo:
+        enrollment_consent("recorded", "Alice", recording, on=DAY)
+    assert "not the voice to be cloned" in refusal(excinfo)
+
+
+def test_a_recording_that_is_only_the_sentence_is_its_own_sample(alice_speaking, tmp_path):
+    recording = _write(tmp_path / "only.wav", alice_speaking, RATE)
+    record = enrollment_consent("required", "Alice", recording, on=DAY)
+    assert record["speaker_check"]["method"] == "sentence is the sample" and is_verified(record)
+
+
+def soxr_to(audio_rate: tuple[np.ndarray, int], rate: int) -> np.ndarray:
+    import soxr
+
+    audio, source_rate = audio_rate
+    return soxr.resample(audio, source_rate, rate).astype(np.float32)

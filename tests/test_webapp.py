@@ -175,6 +175,13 @@ def test_the_consent_sentence_names_the_speaker_and_today(client):
             "request_data: ",
         ),
         (b"{" + b" " * 300_000 + b"}", "application/json", 413, "larger"),
+        (b"[" * 5000 + b"]" * 5000, "application/json", 400, "nested"),
+        (
+            b'{"sdp": "m=audio", "type": "offer", "request_data": {"a": ' + b"[" * 200 + b"]" * 200 + b"}}",
+            "",
+            400,
+            "nested",
+        ),
     ],
 )
 def test_malformed_offers_get_a_4xx_with_a_message(client, body, content_type, status, words):
@@ -312,7 +319,58 @@ def test_a_recording_that_opens_with_the_consent_sentence_becomes_a_voice(client
     body = response.json()
     assert body["voice"] == "dora" and body["quality"]["speech_s"] > 5
     assert body["consent"]["verified"] and body["consent"]["source"] == "browser page"
+    assert body["consent"]["speaker_check"]["passed"] is True  # the voice after the sentence is the reader's
     assert "dora" in [v["name"] for v in client.get("/api/voices").json()["voices"]]
     stored = library.get("dora").record.consent
     assert stored["expected"] == sentence and stored["source"] == "browser page" and stored["time"]
     assert enroll_request(client, wav_bytes(audio, 48000)).status_code == 409  # the name is now taken
+
+
+def test_start_sessions_stay_bounded_in_size_number_and_age(library, monkeypatch):
+    from voiceclone.pipecat.web import app as web_app
+
+    with make_client(library) as c:
+        big = {"body": {"x": "y" * (web_app.MAX_START_BYTES + 10)}}
+        assert c.post("/start", json=big).status_code == 413  # a large body is refused, not kept
+        for _ in range(web_app.MAX_PENDING_SESSIONS + 20):
+            assert c.post("/start", json={"body": {"voice": "bob"}}).status_code == 200
+        sessions = c.app.state.sessions
+        assert len(sessions) == web_app.MAX_PENDING_SESSIONS  # the oldest went first
+        monkeypatch.setattr(web_app, "SESSION_TTL_S", 0.0)
+        sessions.prune()  # what the app's timer does every PRUNE_EVERY_S
+        assert len(sessions) == 0
+
+
+def test_a_recording_whose_sentence_another_voice_read_is_refused(client):
+    """The page follows the CLI: the voice after the consent sentence must be the one that read it."""
+    import shutil
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    from testkit.bot_harness import espeak_speech
+
+    sentence = client.get("/api/consent", params={"speaker": "Erin"}).json()["sentence"]
+    other = soxr.resample(espeak_speech(PASSAGE + " " + PASSAGE, "en-us+f3"), 16000, 48000).astype(np.float32)
+    audio = np.concatenate([spoken(sentence), np.zeros(9600, dtype=np.float32), other])
+    response = enroll_request(client, wav_bytes(audio, 48000), name="erin", speaker="Erin")
+    assert response.status_code == 400, response.text
+    assert "not the voice to be cloned" in response.json()["detail"]
+
+
+def test_same_name_uploads_at_once_get_one_voice_and_409s_for_a_page_user(library):
+    """Five uploads of one name at once: one 201, the rest 409 with a page message and no server path; a name
+    in other letter case is the same name."""
+    import concurrent.futures
+
+    with make_client(library) as c:
+        sentence = c.get("/api/consent", params={"speaker": "Fay"}).json()["sentence"]
+        audio = wav_bytes(np.concatenate([spoken(sentence), np.zeros(9600, dtype=np.float32), spoken(PASSAGE)]), 48000)
+        with concurrent.futures.ThreadPoolExecutor(5) as pool:
+            answers = list(pool.map(lambda _: enroll_request(c, audio, name="fay", speaker="Fay"), range(5)))
+        codes = sorted(a.status_code for a in answers)
+        assert codes == [201, 409, 409, 409, 409], [a.text for a in answers]
+        for answer in answers:
+            detail = answer.json().get("detail", "")
+            assert "--force" not in detail and str(library.root) not in detail and "/" not in detail
+        other_case = enroll_request(c, audio, name="FAY", speaker="Fay")
+        assert other_case.status_code == 409 and "'fay' already exists" in other_case.json()["detail"]

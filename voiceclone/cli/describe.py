@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from voiceclone.responsible.consent.policy import speaker_summary
 from voiceclone.voices.record import VoiceRecord
 
 
@@ -19,7 +20,8 @@ def consent_summary(consent) -> str:
     if isinstance(consent, str):  # voices enrolled before consent records
         return f"text (unverified): {consent}"
     if consent.get("kind") == "spoken":
-        return f"spoken, verified ({consent.get('score', 0):.0%} match, {consent.get('source', '')})"
+        words = f"spoken, verified ({consent.get('score', 0):.0%} match, {consent.get('source', '')})"
+        return f"{words}, {speaker_summary(consent.get('speaker_check'))}"
     return f"{consent.get('kind', '?')} (unverified): {consent.get('text', '')}"
 
 

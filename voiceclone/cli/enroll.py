@@ -91,7 +91,9 @@ def enroll(
     voice_name = choose_name(lib, samples, name, force)  # a bad or taken name fails before any checking
     who = speaker or speaker_from_voice_name(voice_name)
     with err.status("Checking the consent ..."):
-        record = enrollment_consent(cfg.consent, who, samples[0] if consent_phrase else None, consent_audio, consent)
+        record = enrollment_consent(
+            cfg.consent, who, samples[0] if consent_phrase else None, consent_audio, consent, samples=samples
+        )
     load = conversion_loader(cfg, models_dir, spinner=False)
     with err.status("Reading the recordings ...") as status:
         voice, sample = enroll_voice(

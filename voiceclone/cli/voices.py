@@ -14,6 +14,7 @@ from rich.text import Text
 from voiceclone.cli.common import ConfigOption, VoicesDirOption, library, out, say, settings
 from voiceclone.cli.describe import consent_kind, consent_summary, converters_of
 from voiceclone.errors import UserError
+from voiceclone.responsible.consent.policy import speaker_summary
 
 app = typer.Typer(help="The voice library: list, show, remove, rename, export, import.", no_args_is_help=True)
 
@@ -63,6 +64,12 @@ def voices_show(name: str, voices_dir: VoicesDirOption = None, config: ConfigOpt
         say(f"heard:    {consent.get('heard') or consent.get('transcript', '')}", "  ")
         wer, limit = consent.get("wer", 0), consent.get("threshold", 0)
         say(f"word error rate {wer:.0%} (at most {limit:.0%}), at {consent.get('time', '')}", "  ")
+        check = consent.get("speaker_check")
+        detail = ""
+        if isinstance(check, dict) and isinstance(check.get("score"), (int, float)):
+            least = check.get("threshold", 0)
+            detail = f": similarity {check['score']:.2f} (at least {least:.2f}), {check.get('pieces')} pieces"
+        say(f"speaker:  {speaker_summary(check)}{detail}", "  ")
     mark = "outputs carry an inaudible provenance mark" if cfg.watermark else "off (watermark: false)"
     say(mark, "watermark:", "bold")
     out.print_json(json.dumps(voice.record.as_json()))

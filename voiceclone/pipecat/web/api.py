@@ -23,10 +23,10 @@ from voiceclone.cloning.conversion import SPEECH_RATE
 from voiceclone.cloning.enrollment import enroll, prepare
 from voiceclone.errors import UserError
 from voiceclone.pipecat.web.bodies import read_body
-from voiceclone.responsible.consent.policy import stored_consent
+from voiceclone.responsible.consent.policy import is_verified, speaker_summary, stored_consent, words_verified
 from voiceclone.responsible.consent.sentence import consent_sentence
-from voiceclone.responsible.consent.verify import verify_spoken_consent
-from voiceclone.voices.errors import VoiceError
+from voiceclone.responsible.consent.verify import consent_with_speaker, split_at_sentence, verify_spoken_consent
+from voiceclone.voices.errors import VoiceError, VoiceExists
 from voiceclone.voices.lookup import allowed_voice
 from voiceclone.voices.names import check_name
 from voiceclone.voices.record import VoiceRecord
@@ -78,7 +78,8 @@ class PageAPI:
         if voice is None or voice == self._default_voice:
             return {}
         await _user_errors_as_4xx(
-            asyncio.to_thread(allowed_voice, self._library, voice, self._consent_policy, untrusted=True)
+            asyncio.to_thread(allowed_voice, self._library, voice, self._consent_policy, untrusted=True),
+            hide=self._library.root,
         )
         return {"voice": voice}
 
@@ -102,21 +103,22 @@ class PageAPI:
             201 and the voice's name, the quality report and the consent record; 4xx with a one-line `detail`.
         """
         query = request.query_params
-        name = await _user_errors_as_4xx(asyncio.to_thread(self._free_name, query.get("name")))
+        name = await _user_errors_as_4xx(asyncio.to_thread(self._free_name, query.get("name")), hide=self._library.root)
         speaker = _speaker(query.get("speaker"))
         day = _consent_day(query.get("date"))
         _check_wav_type(request.headers.get("content-type"))
         body = await _read_upload(request)
         async with self._enrolling:  # one at a time: enrolling is CPU work the calls share
-            report = await _user_errors_as_4xx(asyncio.to_thread(self._enroll, body, name, speaker, day))
+            report = await _user_errors_as_4xx(
+                asyncio.to_thread(self._enroll, body, name, speaker, day), hide=self._library.root
+            )
         logger.info(f"voice {name!r} enrolled from the page ({report['quality']['speech_s']:.1f} s of speech)")
         return JSONResponse(report, status_code=201)
 
     def _free_name(self, name) -> str:
         if not name:
             raise VoiceError("give the new voice a name (?name=...)")
-        if self._library.exists(check_name(name)):
-            raise HTTPException(status_code=409, detail=f"a voice named {name!r} already exists: choose another name")
+        self._library.ensure_free(check_name(name))  # a taken name (in any letter case) is a 409
         return name
 
     def _enroll(self, body: bytes, name: str, speaker: str, day: date) -> dict:
@@ -131,14 +133,18 @@ class PageAPI:
                 prepare([path], SPEECH_RATE)  # the CLI's refusals (silence, too little speech) before consent's
                 record = check_spoken_consent(audio, rate, body, speaker, day, self._consent_policy)
                 voice, sample = enroll(self._library, [path], self._converter, name=name, consent=record)
+            except VoiceExists:
+                raise  # another upload took the name meanwhile: a 409
             except UserError as exc:
-                raise UserError(str(exc).replace(str(path), "the recording")) from None
+                raise UserError(
+                    str(exc).replace(str(path), "the recording").replace(path.name, "the recording")
+                ) from None
         return {"voice": voice.name, "quality": _quality(sample.quality), "consent": record}
 
 
 def check_spoken_consent(audio, sample_rate: int, upload: bytes, speaker: str, day: date, policy: str) -> dict | None:
     """The page's one consent check, the same as `voiceclone enroll`'s: the recording must open with the consent
-    sentence naming the speaker, heard by the local Whisper model.
+    sentence naming the speaker, heard by the local Whisper model, and the rest must be the same voice.
 
     Args:
         audio: The decoded recording (mono float32).
@@ -152,12 +158,14 @@ def check_spoken_consent(audio, sample_rate: int, upload: bytes, speaker: str, d
         The record to store in the voice (marked as spoken in the browser page), or None under `off`.
 
     Raises:
-        ConsentError: one line showing what was heard, when the sentence was not recognised.
+        ConsentError: one line showing what was heard, when the sentence was not recognised, or saying that
+            another voice read it.
     """
     expected = consent_sentence(speaker, day)
     digest = hashlib.sha256(upload).hexdigest()
     record = verify_spoken_consent(audio, sample_rate, expected, source=CONSENT_SOURCE, file_sha256=digest)
-    return stored_consent(policy, record.to_dict())
+    sentence, rest = split_at_sentence(audio, sample_rate, expected)
+    return stored_consent(policy, consent_with_speaker(record, sentence, [rest]))
 
 
 def _sentence(speaker: str, day: date) -> str:
@@ -167,12 +175,15 @@ def _sentence(speaker: str, day: date) -> str:
 def _describe(record: VoiceRecord, name: str) -> dict:
     consent = record.consent
     kind = consent.get("kind", "recorded") if isinstance(consent, dict) else ("text" if consent else "none")
-    verified = isinstance(consent, dict) and consent.get("verified") is True
+    if is_verified(consent):
+        kind = f"{kind}, verified"
+    elif words_verified(consent):
+        kind = f"{kind}, {speaker_summary(consent.get('speaker_check'))}"
     return {
         "name": name,
         "speech_s": record.speech_seconds,
         "created": record.created,
-        "consent": f"{kind}, verified" if verified else kind,
+        "consent": kind,
         "warnings": len(record.warnings),
     }
 
@@ -227,9 +238,16 @@ async def _read_upload(request: Request) -> bytes:
     return body
 
 
-async def _user_errors_as_4xx(work):
-    """Await `work`; a `UserError` becomes a 400 with its one-line message."""
+async def _user_errors_as_4xx(work, hide: Path | None = None):
+    """Await `work`; a `UserError` becomes a 400 with its one-line message, a taken name a 409 worded for the page
+    (not the CLI's "--force"). `hide`, the server's library folder, never appears in a message."""
     try:
         return await work
+    except VoiceExists as exc:
+        detail = f"a voice named {exc.name!r} already exists: choose another name"
+        raise HTTPException(status_code=409, detail=detail) from None
     except UserError as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from None
+        detail = str(exc)
+        if hide is not None:
+            detail = detail.replace(f" in {hide}", "").replace(str(hide), "the voice library")
+        raise HTTPException(status_code=400, detail=detail) from None

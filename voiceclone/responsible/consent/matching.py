@@ -3,8 +3,9 @@
 The stretch (`best_span`) is the run of heard words with the lowest word error rate against the sentence; up to
 `MAX_LEAD_WORDS` words may come before it and anything after it (a recording goes on with other speech). The name
 (`name_similarity`) is compared by its sounds, espeak-ng phonemes through the phonemizer inside piper-tts, so that
-"Gene Luke" is heard as "Jean-Luc" but "Bob" never as "Alice"; sounds are compared by Levenshtein distance
-(rapidfuzz).
+"Jon" is heard as "John" and "Aaron" as "Erin" (the same consonants; vowels are what accents and the recogniser
+change) but "Gane Lee" never as "Dana Lee"; near misses are scored by Levenshtein distance (rapidfuzz).
+`heard_name` gives the words heard where the name belongs, for the message that asks again.
 """
 
 from __future__ import annotations
@@ -56,20 +57,9 @@ def name_similarity(name: str, target: list[str], heard: list[str]) -> float:
     name_words = words(name)
     if not name_words:
         return 1.0
-    region = heard
-    start = next((i for i in range(len(target)) if target[i : i + len(name_words)] == name_words), None)
-    if start is not None and heard:
-        end = start + len(name_words)
-        hyp: list[int] = []
-        for chunk in word_alignment(" ".join(target), " ".join(heard)):
-            touches = chunk.ref_start_idx < end and chunk.ref_end_idx > start
-            if chunk.type == "insert":
-                touches = start <= chunk.ref_start_idx <= end
-            if touches and chunk.type != "delete":
-                hyp += range(chunk.hyp_start_idx, chunk.hyp_end_idx)
-        if not hyp:
-            return 0.0  # nothing was heard where the name should be
-        region = heard[max(0, min(hyp) - 1) : max(hyp) + 2]
+    region = _name_region(name_words, target, heard)
+    if not region:
+        return 0.0  # nothing was heard where the name should be
     if any(region[i : i + len(name_words)] == name_words for i in range(len(region))):
         return 1.0
     want = _sounds(" ".join(name_words))
@@ -78,6 +68,45 @@ def name_similarity(name: str, target: list[str], heard: list[str]) -> float:
         for i in range(max(1, len(region) - size + 1)):
             best = max(best, _similarity(want, _sounds(" ".join(region[i : i + size]))))
     return best
+
+
+def heard_name(name: str, target: list[str], heard: list[str]) -> str:
+    """The words heard where `name` belongs in the sentence (what a refusal shows); "" when none were."""
+    name_words = words(name)
+    start = _name_start(name_words, target)
+    if start is None:
+        return ""
+    hyp = _aligned_to(start, start + len(name_words), target, heard)
+    return " ".join(heard[min(hyp) : max(hyp) + 1]) if hyp else ""
+
+
+def _name_start(name_words: list[str], target: list[str]) -> int | None:
+    return next((i for i in range(len(target)) if target[i : i + len(name_words)] == name_words), None)
+
+
+def _aligned_to(start: int, end: int, target: list[str], heard: list[str]) -> list[int]:
+    """Indexes of the heard words the word alignment puts at target[start:end]."""
+    hyp: list[int] = []
+    if not heard:
+        return hyp
+    for chunk in word_alignment(" ".join(target), " ".join(heard)):
+        if chunk.type == "insert":
+            if start <= chunk.ref_start_idx <= end:
+                hyp += range(chunk.hyp_start_idx, chunk.hyp_end_idx)
+        elif chunk.type != "delete":  # equal or substitute: word for word, so the overlap maps across
+            lo, hi = max(start, chunk.ref_start_idx), min(end, chunk.ref_end_idx)
+            offset = chunk.hyp_start_idx - chunk.ref_start_idx
+            hyp += range(lo + offset, hi + offset)
+    return hyp
+
+
+def _name_region(name_words: list[str], target: list[str], heard: list[str]) -> list[str]:
+    """The heard words where the name belongs, one more either side; all of `heard` when the sentence has no name."""
+    start = _name_start(name_words, target)
+    if start is None:
+        return heard
+    hyp = _aligned_to(start, start + len(name_words), target, heard)
+    return heard[max(0, min(hyp) - 1) : max(hyp) + 2] if hyp else []
 
 
 def _sounds(text: str) -> str:
@@ -97,5 +126,17 @@ def _sounds(text: str) -> str:
 
 
 def _similarity(a: str, b: str) -> float:
-    """1 - Levenshtein distance / the longer length, in [0, 1] (1 for two empty strings)."""
-    return Levenshtein.normalized_similarity(a, b)
+    """1 when the two sound the same but for their vowels (`_skeleton`), else 1 - Levenshtein distance / the
+    longer length (below 1)."""
+    if _skeleton(a) == _skeleton(b):
+        return 1.0
+    return min(Levenshtein.normalized_similarity(a, b), 0.99)
+
+
+_VOWELS = re.compile(r"[aeiouyæɑɒɔəɚɛɜɝɪʊʌøœɐɘɵɤɯɨʉᵻɞ]+")
+
+
+def _skeleton(sounds: str) -> str:
+    """The consonants in order, each run of vowels as one "V": the vowels are what accents and tiny.en change
+    ("Aaron" for "Erin"), the consonants are what makes one name another ("Gane" for "Dana")."""
+    return _VOWELS.sub("V", sounds)

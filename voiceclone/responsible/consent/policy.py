@@ -1,8 +1,9 @@
 """The consent policy and the consent records a voice stores: what is kept, and what is refused.
 
 **Policy** (`ConsentPolicy`, the `consent:` config key): `recorded` (default) keeps whatever consent is given,
-verified or not; `required` refuses a voice without verified spoken consent (`check_policy`); `off` records no
-consent at all (enroll stores none, nothing refuses: `stored_consent` returns None).
+verified or not; `required` refuses a voice without verified spoken consent whose speaker check passed (the
+consent's speaker is the cloned voice's: `consent.speaker`) (`check_policy`); `off` records no consent at all
+(enroll stores none, nothing refuses: `stored_consent` returns None).
 
 A record is either a verified spoken consent (`ConsentRecord`, made by `consent.verify`) or text consent
 (`text_consent`), kept as said and never verified.
@@ -50,6 +51,8 @@ class ConsentRecord:
         source: "recording start", "separate file" or "browser page".
         checked_seconds: seconds of audio transcribed (from its start).
         recogniser: the speech recogniser used.
+        speaker_check: whether the consent's speaker is the sample's (`SpeakerCheck.to_dict` from
+            `consent.speaker`): passed, score, threshold, method, ...; None until it is made.
     """
 
     kind: str
@@ -69,6 +72,7 @@ class ConsentRecord:
     source: str
     checked_seconds: float
     recogniser: str
+    speaker_check: dict | None = None
 
     def to_dict(self) -> dict:
         """The JSON-ready record (what a voice stores)."""
@@ -94,7 +98,13 @@ def text_consent(text: str) -> dict:
 
 
 def is_verified(consent_record: dict | None) -> bool:
-    """Whether a stored consent record is a verified spoken consent (what `consent: required` asks for)."""
+    """Whether a stored consent record is verified spoken consent from the cloned voice's own speaker (what
+    `consent: required` asks for): the sentence was heard and the speaker check passed."""
+    return words_verified(consent_record) and speaker_verified(consent_record)
+
+
+def words_verified(consent_record: dict | None) -> bool:
+    """Whether the record is spoken consent whose sentence was heard within the word error rate allowed."""
     return (
         isinstance(consent_record, dict)
         and consent_record.get("kind") == "spoken"
@@ -102,6 +112,23 @@ def is_verified(consent_record: dict | None) -> bool:
         and isinstance(consent_record.get("wer"), (int, float))
         and consent_record["wer"] <= consent_record.get("threshold", MAX_WER)
     )
+
+
+def speaker_verified(consent_record: dict | None) -> bool:
+    """Whether the record's speaker check was made and passed (older records have none)."""
+    check = consent_record.get("speaker_check") if isinstance(consent_record, dict) else None
+    return isinstance(check, dict) and check.get("passed") is True
+
+
+def speaker_summary(check) -> str:
+    """How a spoken consent's speaker check came out, in a few words."""
+    if not isinstance(check, dict):
+        return "speaker not checked (an older or imported record)"
+    if check.get("method") == "sentence is the sample":
+        return "same speaker (the sentence is the sample)"
+    score = check.get("score")
+    score = f" ({score:.2f})" if isinstance(score, (int, float)) else ""
+    return f"same speaker{score}" if check.get("passed") is True else f"speaker check FAILED{score}"
 
 
 def check_policy(policy: ConsentPolicy, consent_record: dict | None, what: str) -> None:
@@ -127,6 +154,10 @@ def check_policy(policy: ConsentPolicy, consent_record: dict | None, what: str) 
         has = "it has no consent record"
     elif isinstance(consent_record, dict) and consent_record.get("kind") == "text":
         has = "its consent is text only (not verified)"
+    elif words_verified(consent_record) and not isinstance(consent_record.get("speaker_check"), dict):
+        has = "its spoken consent's speaker was never checked against the voice (an older or imported record)"
+    elif words_verified(consent_record):
+        has = "its spoken consent failed the speaker check (another voice read the sentence)"
     else:
         has = "it has no verified spoken consent"
     raise ConsentError(

@@ -1,14 +1,21 @@
-"""Checking spoken consent with the local Whisper model: is the sentence in the audio, with the speaker's name?
+"""Checking spoken consent: is the sentence in the audio, with the speaker's name (the local Whisper model), and
+is the voice that read it the voice to be cloned (`consent.speaker`)?
 
 **Acceptance**: the word error rate between the sentence and the best-matching stretch of what was heard (up to
 `MAX_LEAD_WORDS` words may come before it, anything after it: a recording goes on with other speech) must be at
 most `MAX_WER` (25%: tiny.en mishears up to three of the ~20 words of a clearly read sentence: 0-14% for Piper,
 up to 19% for espeak-ng's default voice and 29% for its female voice at 150 words a minute; a different sentence
-scores near 100%, 95% in our test), and the speaker's name must be heard: `NAME_MIN_SIMILARITY` of its sounds
-(espeak-ng phonemes, through the phonemizer inside piper-tts) must match the word or two heard where the name
-belongs, so that "Gene Luke" is heard as "Jean-Luc" but "Bob" never as "Alice" (a different name is one word:
-its word error rate alone, 5%, would pass). The date counts only through the word error rate: the sentence read
-with another date (three words, 15%) passes, and the record keeps what was heard.
+scores near 100%, 95% in our test), and the speaker's name must be heard **exactly**: the words heard where the
+name belongs must be the name, or sound the same, vowels aside (espeak-ng phonemes, through the phonemizer inside
+piper-tts: "Jon" for "John", "Jean-Luc" for "Gene Luke", "Aaron" for "Erin"). A near miss is not a pass ("Gane Lee"
+for "Dana Lee" has 71% of the sounds right): the message says what was heard and asks for the sentence again (a
+different name is one word: its word error rate alone, 5%, would pass). The date counts only through the word
+error rate: the sentence read with another date (three words, 15%) passes, and the record keeps what was heard.
+
+**Who said it**: `enrollment_consent` and `consent_with_speaker` compare the voice that read the sentence with
+the voice of the recordings to clone (`consent.speaker.check_speaker`): the rest of the recording after the
+sentence (found by `locate_consent_end`) and any other recordings, or, for a separate consent file, all of them.
+Another voice is refused in one line, and the record keeps the check (`speaker_check`).
 
 **Where the sentence is**: at the start of a recording (the first `consent_window_seconds` of it are
 transcribed: the words at `READING_WPS` plus `LEAD_SECONDS`), or a separate file (its first `MAX_FILE_SECONDS`).
@@ -30,7 +37,7 @@ import numpy as np
 from voiceclone.audio.reader import load_audio
 from voiceclone.audio.resample import resample
 from voiceclone.quality.transcribe import WHISPER_RATE, load_model
-from voiceclone.responsible.consent.matching import best_span, name_similarity
+from voiceclone.responsible.consent.matching import best_span, heard_name, name_similarity
 from voiceclone.responsible.consent.policy import (
     MAX_WER,
     ConsentError,
@@ -42,8 +49,9 @@ from voiceclone.responsible.consent.policy import (
     utc_now,
 )
 from voiceclone.responsible.consent.sentence import NAME_IN_TEMPLATE, consent_sentence, consent_window_seconds, words
+from voiceclone.responsible.consent.speaker import check_speaker
 
-NAME_MIN_SIMILARITY = 0.5  # share of the name's phonemes that must match (1 - edit distance / length)
+NAME_MIN_SIMILARITY = 1.0  # share of the name's phonemes that must match: all (see the module docstring)
 MAX_FILE_SECONDS = 60.0  # a separate consent file is transcribed up to here, seconds
 RECOGNISER = "whisper tiny.en (faster-whisper, int8, CPU)"
 
@@ -117,8 +125,11 @@ def verify_spoken_consent(
             f"(word error rate {wer:.0%}, at most {MAX_WER:.0%} allowed)"
         )
     if similarity is not None and similarity < NAME_MIN_SIMILARITY:
+        said = heard_name(name, target, [w for w, _ in heard_words[lo:hi]])
         raise ConsentError(
-            f'consent not recognised: the name "{name}" was not heard in "{heard}" (expected "{expected}")'
+            f'consent not recognised: the name "{name}" was not heard'
+            + (f' (heard "{said}")' if said else "")
+            + f' in "{heard}"; a name must be heard exactly: read the sentence again, saying "{name}" clearly'
         )
     return ConsentRecord(
         kind="spoken",
@@ -200,11 +211,13 @@ def enrollment_consent(
     consent_audio: Path | None = None,
     text: str | None = None,
     on: date | None = None,
+    samples: list[Path] | None = None,
 ) -> dict | None:
     """The consent record `enroll` stores, checked against the policy.
 
     Spoken consent is verified at the start of `recording` (`--consent-phrase`) or in `consent_audio`
-    (`--consent-audio FILE`); text consent (`--consent TEXT`) is kept as unverified text.
+    (`--consent-audio FILE`), and its speaker is compared with the voice in `samples`; text consent
+    (`--consent TEXT`) is kept as unverified text.
 
     Args:
         policy: The config's `consent:` (required, recorded, off).
@@ -213,25 +226,78 @@ def enrollment_consent(
         consent_audio: A separate recording of the sentence, or None.
         text: Consent given as text, or None.
         on: The date the sentence names (default: today).
+        samples: All the recordings to clone (`recording` among them when given); None: `recording` alone.
 
     Returns:
         The record to store (None under `off`, or when nothing was given).
 
     Raises:
-        ConsentError: the sentence was not heard, or the policy refuses what was given (one line each).
+        ConsentError: the sentence was not heard, another voice read it, or the policy refuses (one line each).
     """
     expected = consent_sentence(speaker, on or date.today())
+    samples = list(samples if samples is not None else ([recording] if recording is not None else []))
     record: dict | None = None
     if consent_audio is not None:
         record = verify_consent_file(consent_audio, expected, at_start=False, name=speaker, source="separate file")
-        record = record.to_dict()
+        consent = load_audio(consent_audio)
+        record = consent_with_speaker(record, (consent[0][: int(MAX_FILE_SECONDS * consent[1])], consent[1]), samples)
     elif recording is not None:
         record = verify_consent_file(recording, expected, at_start=True, name=speaker, source="recording start")
-        record = record.to_dict()
+        audio, rate = load_audio(recording)
+        consent, rest = split_at_sentence(audio, rate, expected)
+        others = [s for s in samples if Path(s) != Path(recording)]
+        record = consent_with_speaker(record, consent, others, first=rest)
     elif text:
         record = text_consent(text)
     check_policy(policy, record, f"the voice of {speaker}")
     return stored_consent(policy, record)
+
+
+def split_at_sentence(audio: np.ndarray, rate: int, expected: str) -> tuple[tuple, tuple]:
+    """A recording that opens with the consent sentence as ((the sentence, rate), (the rest, rate))."""
+    end = locate_consent_end(audio, rate, expected)
+    if end is None:  # heard once, not on the second pass: take the stretch the check listened to
+        end = consent_window_seconds(expected)
+    cut = min(len(audio), int(round(end * rate)))
+    return (audio[:cut], rate), (audio[cut:], rate)
+
+
+def consent_with_speaker(
+    record: ConsentRecord | dict,
+    consent: tuple[np.ndarray, int],
+    samples: list[Path] | list[tuple[np.ndarray, int]],
+    first: tuple[np.ndarray, int] | None = None,
+) -> dict:
+    """The record with its speaker check: is the voice that read the sentence the voice of the samples?
+
+    Args:
+        record: the verified consent (`verify_spoken_consent`'s record or its dict).
+        consent: (audio, rate) of the sentence alone.
+        samples: the recordings to clone, as paths or (audio, rate), without the sentence.
+        first: (audio, rate) of the rest of the recording the sentence opened, compared first.
+
+    Returns:
+        The record as a dict, with "speaker_check".
+
+    Raises:
+        ConsentError: another voice read the sentence, or the sentence holds too little speech to tell.
+    """
+    loaded = [load_audio(s) if isinstance(s, (str, Path)) else s for s in samples]
+    check = check_speaker(consent, ([first] if first is not None else []) + loaded)
+    out = dict(record.to_dict() if isinstance(record, ConsentRecord) else record)
+    out["speaker_check"] = check.to_dict()
+    if check.method == "too little consent speech":
+        raise ConsentError(
+            f"consent not accepted: the consent sentence holds {check.consent_seconds:.1f} s of speech, too little "
+            "to tell whose voice it is; read the whole sentence"
+        )
+    if not check.passed:
+        raise ConsentError(
+            f"consent not accepted: the voice that read the consent sentence is not the voice to be cloned (speaker "
+            f"similarity {check.score:.2f}, at least {check.threshold:.2f} for the same person); the person whose "
+            "voice it is must read the sentence themselves"
+        )
+    return out
 
 
 def _transcribe(audio: np.ndarray, sample_rate: int, word_times: bool = False) -> tuple[str, list[tuple], float]:

@@ -46,11 +46,13 @@ async def run_webrtc(cfg: BotConfig, t: WebRTCTransportConfig, resources: VoiceR
         max_sessions=t.max_sessions,
         ice_servers=ice_servers(t.ice_servers),
     )
-    server = _Server(
-        uvicorn.Config(app, host=t.host, port=t.port, log_level="warning", lifespan="on", timeout_graceful_shutdown=1)
-    )
     shown_host = "localhost" if t.host in ("127.0.0.1", "0.0.0.0", "::") else t.host
-    announce(f"Open http://{shown_host}:{t.port}/ in a browser, allow the microphone, and talk (Ctrl-C to stop).")
+    server = _Server(
+        uvicorn.Config(app, host=t.host, port=t.port, log_level="warning", lifespan="on", timeout_graceful_shutdown=1),
+        on_listening=lambda: announce(
+            f"Open http://{shown_host}:{t.port}/ in a browser, allow the microphone, and talk (Ctrl-C to stop)."
+        ),
+    )
     try:
         await server.serve()
     except SystemExit:  # uvicorn exits when the port is taken
@@ -60,12 +62,34 @@ async def run_webrtc(cfg: BotConfig, t: WebRTCTransportConfig, resources: VoiceR
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, but a second Ctrl-C leaves at once instead of waiting on a hung shutdown."""
+    """uvicorn's server, but the first Ctrl-C ends every call at once (uvicorn would first wait up to its graceful
+    timeout for the page's open requests, and only then run the app's shutdown), and a second leaves at once
+    instead of waiting on a hung shutdown."""
 
     def handle_exit(self, sig, frame):
         if self.should_exit:
             leave_now()
         super().handle_exit(sig, frame)
+        end_calls = getattr(self.config.app.state, "end_calls", None)
+        loop = self._loop
+        if end_calls is not None and loop is not None:
+            # uvicorn's handler runs between two bytecodes of the loop's thread: hand the work to the loop.
+            loop.call_soon_threadsafe(lambda: loop.create_task(end_calls()))
+
+    def __init__(self, config: uvicorn.Config, on_listening=lambda: None):
+        super().__init__(config)
+        self._on_listening = on_listening
+
+    async def serve(self, sockets=None):
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets)
+        if self.started:  # the URL is shown once the port answers, so a browser opened at once connects
+            self._on_listening()
+
+    _loop: asyncio.AbstractEventLoop | None = None
 
 
 def _check_port_free(host: str, port: int) -> None:

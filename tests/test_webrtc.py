@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 
 import aiohttp
 import numpy as np
@@ -257,6 +258,22 @@ def test_the_second_stop_signal_leaves_at_once(monkeypatch):
     assert server.should_exit and not left
     server.handle_exit(signal.SIGINT, None)
     assert left == [True]
+
+    ended: list[bool] = []
+
+    async def end_calls():
+        ended.append(True)
+
+    async def first_signal_ends_the_calls():
+        app = types.SimpleNamespace(state=types.SimpleNamespace(end_calls=end_calls))
+        server = webrtc._Server(uvicorn.Config(app))
+        server._loop = asyncio.get_running_loop()
+        server.handle_exit(signal.SIGINT, None)
+        for _ in range(3):  # call_soon_threadsafe, then the task
+            await asyncio.sleep(0)
+
+    asyncio.run(first_signal_ends_the_calls())
+    assert ended == [True]
 
     monkeypatch.setattr(stopping, "leave_now", lambda: left.append(True))
     first: list[bool] = []

@@ -70,7 +70,7 @@ class _Server(uvicorn.Server):
         if self.should_exit:
             leave_now()
         super().handle_exit(sig, frame)
-        end_calls = getattr(self.config.app.state, "end_calls", None)
+        end_calls = getattr(getattr(self.config.app, "state", None), "end_calls", None)
         loop = self._loop
         if end_calls is not None and loop is not None:
             # uvicorn's handler runs between two bytecodes of the loop's thread: hand the work to the loop.

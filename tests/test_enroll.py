@@ -366,3 +366,16 @@ def test_audio_error_is_a_user_error():
     from voiceclone.errors import UserError
 
     assert issubclass(AudioError, UserError) and issubclass(VoiceError, UserError)
+
+
+def test_an_imported_spoken_consent_without_a_speaker_check_is_shown_as_such(tmp_path, converter, recordings):
+    """A record made elsewhere (or before the speaker check) says so on import and in `voices show`."""
+    words_only = {"kind": "spoken", "verified": True, "wer": 0.0, "threshold": 0.25, "score": 1.0, "source": "x"}
+    src = VoiceLibrary(tmp_path / "here")
+    enroll(src, [recordings["bob"]], converter, name="bob", consent=words_only)
+    archive = tmp_path / "bob.tar.gz"
+    assert cli("voices", "export", "bob", str(archive), "--voices-dir", str(src.root)).returncode == 0
+    imported = cli("voices", "import", str(archive), "--voices-dir", str(tmp_path / "there"))
+    assert imported.returncode == 0 and "speaker not checked" in imported.stdout + imported.stderr
+    shown = cli("voices", "show", "bob", "--voices-dir", str(tmp_path / "there"))
+    assert "speaker not checked" in shown.stdout + shown.stderr

@@ -299,6 +299,7 @@ def test_the_cli_refusals_come_back_as_one_line(client):
     silence = wav_bytes(np.zeros(48000 * 5, dtype=np.float32), 48000)
     response = enroll_request(client, silence)
     assert response.status_code == 400 and "no speech" in response.json()["detail"]
+    assert "recording.wav" not in response.json()["detail"]  # the user's recording, not our temporary file
     short = wav_bytes(spoken("Hello."), 48000)
     response = enroll_request(client, short)
     assert response.status_code == 400 and "s of speech" in response.json()["detail"]

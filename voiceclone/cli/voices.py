@@ -126,3 +126,4 @@ def voices_import(
     """Add a voice from an exported archive (checked: nothing may land outside the library)."""
     voice = _library(voices_dir, config).import_archive(file, name=name, force=force)
     say(f"imported {voice.name!r} into {voice.folder}")
+    say(consent_summary(voice.record.consent), "consent:", "bold")  # as recorded elsewhere: never re-checked here

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from watermark import _edits, _sox  # noqa: E402
 
+from testkit.process import machine  # noqa: E402
 from voiceclone.responsible.consent.sentence import consent_sentence  # noqa: E402
 from voiceclone.responsible.consent.speaker import MIN_SIMILARITY, check_speaker  # noqa: E402
 
@@ -95,8 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="more espeak-ng variants (slow)")
     args = parser.parse_args()
-    machine = platform.processor() or platform.machine()
-    print(f"machine: {machine}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; threshold {MIN_SIMILARITY}")
+    print(f"machine: {machine()}; threshold {MIN_SIMILARITY}")
     sentence = consent_sentence("Dana Lee", __import__("datetime").date(2026, 12, 6))
     speakers = voices(sentence, args.full)
     edits = _edits()

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from testkit.process import rss_mib  # noqa: E402
+from testkit.process import machine, rss_mib  # noqa: E402
 from voiceclone.config.sections import LOCAL_SYSTEM_PROMPT  # noqa: E402
 from voiceclone.llm.engine import LocalLLM  # noqa: E402
 from voiceclone.llm.models import resolve_model  # noqa: E402
@@ -49,20 +49,6 @@ CONVERSATION = [
     ("How many days would you spend there?", "Three or four days gives you time for the main sights."),
     ("Thanks! Any tip for the train to Florence?", ""),
 ]
-
-
-def machine() -> str:
-    """CPU model, cores and load average: every figure below depends on them."""
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    return f"{model}, {os.cpu_count()} cores, load average {load}"
 
 
 def one_question(llm: LocalLLM, question: str, max_tokens: int) -> tuple[float, float, int]:

@@ -22,8 +22,6 @@ nothing.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -33,6 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from testkit import world_recipe  # noqa: E402
+from testkit.process import machine  # noqa: E402
 from testkit.voices_dev import RATE, voices  # noqa: E402
 from voiceclone.cloning.calibration import calibration_speech  # noqa: E402
 from voiceclone.cloning.cloned import ClonedVoice  # noqa: E402
@@ -40,19 +39,6 @@ from voiceclone.cloning.matcher_conversion import MatcherConversion  # noqa: E40
 from voiceclone.quality.measures import cosine, embed, encoder_input, load_models, word_error_rate  # noqa: E402
 from voiceclone.quality.transcribe import transcribe  # noqa: E402
 from voiceclone.tts import PiperEngine, PiperSettings  # noqa: E402
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    return f"machine: {os.cpu_count()} cores ({cpu}), load average {load} (other work slows the timings only)"
 
 
 def utterance_embedding(audio: np.ndarray, rate: int) -> np.ndarray | None:
@@ -76,7 +62,7 @@ def main() -> None:
     parser.add_argument("--voices", help="comma-separated voice names (default: every voice of the part)")
     args = parser.parse_args()
     started = time.perf_counter()
-    print(machine())
+    print(f"machine: {machine()}")
     load_models()
 
     engine = PiperEngine(PiperSettings(noise_scale=0.0, noise_w_scale=0.0))

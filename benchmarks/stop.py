@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -25,6 +24,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from testkit.process import machine  # noqa: E402
 
 
 def _prepare(folder: Path) -> Path:
@@ -115,8 +117,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--port", type=int, default=8771)
     args = parser.parse_args()
-    machine = platform.processor() or platform.machine()
-    print(f"machine: {machine}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory() as folder:
         library = _prepare(Path(folder))
         for calls in args.calls:

@@ -14,8 +14,6 @@ voices after every edit and counts the files called marked (it should be none).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -28,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from testkit.process import machine  # noqa: E402
 from testkit.speech import speech_sample  # noqa: E402
 from voiceclone.openvoice.converter import CHUNK_FRAMES, FIRST_CHUNK_FRAMES, chunk_spans  # noqa: E402
 from voiceclone.responsible.detection import THRESHOLD, detect  # noqa: E402
@@ -312,8 +311,7 @@ def main() -> None:
     parser.add_argument("--false-alarms", action="store_true", help="also count unmarked files called marked")
     parser.add_argument("--alarm-seconds", type=float, default=30.0, help="seconds of each unmarked voice")
     args = parser.parse_args()
-    machine = platform.processor() or platform.machine()
-    print(f"machine: {machine}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    print(f"machine: {machine()}")
     cost(args.seconds, args.runs)
     if args.edits:
         robustness(args.seconds)

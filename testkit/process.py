@@ -14,3 +14,19 @@ def rss_mib(pid: int | str = "self") -> float:
     except OSError:
         pass
     return float("nan")
+
+
+def machine() -> str:
+    """CPU model, cores and load average (1, 5, 15 min): every benchmark figure depends on them."""
+    import os
+
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    return f"{model}, {os.cpu_count()} cores, load average {load}"

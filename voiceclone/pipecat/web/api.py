@@ -25,7 +25,7 @@ from voiceclone.errors import UserError
 from voiceclone.pipecat.web.bodies import read_body
 from voiceclone.responsible.consent.policy import is_verified, speaker_summary, stored_consent, words_verified
 from voiceclone.responsible.consent.sentence import consent_sentence
-from voiceclone.responsible.consent.verify import consent_with_speaker, split_at_sentence, verify_spoken_consent
+from voiceclone.responsible.consent.verify import consent_opening
 from voiceclone.voices.errors import VoiceError, VoiceExists
 from voiceclone.voices.lookup import allowed_voice
 from voiceclone.voices.names import check_name
@@ -163,9 +163,8 @@ def check_spoken_consent(audio, sample_rate: int, upload: bytes, speaker: str, d
     """
     expected = consent_sentence(speaker, day)
     digest = hashlib.sha256(upload).hexdigest()
-    record = verify_spoken_consent(audio, sample_rate, expected, source=CONSENT_SOURCE, file_sha256=digest)
-    sentence, rest = split_at_sentence(audio, sample_rate, expected)
-    return stored_consent(policy, consent_with_speaker(record, sentence, [rest]))
+    record = consent_opening(audio, sample_rate, expected, source=CONSENT_SOURCE, file_sha256=digest)
+    return stored_consent(policy, record)
 
 
 def _sentence(speaker: str, day: date) -> str:

@@ -169,14 +169,18 @@ def verify_consent_file(
         ConsentError: as for `verify_spoken_consent`.
     """
     path = Path(path)
+    audio, rate, digest = _read_with_digest(Path(path))
+    return verify_spoken_consent(audio, rate, expected, at_start, name=name, source=source, file_sha256=digest)
+
+
+def _read_with_digest(path: Path) -> tuple[np.ndarray, int, str]:
+    """A consent file's audio, its rate, and the hex SHA-256 of its exact bytes."""
     audio, rate = load_audio(path)  # checks the file first (missing, empty, a folder, damaged)
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
-    return verify_spoken_consent(
-        audio, rate, expected, at_start, name=name, source=source, file_sha256=digest.hexdigest()
-    )
+    return audio, rate, digest.hexdigest()
 
 
 def locate_consent_end(audio: np.ndarray, sample_rate: int, expected: str) -> float | None:
@@ -238,19 +242,42 @@ def enrollment_consent(
     samples = list(samples if samples is not None else ([recording] if recording is not None else []))
     record: dict | None = None
     if consent_audio is not None:
-        record = verify_consent_file(consent_audio, expected, at_start=False, name=speaker, source="separate file")
-        consent = load_audio(consent_audio)
-        record = consent_with_speaker(record, (consent[0][: int(MAX_FILE_SECONDS * consent[1])], consent[1]), samples)
+        audio, rate, digest = _read_with_digest(Path(consent_audio))
+        verified = verify_spoken_consent(
+            audio, rate, expected, False, name=speaker, source="separate file", file_sha256=digest
+        )
+        record = consent_with_speaker(verified, (audio[: int(MAX_FILE_SECONDS * rate)], rate), samples)
     elif recording is not None:
-        record = verify_consent_file(recording, expected, at_start=True, name=speaker, source="recording start")
-        audio, rate = load_audio(recording)
-        consent, rest = split_at_sentence(audio, rate, expected)
+        audio, rate, digest = _read_with_digest(Path(recording))
         others = [s for s in samples if Path(s) != Path(recording)]
-        record = consent_with_speaker(record, consent, others, first=rest)
+        record = consent_opening(
+            audio, rate, expected, name=speaker, source="recording start", file_sha256=digest, others=others
+        )
     elif text:
         record = text_consent(text)
     check_policy(policy, record, f"the voice of {speaker}")
     return stored_consent(policy, record)
+
+
+def consent_opening(
+    audio: np.ndarray,
+    rate: int,
+    expected: str,
+    *,
+    name: str | None = None,
+    source: str | None = None,
+    file_sha256: str | None = None,
+    others: list = (),
+) -> dict:
+    """Consent at the start of a recording (`--consent-phrase`, the page): the sentence heard, then its reader
+    compared with the rest of the recording and with `others` (paths or (audio, rate)). The record as a dict.
+
+    Raises:
+        ConsentError: as for `verify_spoken_consent` and `consent_with_speaker`.
+    """
+    verified = verify_spoken_consent(audio, rate, expected, True, name=name, source=source, file_sha256=file_sha256)
+    sentence, rest = split_at_sentence(audio, rate, expected)
+    return consent_with_speaker(verified, sentence, list(others), first=rest)
 
 
 def split_at_sentence(audio: np.ndarray, rate: int, expected: str) -> tuple[tuple, tuple]:

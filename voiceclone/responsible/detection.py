@@ -102,10 +102,6 @@ class FrameOutputs:
     attn: np.ndarray
     marks: np.ndarray
 
-    @staticmethod
-    def empty() -> FrameOutputs:
-        return FrameOutputs(np.zeros(0, np.float32), np.zeros((3, 0), np.float32), np.zeros((3, 0), np.float32))
-
     def __len__(self) -> int:
         return len(self.mask)
 
@@ -114,8 +110,6 @@ class FrameOutputs:
 
     @staticmethod
     def join(parts: list[FrameOutputs]) -> FrameOutputs:
-        if not parts:
-            return FrameOutputs.empty()
         return FrameOutputs(
             np.concatenate([p.mask for p in parts]),
             np.concatenate([p.attn for p in parts], axis=1),

@@ -102,6 +102,18 @@ def test_an_older_voice_gets_its_profile_from_the_kept_speech(matcher_env, tmp_p
     assert (voices / "bob" / "profile-m2.json").is_file() and profile.to_json() == library.get("bob").profile("m2")
 
 
+def test_a_profile_stored_before_codebooks_gets_its_codebook_from_the_kept_speech(matcher_env, tmp_path):
+    voices = tmp_path / "voices"
+    shutil.copytree(matcher_env["VOICECLONE_VOICES_DIR"] / "bob", voices / "bob")
+    stored = json.loads((voices / "bob" / "profile-m2.json").read_text())
+    del stored["voiced_codebook_db"]
+    (voices / "bob" / "profile-m2.json").write_text(json.dumps(stored))
+    library = VoiceLibrary(voices)
+    profile = MatcherConversion().voice_data(library, library.get("bob"))
+    assert profile.voiced_codebook_db is not None
+    assert "voiced_codebook_db" in library.get("bob").profile("m2")
+
+
 def test_choose(models_dir, no_models):
     installed, empty = ModelStore.from_settings(models_dir), ModelStore.from_settings(no_models)
     notes: list[str] = []

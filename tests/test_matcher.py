@@ -18,6 +18,7 @@ import soxr
 
 from voiceclone.matcher import MATCHER_VERSION, ProfileError, VoiceMatcher, VoiceProfile, extract_profile
 from voiceclone.matcher import converter as converter_module
+from voiceclone.matcher.codebook import CODEBOOK_BINS, CODEBOOK_SIZE, NEIGHBOURS, NeighbourCorrection, codebook_hz
 from voiceclone.matcher.mapping import AP_FLOOR, FrameTransform, Mapping, estimate_alpha, fit_band
 from voiceclone.matcher.vocoder import pyworld
 from voiceclone.matcher.world import FRAME_PERIOD_MS, analyze
@@ -143,7 +144,7 @@ def test_profile_json_round_trip(base):
     data = json.loads(json.dumps(base.to_json()))
     assert data["matcher_version"] == MATCHER_VERSION
     assert data["sample_rate"] == 22050
-    assert len(json.dumps(data)) < 20_000
+    assert len(json.dumps(data)) < 60_000  # the codebook is most of it (128 x 48 values at 0.1 dB)
     again = VoiceProfile.from_json(data)
     assert again.f0_median_hz == pytest.approx(base.f0_median_hz, rel=1e-4)
     assert again.log_f0_spread == pytest.approx(base.log_f0_spread, abs=1e-5)
@@ -151,7 +152,42 @@ def test_profile_json_round_trip(base):
     np.testing.assert_allclose(again.aperiodicity_db, base.aperiodicity_db, atol=1e-3)
     np.testing.assert_allclose(again.envelope_spread_db, base.envelope_spread_db, atol=1e-3)
     np.testing.assert_allclose(again.unvoiced_envelope_db, base.unvoiced_envelope_db, atol=1e-3)
+    np.testing.assert_allclose(again.voiced_codebook_db, base.voiced_codebook_db, atol=0.051)
     assert again.to_json() == data
+
+
+def test_profile_without_a_codebook_still_loads_and_converts(base, other_speech):
+    # Profiles stored before codebooks existed have no such key: they load, and convert without the per-frame step.
+    data = json.loads(json.dumps(base.to_json()))
+    del data["voiced_codebook_db"]
+    old = VoiceProfile.from_json(data)
+    assert old.voiced_codebook_db is None and "voiced_codebook_db" not in old.to_json()
+    assert Mapping.between(base, old).codebook_db is None
+    out = VoiceMatcher(SR).convert(other_speech[:SR], base, old)
+    assert len(out) == SR and np.all(np.isfinite(out))
+
+
+def test_codebook_holds_the_voices_own_shapes(base):
+    book = base.voiced_codebook_db
+    assert book.shape == (CODEBOOK_SIZE, CODEBOOK_BINS) and np.all(np.isfinite(book))
+    np.testing.assert_allclose(book.mean(axis=1), 0.0, atol=1e-9)  # shapes, not levels
+    assert len(np.unique(book.round(3), axis=0)) > CODEBOOK_SIZE // 2  # distinct sounds, not one average
+
+
+def test_codebook_step_moves_a_frame_to_its_nearest_shape():
+    hz = np.linspace(0.0, SR / 2, 513)
+    # As many falling shapes as a frame averages, and as many rising ones, which a falling frame must not pick.
+    falls = np.linspace(10.0, -10.0, CODEBOOK_BINS)
+    book = np.concatenate([np.repeat(falls[None], NEIGHBOURS, axis=0), np.repeat(-falls[None], NEIGHBOURS, axis=0)])
+    correction = NeighbourCorrection(book, SR, len(hz))
+    falling = np.log(10.0) / 10.0 * np.interp(hz, [0, SR / 2], [12.0, -12.0])[None, :]
+    out = correction.apply(np.repeat(falling, 2, axis=0), np.array([True, False]))
+    np.testing.assert_array_equal(out[1], falling[0])  # unvoiced: untouched
+    above = (hz > 3000) & (hz < 7000)  # where the target's shape replaces the frame's own
+    slope = np.polyfit(hz[above], out[0][above], 1)[0]
+    grid = (codebook_hz() > 3000) & (codebook_hz() < 7000)
+    expected = np.polyfit(codebook_hz()[grid], falls[grid], 1)[0] * np.log(10.0) / 10.0
+    assert slope == pytest.approx(expected, rel=0.05)
 
 
 def _tamper(key, value):
@@ -179,6 +215,12 @@ def _tamper(key, value):
         _tamper("envelope_spread_db", [-1.0] * 256),
         _tamper("unvoiced_envelope_db", [0.0] * 10),
         _tamper("bandwidth_hz", 1e9),
+        _tamper("voiced_codebook_db", []),
+        _tamper("voiced_codebook_db", [0.0] * CODEBOOK_BINS),
+        _tamper("voiced_codebook_db", [[0.0] * (CODEBOOK_BINS - 1)]),
+        _tamper("voiced_codebook_db", [[0.0] * CODEBOOK_BINS] * (CODEBOOK_SIZE + 1)),
+        _tamper("voiced_codebook_db", [[float("nan")] * CODEBOOK_BINS]),
+        _tamper("voiced_codebook_db", "codebook"),
         lambda d: d.pop("voiced_s"),
         lambda d: d.clear(),
     ],

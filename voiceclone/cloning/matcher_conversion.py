@@ -53,9 +53,15 @@ class MatcherConversion:
         stored = voice.profile(self.key)
         if stored is not None:
             try:
-                return VoiceProfile.from_json(stored)
+                profile = VoiceProfile.from_json(stored)
             except ProfileError as exc:
                 logger.warning("remaking the damaged profile of voice {!r} ({})", voice.name, exc)
+            else:
+                if profile.voiced_codebook_db is not None:
+                    return profile
+                # Stored before codebooks: it still converts, but without the per-frame step; the kept speech
+                # gives the full profile.
+                logger.info("completing the profile of voice {!r} with its codebook (once)", voice.name)
         speech, rate = voice.speech()
         profile = self.analyse(speech, rate)
         library.add_profile(voice, self.key, profile.to_json())

@@ -10,6 +10,8 @@
 - Envelope movement: in voiced frames, each frame's departure from the source's long-term envelope is scaled, per
   frequency, by the ratio of the two voices' envelope spreads, so formants come out as sharp and as mobile as the
   target's (the mean and variance of the log envelope are both mapped, not the mean alone).
+- Rendering of each sound: voiced frames, once mapped, are drawn towards the nearest shapes of the target's own
+  voiced envelopes (`codebook.py`), when the target's profile has a codebook.
 - Aperiodicity: shifted per band by the target's mean minus the source's, limited (breathiness).
 - Every frame keeps its input energy: the transform changes the timbre, not the loudness contour.
 """
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from voiceclone.matcher.codebook import NeighbourCorrection
 from voiceclone.matcher.profile import AP_BANDS_HZ, PROFILE_RATE, VoiceProfile, grid_hz
 
 ALPHA_RANGE = (0.8, 1.3)  # vocal tract lengths of adult speakers differ by about this much (children beyond)
@@ -192,6 +195,7 @@ class Mapping:
         spread_gain: (GRID_BINS,) scale of a voiced frame's departure from the source's long-term envelope.
         source_envelope_db: (GRID_BINS,) the source's long-term envelope warped by alpha, dB: what departures are
             measured from.
+        codebook_db: The target's voiced codebook (`VoiceProfile.voiced_codebook_db`), or None: no per-frame step.
     """
 
     log_f0_from: float
@@ -203,6 +207,7 @@ class Mapping:
     eq_unvoiced_db: np.ndarray
     spread_gain: np.ndarray
     source_envelope_db: np.ndarray
+    codebook_db: np.ndarray | None = None
 
     @classmethod
     def between(cls, source: VoiceProfile, target: VoiceProfile) -> Mapping:
@@ -219,6 +224,7 @@ class Mapping:
             eq_unvoiced_db=residual_eq_db(source, target, alpha, unvoiced=True),
             spread_gain=spread_gain(source, target, alpha),
             source_envelope_db=warp_curve(source.envelope_db, grid_hz(), alpha),
+            codebook_db=target.voiced_codebook_db,
         )
 
     def map_f0(self, f0: np.ndarray) -> np.ndarray:
@@ -251,6 +257,8 @@ class FrameTransform:
         self._level_band = (hz >= LEVEL_BAND_HZ[0]) & (hz <= LEVEL_BAND_HZ[1])
         ap_hz = [(lo + hi) / 2 for lo, hi in zip(AP_BANDS_HZ[:-1], AP_BANDS_HZ[1:], strict=True)]
         self._ap_gain = 10.0 ** (np.interp(hz, ap_hz, mapping.ap_shift_db) / 20.0)
+        codebook = mapping.codebook_db
+        self._neighbours = None if codebook is None else NeighbourCorrection(codebook, fs, n_bins)
 
     def apply(self, f0: np.ndarray, sp: np.ndarray, ap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Converted F0, envelope and aperiodicity for frames of source-voice speech.
@@ -270,6 +278,8 @@ class FrameTransform:
         departure = warped - self._source_ln
         departure -= departure[:, self._level_band].mean(axis=1, keepdims=True)
         shaped = warped + np.where(voiced, self._eq_ln + self._spread * departure, self._eq_unvoiced_ln)
+        if self._neighbours is not None:
+            shaped = self._neighbours.apply(shaped, f0 > 0)
         # Per-frame energy: the output frame has the input frame's envelope power.
         gain = np.log(np.sum(sp, axis=1) + 1e-30) - np.log(np.sum(np.exp(shaped), axis=1) + 1e-30)
         new_sp = np.exp(shaped + gain[:, None])

@@ -8,6 +8,7 @@ Everything is measured by WORLD analysis at PROFILE_RATE over voiced frames:
 - the same average envelope over unvoiced speech (fricatives, aspiration), which differs from voice to voice
   independently of the voiced one;
 - the long-term average aperiodicity in dB, per band (breathiness, and how noisy the recording is);
+- a codebook of the shapes of its voiced envelopes (`codebook.py`): how this voice renders each sound;
 - the bandwidth the recording really has (a 16 kHz recording has nothing above 8 kHz to match).
 """
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
+from voiceclone.matcher.codebook import CODEBOOK_BINS, CODEBOOK_SIZE, build_codebook, codebook_hz, interpolation_matrix
 from voiceclone.matcher.pitch import track_f0
 from voiceclone.matcher.world import FRAME_PERIOD_MS, analyze, frame_count
 
@@ -60,6 +62,8 @@ class VoiceProfile:
             `envelope_db`.
         bandwidth_hz: Highest frequency the recording carries, Hz (MIN_BANDWIDTH_HZ to PROFILE_RATE / 2).
         voiced_s: Seconds of voiced speech measured.
+        voiced_codebook_db: (up to CODEBOOK_SIZE, CODEBOOK_BINS) shapes of voiced envelopes in dB on
+            `codebook.codebook_hz()`, or None: a profile stored before codebooks existed (no per-frame correction).
     """
 
     f0_median_hz: float
@@ -71,6 +75,7 @@ class VoiceProfile:
     voiced_s: float
     envelope_spread_db: np.ndarray
     unvoiced_envelope_db: np.ndarray
+    voiced_codebook_db: np.ndarray | None = None
 
     @property
     def log_f0_median(self) -> float:
@@ -78,8 +83,8 @@ class VoiceProfile:
         return math.log(self.f0_median_hz)
 
     def to_json(self) -> dict:
-        """A JSON-serialisable dict (about 3 KB as JSON) that `from_json` reads back."""
-        return {
+        """A JSON-serialisable dict (about 40 KB as JSON, 3 KB without a codebook) that `from_json` reads back."""
+        data = {
             "matcher_version": MATCHER_VERSION,
             "sample_rate": PROFILE_RATE,
             "frame_period_ms": FRAME_PERIOD_MS,
@@ -93,6 +98,9 @@ class VoiceProfile:
             "envelope_spread_db": [round(float(v), 3) for v in self.envelope_spread_db],
             "unvoiced_envelope_db": [round(float(v), 3) for v in self.unvoiced_envelope_db],
         }
+        if self.voiced_codebook_db is not None:
+            data["voiced_codebook_db"] = [[round(float(v), 1) for v in row] for row in self.voiced_codebook_db]
+        return data
 
     @classmethod
     def from_json(cls, data: object) -> VoiceProfile:
@@ -125,6 +133,7 @@ class VoiceProfile:
             voiced_s=_expect_number(data, "voiced_s", 0.0, 1e6),
             envelope_spread_db=_expect_vector(data, "envelope_spread_db", GRID_BINS, 0.0, 100.0),
             unvoiced_envelope_db=_expect_vector(data, "unvoiced_envelope_db", GRID_BINS, -200.0, 200.0),
+            voiced_codebook_db=_expect_codebook(data, "voiced_codebook_db"),
         )
 
 
@@ -149,6 +158,17 @@ def _expect_vector(data: dict, key: str, length: int, low: float, high: float) -
     if not np.all(np.isfinite(arr)) or np.any(arr < low) or np.any(arr > high):
         raise ProfileError(f"voice profile: {key} holds values that are not finite or outside [{low}, {high}]")
     return arr
+
+
+def _expect_codebook(data: dict, key: str) -> np.ndarray | None:
+    """An optional matrix of CODEBOOK_BINS-long rows (1 to CODEBOOK_SIZE of them); None when absent."""
+    if key not in data:
+        return None  # written before codebooks existed: still a valid profile
+    value = data[key]
+    if not isinstance(value, list) or not 1 <= len(value) <= CODEBOOK_SIZE:
+        raise ProfileError(f"voice profile: {key} must be a list of 1 to {CODEBOOK_SIZE} rows")
+    rows = {f"{key}[{i}]": row for i, row in enumerate(value)}
+    return np.stack([_expect_vector(rows, label, CODEBOOK_BINS, -200.0, 200.0) for label in rows])
 
 
 def extract_profile(speech: np.ndarray, sample_rate: int) -> VoiceProfile:
@@ -205,6 +225,7 @@ def extract_profile(speech: np.ndarray, sample_rate: int) -> VoiceProfile:
         voiced_s=voiced_s,
         envelope_spread_db=np.clip(spread, 0.0, 100.0),
         unvoiced_envelope_db=unvoiced_envelope - unvoiced_envelope[band].mean(),
+        voiced_codebook_db=build_codebook(sp_db[voiced] @ _to_codebook_grid(sp_db.shape[1])),
     )
 
 
@@ -242,9 +263,19 @@ def _rough_median_f0(x: np.ndarray) -> float | None:
     return float(np.median(f0[f0 > 0])) if np.any(f0 > 0) else None
 
 
+def _bins_hz(n_bins: int) -> np.ndarray:
+    """The frequencies of WORLD's envelope bins at PROFILE_RATE."""
+    return np.linspace(0.0, PROFILE_RATE / 2, n_bins)
+
+
+def _to_codebook_grid(n_bins: int) -> np.ndarray:
+    """The map from WORLD's envelope bins at PROFILE_RATE to the codebook grid, as `rows @ matrix`."""
+    return interpolation_matrix(_bins_hz(n_bins), codebook_hz())
+
+
 def _frame_level_db(sp_db: np.ndarray) -> np.ndarray:
     """Each frame's level: its envelope's mean dB over 100-4000 Hz, where speech energy lies."""
-    hz = np.linspace(0.0, PROFILE_RATE / 2, sp_db.shape[1])
+    hz = _bins_hz(sp_db.shape[1])
     band = (hz >= 100.0) & (hz <= 4000.0)
     return sp_db[:, band].mean(axis=1)
 

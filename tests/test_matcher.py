@@ -18,7 +18,14 @@ import soxr
 
 from voiceclone.matcher import MATCHER_VERSION, ProfileError, VoiceMatcher, VoiceProfile, extract_profile
 from voiceclone.matcher import converter as converter_module
-from voiceclone.matcher.codebook import CODEBOOK_BINS, CODEBOOK_SIZE, NEIGHBOURS, NeighbourCorrection, codebook_hz
+from voiceclone.matcher.codebook import (
+    CODEBOOK_BINS,
+    CODEBOOK_SIZE,
+    CONTEXT_FRAMES,
+    NEIGHBOURS,
+    NeighbourCorrection,
+    codebook_hz,
+)
 from voiceclone.matcher.mapping import AP_FLOOR, FrameTransform, Mapping, estimate_alpha, fit_band
 from voiceclone.matcher.vocoder import pyworld
 from voiceclone.matcher.world import FRAME_PERIOD_MS, analyze
@@ -174,17 +181,20 @@ def test_codebook_holds_the_voices_own_shapes(base):
     assert len(np.unique(book.round(3), axis=0)) > CODEBOOK_SIZE // 2  # distinct sounds, not one average
 
 
-def test_codebook_step_moves_a_frame_to_its_nearest_shape():
+def test_codebook_step_moves_voiced_frames_to_their_nearest_shapes():
     hz = np.linspace(0.0, SR / 2, 513)
     # As many falling shapes as a frame averages, and as many rising ones, which a falling frame must not pick.
     falls = np.linspace(10.0, -10.0, CODEBOOK_BINS)
     book = np.concatenate([np.repeat(falls[None], NEIGHBOURS, axis=0), np.repeat(-falls[None], NEIGHBOURS, axis=0)])
     correction = NeighbourCorrection(book, SR, len(hz))
-    falling = np.log(10.0) / 10.0 * np.interp(hz, [0, SR / 2], [12.0, -12.0])[None, :]
-    out = correction.apply(np.repeat(falling, 2, axis=0), np.array([True, False]))
-    np.testing.assert_array_equal(out[1], falling[0])  # unvoiced: untouched
+    falling = np.log(10.0) / 10.0 * np.interp(hz, [0, SR / 2], [12.0, -12.0])
+    frames = np.repeat(falling[None], 40, axis=0)
+    voiced = np.arange(40) < 20
+    out = correction.apply(frames, voiced)
+    # Unvoiced frames beyond the smoothing's reach are untouched.
+    np.testing.assert_array_equal(out[20 + CONTEXT_FRAMES :], frames[20 + CONTEXT_FRAMES :])
     above = (hz > 3000) & (hz < 7000)  # where the target's shape replaces the frame's own
-    slope = np.polyfit(hz[above], out[0][above], 1)[0]
+    slope = np.polyfit(hz[above], out[10][above], 1)[0]
     grid = (codebook_hz() > 3000) & (codebook_hz() < 7000)
     expected = np.polyfit(codebook_hz()[grid], falls[grid], 1)[0] * np.log(10.0) / 10.0
     assert slope == pytest.approx(expected, rel=0.05)

@@ -5,7 +5,10 @@ base voice's way of forming that sound: its vowel qualities, its formant bandwid
 of the target's own voiced envelopes (k-means centroids of its enrollment frames, each frame's level removed, on
 an ERB-spaced grid). At conversion every voiced frame, already mapped into the target's range, is compared with
 the centroids by its cepstrum (the shape of its envelope) and moved to the mean of its nearest ones: the frame
-keeps what it says but takes the target's rendering of it (a nearest-neighbour step, frame by frame, no state).
+keeps what it says but takes the target's rendering of it (a nearest-neighbour step, with no state).
+
+The nearest centroids change from frame to frame, so the correction is smoothed over time (15 ms); a frame's
+correction then depends on CONTEXT_FRAMES frames either side, which the streaming converter analyses with it.
 
 Below about 1.5 kHz (F1, F2: which vowel it is) the frame keeps part of its own shape, so that a target whose
 enrollment lacks a sound does not make the clone say a neighbouring one; above, the target's shape replaces it.
@@ -28,6 +31,8 @@ NEIGHBOURS = 4  # centroids averaged per frame: one alone makes the envelope jum
 KEEP_BELOW_HZ = 1500.0  # where the frame keeps part of its own shape (F1 and F2 say which vowel it is)
 KEEP_SHARE = 0.3  # how much of its own shape a frame keeps there; none above
 KMEANS_ITERATIONS = 15
+SMOOTH_FRAMES = 3.0  # Gaussian sigma of the correction over time, frames (15 ms): fewer word errors, no less like
+CONTEXT_FRAMES = 6  # the kernel's reach either side (2 sigma): the frames a correction depends on
 
 
 @functools.cache
@@ -92,15 +97,29 @@ class NeighbourCorrection:
         self._weight = 1.0 - KEEP_SHARE / (1.0 + np.exp((grid - KEEP_BELOW_HZ) / (0.15 * KEEP_BELOW_HZ)))
 
     def apply(self, log_sp: np.ndarray, voiced: np.ndarray) -> np.ndarray:
-        """Voiced rows of `log_sp` (ln power per bin) moved towards their nearest centroids; the rest as they were."""
-        out = log_sp.copy()
+        """Consecutive frames of `log_sp` (ln power per bin) moved towards the nearest centroids of their voiced
+        frames, the moves smoothed over time (frames near voiced ones move a little too).
+
+        Frames closer than CONTEXT_FRAMES to either end are corrected as if the ends held still: give the frames
+        around the ones wanted, and keep the middle.
+        """
+        delta = np.zeros((len(log_sp), CODEBOOK_BINS))
         if not np.any(voiced):
-            return out
+            return log_sp.copy()
         rows = level_free(log_sp[voiced] @ self._to_grid)
         cepstra = rows @ _cepstrum_matrix()
         distances = ((cepstra[:, None, :] - self._book_cepstra[None, :, :]) ** 2).sum(axis=2)
         k = min(NEIGHBOURS, len(self._book))
         nearest = np.argpartition(distances, k - 1, axis=1)[:, :k]
-        target = self._book[nearest].mean(axis=1)
-        out[voiced] += ((target - rows) * self._weight) @ self._from_grid
-        return out
+        delta[voiced] = self._book[nearest].mean(axis=1) - rows
+        return log_sp + (_smooth_frames(delta) * self._weight) @ self._from_grid
+
+
+def _smooth_frames(rows: np.ndarray) -> np.ndarray:
+    """Gaussian smoothing over frames (axis 0), sigma SMOOTH_FRAMES, reach CONTEXT_FRAMES, ends held."""
+    offsets = np.arange(-CONTEXT_FRAMES, CONTEXT_FRAMES + 1)
+    kernel = np.exp(-0.5 * (offsets / SMOOTH_FRAMES) ** 2)
+    kernel /= kernel.sum()
+    padded = np.pad(rows, ((CONTEXT_FRAMES, CONTEXT_FRAMES), (0, 0)), mode="edge")
+    n = len(rows)
+    return sum(w * padded[i : i + n] for i, w in enumerate(kernel))

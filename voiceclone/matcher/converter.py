@@ -2,7 +2,8 @@
 
 Streaming. The input is cut into blocks on a frame grid (the first one short, so that audio comes out early).
 Each block is analysed with ANALYSIS_CONTEXT_S of signal on both sides, so its frames are what an analysis of the
-whole input would give, then transformed frame by frame (no state), then synthesised with some frames of context.
+whole input would give, then transformed (each frame with a few neighbours from that analysis, no state), then
+synthesised with some frames of context.
 Two syntheses only join without a click if their glottal pulses fall on the same samples: WORLD places a pulse
 wherever the F0 phase accumulated since its first sample wraps. Every block after the first therefore starts with
 a few silent lead-in frames whose F0 is solved so that, where the real frames begin, the accumulated phase equals
@@ -27,7 +28,8 @@ from voiceclone.matcher.world import FRAME_PERIOD_MS, MAX_RATE, MIN_RATE, analyz
 DEFAULT_FIRST_CHUNK_S = 0.2  # the first chunk: short, so that playback starts after little work
 DEFAULT_CHUNK_S = 1.0  # later chunks: long, since each block pays for its analysis context
 MIN_BLOCK_S = 0.08  # a block must hold the next block's left synthesis context plus the lead-in
-ANALYSIS_CONTEXT_S = 0.06  # YIN, CheapTrick and StoneMask windows reach at most ~25 ms from a frame
+ANALYSIS_CONTEXT_S = 0.06  # YIN, CheapTrick and StoneMask windows reach at most ~25 ms from a frame; the transform's
+# context frames (30 ms) lie inside it, so they too are analysed with their whole windows
 SYNTH_LEFT_S = 0.04  # real frames synthesised before a block: a pulse response reaches fft_size / 2 (23 ms) back
 SYNTH_RIGHT_S = 0.02  # frames synthesised past a block's end, for the crossfade with the next block
 LEAD_IN_S = 0.02  # silent frames whose F0 sets the pulse phase; at 100-150 Hz they span a whole cycle
@@ -178,7 +180,7 @@ class VoiceMatcher:
         ctx, left, right = (self._frames(s) for s in (ANALYSIS_CONTEXT_S, SYNTH_LEFT_S, SYNTH_RIGHT_S))
         edges = self._edges(n, first_chunk_s, chunk_s)
         # Zeros after the end give the last block its right contexts.
-        padded = np.concatenate([x, np.zeros(self._sample(right + ctx + self._grid) + 1)])
+        padded = np.concatenate([x, np.zeros(self._sample(right + transform.context_frames + ctx + self._grid) + 1)])
         fade = max(2, round(CROSSFADE_S * self.sampling_rate) // 2 * 2)
         half = fade // 2
         prev: _Block | None = None
@@ -201,20 +203,25 @@ class VoiceMatcher:
     def _own_frames(
         self, padded: np.ndarray, a: int, b: int, ctx: int, center_hz: float, transform: FrameTransform
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Converted frames [a, b), analysed with `ctx` frames of signal on either side."""
+        """Converted frames [a, b), analysed with `ctx` frames of signal on either side and transformed with the
+        frames the transform looks at around them (`context_frames`, within the left analysis context)."""
         first = max(a - ctx, 0)
+        extra = transform.context_frames
         lo = self._sample(first)
-        hi = min(self._sample(b + ctx) + 1, len(padded))
+        hi = min(self._sample(b + extra + ctx) + 1, len(padded))
         analysis = analyze(
             padded[lo:hi],
             self.sampling_rate,
-            n_frames=b - first,
+            n_frames=b + extra - first,
             ap_every=AP_EVERY,
             center_hz=center_hz,
             refine_f0=REFINE_F0,
         )
-        rows = analysis.rows(a - first, b - first)
-        return transform.apply(rows.f0, rows.sp, rows.ap)
+        start = max(a - extra, first)
+        rows = analysis.rows(start - first, b + extra - first)
+        f0, sp, ap = transform.apply(rows.f0, rows.sp, rows.ap)
+        own = slice(a - start, b - start)
+        return f0[own], sp[own], ap[own]
 
     def _synthesize(
         self, prev: _Block | None, a: int, f0: np.ndarray, sp: np.ndarray, ap: np.ndarray, left: int

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from voiceclone.matcher.codebook import NeighbourCorrection
+from voiceclone.matcher.codebook import CONTEXT_FRAMES, NeighbourCorrection
 from voiceclone.matcher.profile import AP_BANDS_HZ, PROFILE_RATE, VoiceProfile, grid_hz
 
 ALPHA_RANGE = (0.8, 1.3)  # vocal tract lengths of adult speakers differ by about this much (children beyond)
@@ -240,7 +240,10 @@ class Mapping:
 
 
 class FrameTransform:
-    """A Mapping precomputed for one bin layout; `apply` transforms frames, each independently of the others."""
+    """A Mapping precomputed for one bin layout; `apply` transforms consecutive frames.
+
+    Each frame's result depends on the frames up to `context_frames` either side of it (0: on itself alone).
+    """
 
     def __init__(self, mapping: Mapping, fs: int, n_bins: int):
         self.mapping = mapping
@@ -259,9 +262,14 @@ class FrameTransform:
         self._ap_gain = 10.0 ** (np.interp(hz, ap_hz, mapping.ap_shift_db) / 20.0)
         codebook = mapping.codebook_db
         self._neighbours = None if codebook is None else NeighbourCorrection(codebook, fs, n_bins)
+        # Frames a converted frame depends on either side of it (the codebook step is smoothed over time).
+        self.context_frames = 0 if codebook is None else CONTEXT_FRAMES
 
     def apply(self, f0: np.ndarray, sp: np.ndarray, ap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Converted F0, envelope and aperiodicity for frames of source-voice speech.
+        """Converted F0, envelope and aperiodicity for consecutive frames of source-voice speech.
+
+        Frames within `context_frames` of either end are converted as if the speech held still past it: pass
+        that many frames of context on both sides and keep the middle.
 
         Args:
             f0: (n,) F0 in Hz, 0 = unvoiced.

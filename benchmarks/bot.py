@@ -70,7 +70,13 @@ def bot_config(args) -> BotConfig:
     """configs/offline.yaml's pipeline, with the turn strategy under test."""
     return BotConfig.model_validate(
         {
-            "stt": {"engine": "whisper", "model": "tiny.en", "device": "cpu", "compute_type": args.compute_type},
+            "stt": {
+                "engine": "whisper",
+                "model": "tiny.en",
+                "device": "cpu",
+                "compute_type": args.compute_type,
+                "early": not args.no_early_stt,
+            },
             "llm": {"engine": args.llm},
             "tts": {"voice": "bench", "tau": 0.3},
             "vad": {"stop_secs": args.stop_secs},
@@ -103,7 +109,14 @@ def answers_between(listener, start: float, end: float) -> list[float]:
 
 async def latency_section(cfg, resources, engine, args) -> None:
     questions = [audio for _, audio in question_recordings(engine, count=6)] * args.rounds
-    source, listener, report = await hear(cfg, resources, questions, gap_s=6.0)
+    from loguru import logger
+
+    early: list[str] = []  # what the STT says of its early transcripts (debug lines)
+    sink = logger.add(lambda m: early.append(m.record["message"]), level="DEBUG", filter=_early_lines)
+    try:
+        source, listener, report = await hear(cfg, resources, questions, gap_s=6.0)
+    finally:
+        logger.remove(sink)
     ends, starts = source.speech_ends_at, source.speech_starts_at[1:] + [float("inf")]
     latencies = []
     for end, following in zip(ends, starts, strict=True):
@@ -124,7 +137,18 @@ async def latency_section(cfg, resources, engine, args) -> None:
             "  where it went (medians, Pipecat's latency observer): "
             + ", ".join(f"{k.replace('_', ' ')} {v:.0f} ms" for k, v in parts.items())
         )
+    ready = [float(line.split("ready ")[1].split(" ms")[0]) for line in early if "ready" in line]
+    if cfg.stt.early:
+        print(
+            f"  early speech to text: {len(ready)} of {len(questions)} turns took the transcript started at the pause"
+            + (f" (ready {statistics.median(ready):.0f} ms before the VAD's stop, median)" if ready else "")
+            + f"; {sum('dropped' in line for line in early)} redone for sound after the pause"
+        )
     print("  heard:", listener.spoken()[:160])
+
+
+def _early_lines(record) -> bool:
+    return record["name"].startswith("voiceclone") and record["message"].startswith("early transcript")
 
 
 async def pauses_section(cfg, resources, engine) -> None:
@@ -272,6 +296,7 @@ def main() -> None:
     parser.add_argument("--llm", choices=["local", "echo"], default="local", help="the built-in local LLM, or the echo")
     parser.add_argument("--stop-secs", type=float, default=0.2)
     parser.add_argument("--compute-type", default="default")
+    parser.add_argument("--no-early-stt", action="store_true", help="transcribe from the VAD's stop, not the pause")
     parser.add_argument("--turn-end", choices=["sentence", "smart", "silence"], default="sentence")
     parser.add_argument("--silence-s", type=float, default=0.6)
     parser.add_argument("--interruptions", type=int, default=5)

@@ -219,18 +219,22 @@ async def run_script(
     async def drive():
         await asyncio.wait_for(started.wait(), timeout)
         mark = len(down)
-        for step in steps:
-            if isinstance(step, Until):
-                async with arrived:
-                    await asyncio.wait_for(
-                        arrived.wait_for(lambda step=step, mark=mark: any(step.predicate(f) for f in down[mark:])),
-                        timeout,
-                    )
-            elif isinstance(step, Do):
-                await asyncio.wait_for(step.action(), timeout)
-            else:
-                mark = len(down)
-                await worker.queue_frame(step)
+        try:
+            for step in steps:
+                if isinstance(step, Until):
+                    async with arrived:
+                        await asyncio.wait_for(
+                            arrived.wait_for(lambda step=step, mark=mark: any(step.predicate(f) for f in down[mark:])),
+                            timeout,
+                        )
+                elif isinstance(step, Do):
+                    await asyncio.wait_for(step.action(), timeout)
+                else:
+                    mark = len(down)
+                    await worker.queue_frame(step)
+        except BaseException:
+            await worker.cancel(reason="a script step failed")  # the test fails instead of hanging
+            raise
         await worker.queue_frame(EndFrame())
 
     runner = WorkerRunner(handle_sigint=False)

@@ -127,6 +127,9 @@ class WhisperSTTConfig(_Strict):
     language: Optional[str] = "en"
     # Encode only the utterance (padded to whole seconds), not Whisper's 30 s window: ~10x less work on a CPU.
     fast: bool = True
+    # Start transcribing when the speech pauses, not when the VAD calls it over (`stop_secs` later): the text is
+    # usually ready by then. Needs `fast`.
+    early: bool = True
 
 
 class OpenAILLMConfig(_Strict):

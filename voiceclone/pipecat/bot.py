@@ -30,6 +30,7 @@ from voiceclone.pipecat.latency import log_call_summary, track_latency
 from voiceclone.pipecat.lines import DID_NOT_CATCH, LOST_TURN, FixedLines
 from voiceclone.pipecat.services import make_llm_stage, make_stt_stage
 from voiceclone.pipecat.shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
+from voiceclone.pipecat.speech_pauses import SpeechPauses
 from voiceclone.pipecat.stopping import on_stop_signals
 from voiceclone.pipecat.tools import VoiceChoice, voice_tools
 from voiceclone.pipecat.tts import ClonedVoiceTTSService
@@ -128,9 +129,10 @@ def build_worker(
     )
     voices = VoiceChoice(resources.library, lambda: tts.current_voice)  # "talk like Alice", per call
     context = LLMContext(tools=voice_tools(voices)) if _has_tools(cfg) else LLMContext()
-    user, assistant = LLMContextAggregatorPair(context, user_params=_user_turn_params(cfg))
+    pauses = SpeechPauses()  # the VAD (in the user aggregator) tells the STT when to start early
+    user, assistant = LLMContextAggregatorPair(context, user_params=_user_turn_params(cfg, pauses))
     tts.prerender_lines()  # the greeting and apologies, ready before the caller is
-    stt = make_stt_stage(cfg, on_switch=LostTurns(user).stt_switched)
+    stt = make_stt_stage(cfg, on_switch=LostTurns(user).stt_switched, pauses=pauses)
     llm = make_llm_stage(cfg, voices)
     pipeline = Pipeline([transport_input, stt, user, llm, tts, transport_output, assistant])
     return _worker(cfg, pipeline, on_error, enable_rtvi)
@@ -147,13 +149,14 @@ def fixed_lines(cfg: BotConfig):
     return FixedLines([cfg.pipeline.opening_line, DID_NOT_CATCH, LOST_TURN, *echo])
 
 
-def _user_turn_params(cfg: BotConfig):
+def _user_turn_params(cfg: BotConfig, pauses: SpeechPauses | None = None):
     """The user aggregator's VAD and turn strategies: when the user starts and stops speaking."""
     v = cfg.vad
     vad = SharedSileroVADAnalyzer(  # this call's state, the process's one model
         params=VADParams(
             confidence=v.confidence, start_secs=v.start_secs, stop_secs=v.stop_secs, min_volume=v.min_volume
-        )
+        ),
+        pauses=pauses,
     )
     interrupt = cfg.pipeline.interruptions
     strategies = UserTurnStrategies(

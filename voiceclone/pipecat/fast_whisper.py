@@ -5,13 +5,21 @@ latency, almost all of it spent encoding silence. CTranslate2's Whisper encoder 
 costs in proportion (a 4 s window: ~50 ms). The decoder is greedy (beam search costs more than it helps on short
 turns) and told the language. Shorter windows make Whisper prone to repeating itself ("Hello? Hello? Hello"), so
 a repetition of the opening words is cut off (`drop_repetition`).
+
+Given the call's `SpeechPauses`, transcription starts when the caller's speech pauses, not when the VAD calls it
+over `stop_secs` later: by the VAD's stop the text is usually there already, and the turn's speech-to-text costs
+nothing more. It is dropped if the caller goes on, and redone from the whole utterance if anything loud enough
+to be a word came after the pause (`tail_is_quiet`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
+from collections import deque
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 
 import ctranslate2
 import numpy as np
@@ -20,6 +28,7 @@ from loguru import logger
 from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
 from pipecat.utils.time import time_now_iso8601
 
+from voiceclone.pipecat.speech_pauses import SpeechPauses
 from voiceclone.pipecat.whisper import SharedWhisperSTTService
 
 RATE = 16000
@@ -30,6 +39,38 @@ TOKENS_PER_S = 8  # a generous ceiling on what can be said per second (English: 
 # Whisper's no-speech probability is higher through a short window (0.3 to 0.5 for a clear "List voices."),
 # and the VAD has already found speech in the segment: only a clear verdict of silence drops it.
 NO_SPEECH_PROB = 0.6
+# An early transcript stands only if the audio after the pause stays this far under the utterance's speech level
+# (its loud frames, 90th percentile), so that a soft last word the VAD did not count as speech is not lost.
+TAIL_BELOW_SPEECH_DB = 12.0
+LEVEL_FRAME = 320  # 20 ms at 16 kHz
+
+
+def _samples(pcm: bytes) -> np.ndarray:
+    return np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
+
+
+def _frame_levels_db(samples: np.ndarray) -> np.ndarray:
+    n = max(1, len(samples) // LEVEL_FRAME)
+    frames = samples[: n * LEVEL_FRAME].reshape(n, -1) if len(samples) >= LEVEL_FRAME else samples[None]
+    return 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-10)
+
+
+def tail_is_quiet(utterance: np.ndarray, tail: np.ndarray) -> bool:
+    """Whether `tail` (the audio after a pause) holds nothing that could be a word of `utterance`'s speaker.
+
+    Args:
+        utterance: The speech up to the pause, as floats.
+        tail: What came after it until the VAD's stop.
+
+    Returns:
+        True when every 20 ms of the tail is at least `TAIL_BELOW_SPEECH_DB` under the utterance's speech level.
+    """
+    if len(tail) == 0:
+        return True
+    if len(utterance) == 0:
+        return False
+    speech_db = float(np.percentile(_frame_levels_db(utterance), 90))
+    return float(_frame_levels_db(tail).max()) < speech_db - TAIL_BELOW_SPEECH_DB
 
 
 def window_seconds(samples: int) -> int:
@@ -59,25 +100,86 @@ def drop_repetition(text: str) -> str:
     return text
 
 
+@dataclass
+class _Early:
+    """A transcription started at a pause in the speech."""
+
+    size: int  # bytes of the utterance buffer it transcribes
+    task: asyncio.Future  # its text
+    done_at: float | None = None  # monotonic times it finished and the VAD stopped
+    stopped_at: float | None = None
+
+
 class FastWhisperSTTService(SharedWhisperSTTService):
     """`SharedWhisperSTTService` transcribing each segment through a window the size of the utterance."""
 
-    def __init__(self, **kwargs):
-        """Pipecat's `WhisperSTTService` arguments; `model` is the shared faster-whisper model."""
+    def __init__(self, *, pauses: SpeechPauses | None = None, **kwargs):
+        """Pipecat's `WhisperSTTService` arguments; `model` is the shared faster-whisper model.
+
+        Args:
+            pauses: The call's speech pauses (from its VAD): transcribe from each pause, not from the VAD's stop.
+            **kwargs: `SharedWhisperSTTService`'s.
+        """
         super().__init__(**kwargs)
         self._prompt: list[int] | None = None
         self._tokens = None  # the model's tokenizer, made once
+        self._early: _Early | None = None  # started at the current pause
+        self._early_running: asyncio.Future | None = None  # at most one early transcription at a time per call
+        self._paused_again = False  # a pause came while one ran: transcribe again when it is done
+        self._ready: deque[_Early | None] = deque()  # per queued segment: the early transcript that stands for it
+        if pauses is not None:
+            pauses.listen(self._speech_paused, self._speech_resumed)
+
+    def _speech_paused(self) -> None:
+        """Start transcribing what was said up to this pause, off the event loop (after the one running, if any)."""
+        if not self._user_speaking:
+            return
+        if self._early_running is not None and not self._early_running.done():
+            self._paused_again = True  # spoke and paused again while the last pause's text was being made
+            return
+        utterance = bytes(self._audio_buffer)
+        early = _Early(len(utterance), asyncio.ensure_future(asyncio.to_thread(self._transcribe, _samples(utterance))))
+
+        def finished(task: asyncio.Future) -> None:
+            early.done_at = time.monotonic()
+            if not task.cancelled():
+                task.exception()  # retrieved here: a dropped early transcript's failure is nobody's error
+            if self._paused_again:
+                self._paused_again = False
+                self._speech_paused()
+
+        early.task.add_done_callback(finished)
+        self._early, self._early_running = early, early.task
+
+    def _speech_resumed(self) -> None:
+        self._early = None  # the caller went on: that text is only the start (it finishes and is forgotten)
+        self._paused_again = False
+
+    async def _handle_user_stopped_speaking(self, frame):
+        """Queue the segment as Pipecat does, with the early transcript that stands for it, if one does."""
+        early, self._early = self._early, None
+        if self.is_usable:
+            buffer = _samples(bytes(self._audio_buffer))
+            stands = early is not None and tail_is_quiet(buffer[: early.size // 2], buffer[early.size // 2 :])
+            if early is not None and not stands:
+                logger.debug("early transcript dropped: sound after the pause")
+            self._ready.append(early if stands else None)
+            if stands:
+                early.stopped_at = time.monotonic()
+        await super()._handle_user_stopped_speaking(frame)
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
-        """Transcribe one segment (16-bit PCM at 16 kHz).
+        """Transcribe one segment (16-bit PCM at 16 kHz), or take the early transcript that stands for it.
 
         Yields:
             A `TranscriptionFrame` (nothing for silence), or an `ErrorFrame` if the model fails.
         """
-        samples = np.frombuffer(audio, dtype=np.int16).astype(np.float32) / 32768.0
+        early = self._ready.popleft() if self._ready else None
         await self.start_processing_metrics()
         try:
-            text = await asyncio.to_thread(self._transcribe, samples)
+            text = await self._early_text(early)
+            if text is None:
+                text = await asyncio.to_thread(self._transcribe, _samples(audio))
         except Exception as exc:  # CTranslate2 raises plain RuntimeErrors
             await self.stop_processing_metrics()
             yield ErrorFrame(f"{self}: Whisper failed: {exc}")
@@ -86,6 +188,19 @@ class FastWhisperSTTService(SharedWhisperSTTService):
         if text:
             logger.debug(f"Transcription: [{text}]")
             yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), self._settings.language)
+
+    async def _early_text(self, early: _Early | None) -> str | None:
+        """The early transcript's text (waiting for it if it is still running), or None to transcribe anew."""
+        if early is None:
+            return None
+        try:
+            text = await early.task
+        except Exception as exc:
+            logger.debug(f"early transcript failed ({exc}): transcribing the segment")
+            return None
+        ahead = (early.stopped_at or 0.0) - (early.done_at or 0.0)
+        logger.debug(f"early transcript: ready {ahead * 1000:.0f} ms before the VAD's stop")
+        return text
 
     def _transcribe(self, samples: np.ndarray) -> str:
         """Blocking: the segment's text, stripped; empty when Whisper hears no speech."""

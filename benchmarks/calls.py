@@ -154,7 +154,9 @@ async def until_idle(url: str, timeout_s: float = 120.0) -> None:
     raise SystemExit("calls from the previous round never ended")
 
 
-def start_bot(tmp: Path, converter: str, max_sessions: int, llm: str) -> tuple[str, subprocess.Popen]:
+def start_bot(
+    tmp: Path, converter: str, max_sessions: int, llm: str, parallel: int | None = None
+) -> tuple[str, subprocess.Popen]:
     """A voice, a models folder with a real-size random converter, and the offline bot serving them."""
     import soundfile as sf
 
@@ -180,6 +182,8 @@ def start_bot(tmp: Path, converter: str, max_sessions: int, llm: str) -> tuple[s
     del config["pipeline"]["opening_line"]  # no greeting
     if llm == "echo":
         config["llm"] = {"engine": "echo", "prefix": "You said: "}
+    elif parallel is not None:
+        config["llm"]["parallel"] = parallel
     (tmp / "bot.yaml").write_text(yaml.safe_dump(config))
     bot = [*cli, "run-bot", "--config", str(tmp / "bot.yaml"), "--voice", "bench", "--converter", converter]
     with open(tmp / "bot.log", "w") as log:
@@ -226,18 +230,24 @@ def report(calls: int, latencies: list[float | None], target: float) -> float:
 async def run(args) -> None:
     pcm, ends = caller_audio(args.turns)
     with tempfile.TemporaryDirectory(prefix="voiceclone-calls-") as tmp:
-        url, proc = start_bot(Path(tmp), args.converter, max(args.max_calls, *args.calls), args.llm)
+        url, proc = start_bot(Path(tmp), args.converter, max(args.max_calls, *args.calls), args.llm, args.llm_parallel)
         try:
+            parallel = f", llm.parallel {args.llm_parallel}" if args.llm_parallel else ""
             print(
-                f"offline bot ({args.converter} converter, {args.llm} LLM), {args.turns} turns per call, "
+                f"offline bot ({args.converter} converter, {args.llm} LLM{parallel}), {args.turns} turns per call, "
                 f"all callers speaking at once; "
                 f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start; "
                 f"the bot's memory: {rss_mib(proc.pid):.0f} MiB",
                 flush=True,
             )
             medians = {n: report(n, await measure(url, n, pcm, ends), args.target) for n in sorted(set(args.calls))}
-            best = await search(url, pcm, ends, medians, args)
-            print(f"largest N whose median stays under {args.target:.1f} s: {best if best else 'none'}")
+            if 1 in medians and medians[1] != float("inf"):
+                within = [n for n, m in medians.items() if m <= 1.3 * medians[1]]
+                ratios = ", ".join(f"N={n}: {m / medians[1]:.2f}x" for n, m in sorted(medians.items()))
+                print(f"medians against one call: {ratios}; largest N measured within 1.3x: {max(within)}")
+            if not args.no_search:
+                best = await search(url, pcm, ends, medians, args)
+                print(f"largest N whose median stays under {args.target:.1f} s: {best if best else 'none'}")
             print(f"load average at the end: {os.getloadavg()[0]:.1f}; the bot's memory: {rss_mib(proc.pid):.0f} MiB")
         finally:
             stop_bot(proc, Path(tmp))
@@ -268,6 +278,8 @@ def main() -> None:
     parser.add_argument("--max-calls", type=int, default=8, help="search no further than this many calls")
     parser.add_argument("--converter", choices=["openvoice", "matcher"], default="openvoice")
     parser.add_argument("--llm", choices=["local", "echo"], default="local", help="the built-in local LLM, or the echo")
+    parser.add_argument("--llm-parallel", type=int, help="llm.parallel: replies generated at once (default: config's)")
+    parser.add_argument("--no-search", action="store_true", help="measure only the Ns given")
     args = parser.parse_args()
     asyncio.run(run(args))
 

@@ -73,7 +73,7 @@ def concurrent(llm: LocalLLM, max_tokens: int) -> tuple[float, float, float]:
         messages = [{"role": "system", "content": LOCAL_SYSTEM_PROMPT}, {"role": "user", "content": QUESTIONS[i]}]
         barrier.wait()
         start = time.perf_counter()
-        reply = llm.stream(messages, temperature=0.0, max_tokens=max_tokens)
+        reply = llm.stream(messages, temperature=0.0, max_tokens=max_tokens, owner=i)
         for _ in reply:
             firsts.setdefault(i, time.perf_counter() - start)
         waits[i] = reply.waited_s
@@ -167,6 +167,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: every core)")
     parser.add_argument("--context-size", type=int, default=2048)
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--parallel", type=int, default=4, help="llm.parallel: replies generated at once")
     parser.add_argument("--server", action="store_true", help="also measure llama.cpp's server via OpenAILLMService")
     args = parser.parse_args()
     from loguru import logger
@@ -174,11 +175,14 @@ def main() -> None:
     logger.remove()  # Pipecat's per-frame debug lines would bury the figures
     threads = args.threads or os.cpu_count() or 1
     print(f"machine: {machine()}")
-    print(f"settings: {threads} threads, context {args.context_size}, replies up to {args.max_tokens} tokens")
+    print(
+        f"settings: {threads} threads, context {args.context_size}, replies up to {args.max_tokens} tokens, "
+        f"{args.parallel} at once"
+    )
     for spec in ["builtin", *args.models]:
         before = rss_mib()
         start = time.perf_counter()
-        llm = LocalLLM(spec, args.context_size, threads)
+        llm = LocalLLM(spec, args.context_size, threads, args.parallel)
         load = time.perf_counter() - start
         loaded = rss_mib()
         one_question(llm, "Hello!", 8)  # warm-up: the first decode sets up llama.cpp's buffers
@@ -197,7 +201,7 @@ def main() -> None:
         print(f"  decode:                   {statistics.median(rates):7.1f} tokens/s median")
         print(f"  conversation, per turn:   {ms(turns)} (LocalLLMService TTFB; history grows)")
         print(f"  two calls at once:        first tokens {first * 1000:.0f} ms and {second * 1000:.0f} ms")
-        print(f"                            (it waited {waited * 1000:.0f} ms for the first reply to finish)")
+        print(f"{'':28}(llm.parallel {args.parallel}: waited {waited * 1000:.0f} ms for a context)")
         if args.server:
             started, server_turns = server_ttfb(llm.path, threads, args.context_size, args.max_tokens)
             print(f"  llama.cpp server:         started in {started * 1000:.0f} ms; per turn {ms(server_turns)}")

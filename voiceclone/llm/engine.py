@@ -1,8 +1,12 @@
 """`LocalLLM`: chat replies from a GGUF model through llama.cpp, streamed piece by piece, stoppable at once.
 
-One `llama_cpp.Llama` per process for each (file, context size, threads), shared by every call: a model's weights
-and its context (the KV cache) are loaded once. A Llama object decodes one sequence at a time, so replies take
-turns on it (a lock); a reply waiting its turn can still be cancelled.
+One model per process for each (file, context size, threads, parallel), shared by every call. A `llama_cpp.Llama`
+decodes one sequence at a time, so a model holds up to `parallel` of them ("slots"), each with its own context
+(KV cache) on the same memory-mapped weights: callers asking at once are answered at once, not one whole reply
+after another (a second caller used to wait 0.8-1.2 s). A slot is opened when every open one is busy, and the
+cores are divided among the replies running (llama.cpp's threads spin: more threads than cores slows everyone
+down). A caller gets back the slot that holds its conversation, so only its new words are evaluated. A reply
+waiting for a slot can still be cancelled.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,10 @@ from voiceclone.once import once
 MIN_CONTEXT = 256  # below this a system prompt and one short exchange hardly fit
 MESSAGE_OVERHEAD = 8  # tokens a chat template adds around one message, when the model has no template to count with
 LOCK_POLL_S = 0.05  # how often a reply waiting for its turn looks whether it was cancelled
+# An answer's first tokens (the quick start's first 5 words and a little more): while any reply is making them,
+# replies past theirs wait between tokens. The caller hears the first words sooner; the others' text is already
+# ahead of their speech (a voice says ~3 tokens a second; the model makes 50-150).
+HEAD_TOKENS = 12
 
 
 def _llama_cpp():
@@ -39,27 +47,119 @@ def _llama_cpp():
 
 
 @dataclass
-class _Model:
-    """A loaded model and what every reply on it shares."""
+class _Slot:
+    """One llama.cpp context on the model: it decodes one reply at a time."""
 
     llama: Any
-    n_ctx: int
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    formatter: Any = None  # the GGUF's chat template, to count a prompt's tokens exactly; None: estimate
+    busy: bool = False
+    owner: int | None = None  # the caller whose conversation its KV cache holds
+    threads: int = 0  # what llama.cpp was last told to use
+    tokens: int = 0  # of the reply it is making
+    waiting: bool = False  # past its head, letting another reply make its own
 
 
-def _load(path: str, n_ctx: int, threads: int) -> _Model:
-    """Load `path` into llama.cpp; a load failure becomes one line."""
+class _Model:
+    """A loaded model: its slots, handed out one reply at a time, and what every reply on it shares."""
+
+    def __init__(self, path: str, n_ctx: int, threads: int, parallel: int):
+        self.path, self.n_ctx, self.threads, self.parallel = path, n_ctx, threads, parallel
+        first = _open(path, n_ctx, threads)
+        self.llama = first  # tokenizing and the chat template (read-only: any thread, any time)
+        self.formatter = _formatter(first, _llama_cpp())  # the GGUF's template, to count tokens exactly; None: estimate
+        self._slots = [_Slot(first, threads=threads)]
+        self._opening = 0  # slots being opened now
+        self._changed = threading.Condition()
+
+    def acquire(self, owner: int | None, cancel: threading.Event) -> _Slot | None:
+        """A free slot for `owner`'s reply (the one holding its conversation if free), or None once cancelled."""
+        with self._changed:
+            while not cancel.is_set():
+                free = [slot for slot in self._slots if not slot.busy]
+                if free:
+                    slot = next((s for s in free if owner is not None and s.owner == owner), None)
+                    slot = slot or next((s for s in free if s.owner is None), free[0])
+                    slot.busy, slot.owner, slot.tokens = True, owner, 0
+                    return slot
+                if not self._opening and len(self._slots) < self.parallel:  # (one being opened: wait for it)
+                    self._opening += 1
+                    break
+                self._changed.wait(LOCK_POLL_S)
+            else:
+                return None
+        slot = self._open_slot(busy=True, owner=owner)  # outside the lock: the other replies keep going meanwhile
+        return slot if slot is not None else self.acquire(owner, cancel)
+
+    def _open_slot(self, busy: bool, owner: int | None) -> _Slot | None:
+        """Open one more context (its opening already counted in `_opening`); None when there is no room for it."""
+        slot = _Slot(None, busy=busy, owner=owner)
+        try:
+            slot.llama = _open(self.path, self.n_ctx, self.threads)
+            if not busy:  # a spare: its first decode sets up llama.cpp's buffers (~0.3 s), not a caller's
+                slot.llama.eval(slot.llama.tokenize(b"Hello", add_bos=True))
+                slot.llama.reset()
+        except Exception as exc:  # no memory for another context: the slots there are will have to do
+            logger.warning(f"local LLM: could not open another context ({exc}); answering with {len(self._slots)}")
+            with self._changed:
+                self._opening -= 1
+                self.parallel = len(self._slots)
+            return None
+        with self._changed:
+            self._opening -= 1
+            self._slots.append(slot)
+            self._changed.notify_all()
+        logger.debug(f"local LLM: {len(self._slots)} contexts open")
+        return slot
+
+    def open_spare(self) -> None:
+        """Open a second context ahead of need, in the background: the first two callers asking at once both
+        start at once (opening one takes ~0.2 s, on the turn of whoever needs it)."""
+        with self._changed:
+            if len(self._slots) + self._opening >= min(2, self.parallel):
+                return
+            self._opening += 1
+        threading.Thread(target=self._open_slot, args=(False, None), name="llm-spare-context", daemon=True).start()
+
+    def release(self, slot: _Slot) -> None:
+        with self._changed:
+            slot.busy = False
+            self._changed.notify_all()
+
+    def next_token(self, slot: _Slot, cancel: threading.Event) -> None:
+        """Between two tokens of `slot`'s reply: wait while another reply makes its head, then share the cores."""
+        slot.tokens += 1
+        with self._changed:
+            if slot.tokens == HEAD_TOKENS:
+                self._changed.notify_all()  # replies waiting for this head go on
+            while slot.tokens >= HEAD_TOKENS and not cancel.is_set() and self._heads_other_than(slot):
+                slot.waiting = True
+                self._changed.wait(LOCK_POLL_S)
+            slot.waiting = False
+        self.share_cores(slot)
+
+    def _heads_other_than(self, slot: _Slot) -> bool:
+        return any(s.busy and s is not slot and s.tokens < HEAD_TOKENS for s in self._slots)
+
+    def share_cores(self, slot: _Slot) -> None:
+        """Give `slot` its share of the threads (called on its own thread, between tokens)."""
+        with self._changed:
+            running = sum(s.busy and not s.waiting for s in self._slots)
+        threads = max(1, self.threads // max(1, running))
+        if threads != slot.threads:
+            _llama_cpp().llama_set_n_threads(slot.llama._ctx.ctx, threads, threads)
+            slot.threads = threads
+
+
+def _open(path: str, n_ctx: int, threads: int):
+    """`path` in llama.cpp (a context on memory-mapped weights); a load failure becomes one line."""
     llama_cpp = _llama_cpp()
     try:
-        llama = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
+        return llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
     except Exception as exc:  # llama.cpp reports a damaged or unsupported file as a ValueError, with no detail
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise UserError(
             f"llm.model {path!r}: llama.cpp cannot load it ({reason}); the file may be damaged or of an "
             "architecture this llama.cpp does not know"
         ) from None
-    return _Model(llama, n_ctx, formatter=_formatter(llama, llama_cpp))
 
 
 def _formatter(llama, llama_cpp):
@@ -78,16 +178,18 @@ def _formatter(llama, llama_cpp):
         return None
 
 
-_LOADS: dict[tuple[str, int, int], once[_Model]] = {}
+_LOADS: dict[tuple[str, int, int, int], once[_Model]] = {}
 _LOADS_LOCK = threading.Lock()
 
 
-def _shared(path: Path, n_ctx: int, threads: int) -> _Model:
-    """The process's one model for (file, context size, threads); two threads asking at once wait for one load."""
-    key = (str(path.resolve()), n_ctx, threads)
+def _shared(path: Path, n_ctx: int, threads: int, parallel: int) -> _Model:
+    """The process's one model for these settings; two threads asking at once wait for one load."""
+    key = (str(path.resolve()), n_ctx, threads, parallel)
     with _LOADS_LOCK:
-        load = _LOADS.setdefault(key, once(functools.partial(_load, *key)))
-    return load()
+        load = _LOADS.setdefault(key, once(functools.partial(_Model, *key)))
+    model = load()
+    model.open_spare()
+    return model
 
 
 class Reply(Iterator[str]):
@@ -97,7 +199,7 @@ class Reply(Iterator[str]):
         self._pieces = pieces
         self.prompt_tokens = 0  # the prompt as sent, after trimming
         self.completion_tokens = 0  # pieces yielded (a piece is one token, or a few for a split UTF-8 character)
-        self.waited_s = 0.0  # how long it waited for another reply on the same model to finish
+        self.waited_s = 0.0  # how long it waited for a free context on the model
 
     def __next__(self) -> str:
         return next(self._pieces)
@@ -110,15 +212,22 @@ class Reply(Iterator[str]):
 
 
 class LocalLLM:
-    """A GGUF chat model on the CPU: streamed replies that fit its context, one at a time, cancellable."""
+    """A GGUF chat model on the CPU: streamed replies that fit its context, `parallel` at once, cancellable."""
 
-    def __init__(self, model: str | Path = "builtin", context_size: int = 2048, threads: int | None = None):
+    def __init__(
+        self,
+        model: str | Path = "builtin",
+        context_size: int = 2048,
+        threads: int | None = None,
+        parallel: int = 1,
+    ):
         """Check and load the model (or reuse this process's copy).
 
         Args:
             model: `builtin`, a path to a `.gguf` file, or `hf://owner/repo/file.gguf` (see `models.resolve_model`).
             context_size: Tokens of conversation the model sees (prompt and reply); at most what it was trained on.
-            threads: CPU threads; None: every core.
+            threads: CPU threads; None: every core. Replies running at once share them.
+            parallel: Replies generated at once (each in its own context, opened when first needed).
 
         Raises:
             UserError: a model that cannot be found, read or loaded, or a context size it cannot take.
@@ -136,7 +245,7 @@ class LocalLLM:
         self.path = path
         self.name = path.stem  # SmolLM2-135M-Instruct.Q4_1: what the file says, quantisation included
         self.threads = threads or os.cpu_count() or 1
-        self._model = _shared(path, context_size, self.threads)
+        self._model = _shared(path, context_size, self.threads, max(1, parallel))
 
     @property
     def context_size(self) -> int:
@@ -219,6 +328,7 @@ class LocalLLM:
         temperature: float = 0.7,
         max_tokens: int = 128,
         cancel: threading.Event | None = None,
+        owner: int | None = None,
     ) -> Reply:
         """The reply to a conversation, as text pieces while they are generated (run it on a thread).
 
@@ -227,28 +337,37 @@ class LocalLLM:
             temperature: Sampling temperature (0: always the likeliest token).
             max_tokens: The longest reply, in tokens.
             cancel: Set it to stop: generation ends before the next token (or before starting, while waiting).
+            owner: Who asks (one number per conversation): its next reply goes to the same context, whose KV cache
+                already holds the conversation so far.
 
         Returns:
             A `Reply`: iterate it for the text.
         """
         reply = Reply(iter(()))
-        reply._pieces = self._generate(reply, messages, temperature, max_tokens, cancel or threading.Event())
+        reply._pieces = self._generate(reply, messages, temperature, max_tokens, cancel or threading.Event(), owner)
         return reply
 
     def _generate(
-        self, reply: Reply, messages: list[dict], temperature: float, max_tokens: int, cancel: threading.Event
+        self,
+        reply: Reply,
+        messages: list[dict],
+        temperature: float,
+        max_tokens: int,
+        cancel: threading.Event,
+        owner: int | None,
     ) -> Iterator[str]:
         model = self._model
         start = time.perf_counter()
-        while not model.lock.acquire(timeout=LOCK_POLL_S):  # one reply at a time on one model
-            if cancel.is_set():
-                return
+        slot = model.acquire(owner, cancel)
+        if slot is None:
+            return
         reply.waited_s = time.perf_counter() - start
         try:
             if cancel.is_set():
                 return
             fitted, reply.prompt_tokens = self.fit(messages, max_tokens)
-            chunks = model.llama.create_chat_completion(
+            model.share_cores(slot)
+            chunks = slot.llama.create_chat_completion(
                 messages=fitted, temperature=temperature, max_tokens=max_tokens, stream=True
             )
             try:
@@ -259,16 +378,17 @@ class LocalLLM:
                     if text:
                         reply.completion_tokens += 1
                         yield text
+                    model.next_token(slot, cancel)  # another reply's first words first; then the cores shared anew
             finally:
                 chunks.close()  # stops llama.cpp before its next token
         finally:
-            model.lock.release()
+            model.release(slot)
 
 
 @functools.cache
-def shared_llm(model: str, context_size: int, threads: int | None) -> LocalLLM:
+def shared_llm(model: str, context_size: int, threads: int | None, parallel: int = 1) -> LocalLLM:
     """The process's `LocalLLM` for these settings: each call's service uses it without checking the file again."""
-    return LocalLLM(model, context_size, threads)
+    return LocalLLM(model, context_size, threads, parallel)
 
 
 def load_configured(cfg) -> LocalLLM:
@@ -277,7 +397,7 @@ def load_configured(cfg) -> LocalLLM:
     Raises:
         UserError: the model, or the settings with it, cannot work (one line).
     """
-    llm = shared_llm(cfg.model, cfg.context_size, cfg.threads)
+    llm = shared_llm(cfg.model, cfg.context_size, cfg.threads, cfg.parallel)
     llm.check_fits(cfg.system_prompt, cfg.max_tokens)
     return llm
 

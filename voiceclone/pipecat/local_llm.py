@@ -133,7 +133,7 @@ class LocalLLMService(LLMService):
         pieces: asyncio.Queue = asyncio.Queue()
         cancel = self._cancel = threading.Event()
         s = self._settings
-        reply = self._llm.stream(messages, float(s.temperature), int(s.max_tokens), cancel)
+        reply = self._llm.stream(messages, float(s.temperature), int(s.max_tokens), cancel, owner=id(self))
 
         def put(item) -> None:
             try:

@@ -28,7 +28,7 @@ from voiceclone.llm.engine import load_configured
 from voiceclone.llm.models import describe_model, resolve_model
 from voiceclone.pipecat.echo import EchoLLM
 from voiceclone.pipecat.failover import FailoverSwitcher, fail_fast_openai_llm
-from voiceclone.pipecat.fast_whisper import FastWhisperSTTService
+from voiceclone.pipecat.fast_whisper import FastWhisperSTTService, warm_up
 from voiceclone.pipecat.local_llm import LocalLLMService
 from voiceclone.pipecat.shared_models import preload as open_shared_models
 from voiceclone.pipecat.speech_pauses import SpeechPauses
@@ -185,9 +185,10 @@ def load_whisper(cfg: WhisperSTTConfig):
             try:
                 # ctranslate2's default of 4 threads oversubscribes a 2-core CPU (0.7 s instead of 0.48 s a turn).
                 threads = min(4, os.cpu_count() or 1)
-                _LOADED[key] = WhisperModel(
-                    choice.model, device=cfg.device, compute_type=compute_type, cpu_threads=threads
-                )
+                model = WhisperModel(choice.model, device=cfg.device, compute_type=compute_type, cpu_threads=threads)
+                if cfg.fast:
+                    warm_up(model)
+                _LOADED[key] = model
             except Exception as exc:  # faster-whisper: a name it cannot fetch offline, a damaged folder, a bad device
                 raise UserError(
                     f"cannot load the Whisper model {cfg.model!r} ({str(exc).splitlines()[0][:160]}); give a "

@@ -3,10 +3,10 @@
 One model per process for each (file, context size, threads, parallel), shared by every call. A `llama_cpp.Llama`
 decodes one sequence at a time, so a model holds up to `parallel` of them ("slots"), each with its own context
 (KV cache) on the same memory-mapped weights: callers asking at once are answered at once, not one whole reply
-after another (a second caller used to wait 0.8-1.2 s). A slot is opened when every open one is busy, and the
-cores are divided among the replies running (llama.cpp's threads spin: more threads than cores slows everyone
-down). A caller gets back the slot that holds its conversation, so only its new words are evaluated. A reply
-waiting for a slot can still be cancelled.
+after another (a second caller used to wait 0.8-1.2 s). Two slots are opened at load, more when every open one
+is busy, and the cores are divided among the replies running (llama.cpp's threads spin: more threads than cores
+slows everyone down). A caller gets back the slot that holds its conversation, so only its new words are
+evaluated. A reply waiting for a slot can still be cancelled.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class _Model:
         slot = _Slot(None, busy=busy, owner=owner)
         try:
             slot.llama = _open(self.path, self.n_ctx, self.threads)
-            if not busy:  # a spare: its first decode sets up llama.cpp's buffers (~0.3 s), not a caller's
+            if not busy:  # a spare: its first decode sets up llama.cpp's buffers, not on a caller's turn
                 slot.llama.eval(slot.llama.tokenize(b"Hello", add_bos=True))
                 slot.llama.reset()
         except Exception as exc:  # no memory for another context: the slots there are will have to do
@@ -111,13 +111,14 @@ class _Model:
         return slot
 
     def open_spare(self) -> None:
-        """Open a second context ahead of need, in the background: the first two callers asking at once both
-        start at once (opening one takes ~0.2 s, on the turn of whoever needs it)."""
+        """Open and warm a second context now, at load (~0.3 s): the first two callers asking at once both start
+        at once. (Not on a background thread: one still inside llama.cpp when the process exits on an early
+        error, a taken port say, killed the process before its error line was written.)"""
         with self._changed:
             if len(self._slots) + self._opening >= min(2, self.parallel):
                 return
             self._opening += 1
-        threading.Thread(target=self._open_slot, args=(False, None), name="llm-spare-context", daemon=True).start()
+        self._open_slot(busy=False, owner=None)
 
     def release(self, slot: _Slot) -> None:
         with self._changed:

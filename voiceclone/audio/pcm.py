@@ -1,4 +1,4 @@
-"""Float audio as 16-bit PCM: the one float -> int16 conversion, and the one WAV writer (the standard `wave`).
+"""Float audio as 16-bit PCM and back: the one float <-> int16 conversion, and the one WAV writer (`wave`).
 
 Every 16-bit sample this package makes comes from `to_int16`: the WAV and raw PCM of `speak`, the samples
 handed to the encoders of its other formats, and the bot's audio frames. It scales by 32768, as libsndfile and
@@ -26,6 +26,11 @@ def to_int16(audio: np.ndarray) -> np.ndarray:
 def pcm16(audio: np.ndarray) -> bytes:
     """Float samples as 16-bit little-endian PCM bytes (`to_int16`)."""
     return to_int16(audio).astype("<i2", copy=False).tobytes()
+
+
+def from_pcm16(data: bytes) -> np.ndarray:
+    """16-bit little-endian PCM bytes as float32 samples in [-1, 1) (divided by 32768, the inverse of `pcm16`)."""
+    return np.frombuffer(data, dtype="<i2").astype(np.float32) / np.float32(32768.0)
 
 
 def wav_writer(file: BinaryIO, sample_rate: int) -> wave.Wave_write:

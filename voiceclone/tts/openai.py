@@ -9,6 +9,7 @@ from typing import Optional
 import numpy as np
 from pydantic import Field
 
+from voiceclone.audio.pcm import from_pcm16
 from voiceclone.tts.base import EngineSettings, TTSError
 
 PCM_RATE = 24000  # the API's `pcm` format: 16-bit little-endian mono at 24 kHz
@@ -69,7 +70,7 @@ class OpenAIEngine:
             raise TTSError(f"the speech server at {self._base_url} answered {exc.status_code}: {_brief(exc)}") from None
         if len(data) % 2:
             data = data[:-1]
-        return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+        return from_pcm16(data)
 
 
 def _brief(exc: Exception) -> str:

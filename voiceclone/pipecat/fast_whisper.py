@@ -28,6 +28,7 @@ from loguru import logger
 from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
 from pipecat.utils.time import time_now_iso8601
 
+from voiceclone.audio.pcm import from_pcm16
 from voiceclone.pipecat.speech_pauses import SpeechPauses
 from voiceclone.pipecat.whisper import SharedWhisperSTTService
 
@@ -43,10 +44,6 @@ NO_SPEECH_PROB = 0.6
 # (its loud frames, 90th percentile), so that a soft last word the VAD did not count as speech is not lost.
 TAIL_BELOW_SPEECH_DB = 12.0
 LEVEL_FRAME = 320  # 20 ms at 16 kHz
-
-
-def _samples(pcm: bytes) -> np.ndarray:
-    return np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
 
 
 def _frame_levels_db(samples: np.ndarray) -> np.ndarray:
@@ -100,16 +97,32 @@ def drop_repetition(text: str) -> str:
     return text
 
 
+def encode_utterance(model, samples: np.ndarray):
+    """Blocking: Whisper's encoding of `samples` (16 kHz) padded with silence to `window_seconds`."""
+    padded = np.zeros(window_seconds(len(samples)) * RATE, dtype=np.float32)
+    padded[: len(samples)] = samples
+    features = model.feature_extractor(padded, padding=0)
+    features = features[:, : features.shape[-1] - features.shape[-1] % 2]  # the encoder halves the frames
+    return model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])))
+
+
+def transcript_tokenizer(model, language: str | None) -> Tokenizer:
+    """The model's tokenizer for transcribing (told the language when the model is multilingual)."""
+    multilingual = model.model.is_multilingual
+    return Tokenizer(model.hf_tokenizer, multilingual, task="transcribe", language=language if multilingual else None)
+
+
+def prompt_tokens(tokenizer: Tokenizer) -> list[int]:
+    """Start of transcript, (language, task for a multilingual model), no timestamps."""
+    return [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+
+
 def warm_up(model) -> None:
     """One transcription of silence through a turn's path (`FastWhisperSTTService._transcribe`): CTranslate2's
     first run on a model sets up its buffers (a 2.5 s question: 126-145 ms the first time, 80-103 ms after), so
     it is done at load (~150 ms), on nobody's turn."""
-    features = model.feature_extractor(np.zeros(MIN_WINDOW_S * RATE, dtype=np.float32), padding=0)
-    features = features[:, : features.shape[-1] - features.shape[-1] % 2]
-    encoded = model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])))
-    multilingual = model.model.is_multilingual
-    tokenizer = Tokenizer(model.hf_tokenizer, multilingual, task="transcribe", language="en" if multilingual else None)
-    model.model.generate(encoded, [[*tokenizer.sot_sequence, tokenizer.no_timestamps]], beam_size=1, max_length=8)
+    encoded = encode_utterance(model, np.zeros(0, dtype=np.float32))
+    model.model.generate(encoded, [prompt_tokens(transcript_tokenizer(model, "en"))], beam_size=1, max_length=8)
 
 
 @dataclass
@@ -150,7 +163,8 @@ class FastWhisperSTTService(SharedWhisperSTTService):
             self._paused_again = True  # spoke and paused again while the last pause's text was being made
             return
         utterance = bytes(self._audio_buffer)
-        early = _Early(len(utterance), asyncio.ensure_future(asyncio.to_thread(self._transcribe, _samples(utterance))))
+        text = asyncio.ensure_future(asyncio.to_thread(self._transcribe, from_pcm16(utterance)))
+        early = _Early(len(utterance), text)
 
         def finished(task: asyncio.Future) -> None:
             early.done_at = time.monotonic()
@@ -171,7 +185,7 @@ class FastWhisperSTTService(SharedWhisperSTTService):
         """Queue the segment as Pipecat does, with the early transcript that stands for it, if one does."""
         early, self._early = self._early, None
         if self.is_usable:
-            buffer = _samples(bytes(self._audio_buffer))
+            buffer = from_pcm16(bytes(self._audio_buffer))
             stands = early is not None and tail_is_quiet(buffer[: early.size // 2], buffer[early.size // 2 :])
             if early is not None and not stands:
                 logger.debug("early transcript dropped: sound after the pause")
@@ -191,7 +205,7 @@ class FastWhisperSTTService(SharedWhisperSTTService):
         try:
             text = await self._early_text(early)
             if text is None:
-                text = await asyncio.to_thread(self._transcribe, _samples(audio))
+                text = await asyncio.to_thread(self._transcribe, from_pcm16(audio))
         except Exception as exc:  # CTranslate2 raises plain RuntimeErrors
             await self.stop_processing_metrics()
             yield ErrorFrame(f"{self}: Whisper failed: {exc}")
@@ -220,12 +234,7 @@ class FastWhisperSTTService(SharedWhisperSTTService):
         if len(samples) / RATE + PAD_S > MAX_WINDOW_S:
             segments, _ = model.transcribe(samples, language=self._language_code(), beam_size=1)
             return " ".join(s.text.strip() for s in segments).strip()
-        window = window_seconds(len(samples))
-        padded = np.zeros(window * RATE, dtype=np.float32)
-        padded[: len(samples)] = samples
-        features = model.feature_extractor(padded, padding=0)
-        features = features[:, : features.shape[-1] - features.shape[-1] % 2]  # the encoder halves the frames
-        encoded = model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])))
+        encoded = encode_utterance(model, samples)
         result = model.model.generate(
             encoded,
             [self._prompt_tokens()],
@@ -244,20 +253,12 @@ class FastWhisperSTTService(SharedWhisperSTTService):
         language = self._settings.language
         return str(language) if isinstance(language, str) else None
 
-    def _tokenizer(self):
+    def _tokenizer(self) -> Tokenizer:
         if self._tokens is None:
-            model = self._model
-            self._tokens = Tokenizer(
-                model.hf_tokenizer,
-                model.model.is_multilingual,
-                task="transcribe",
-                language=self._language_code() if model.model.is_multilingual else None,
-            )
+            self._tokens = transcript_tokenizer(self._model, self._language_code())
         return self._tokens
 
     def _prompt_tokens(self) -> list[int]:
-        """Start of transcript, (language, task for a multilingual model), no timestamps."""
         if self._prompt is None:
-            tokenizer = self._tokenizer()
-            self._prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+            self._prompt = prompt_tokens(self._tokenizer())
         return self._prompt

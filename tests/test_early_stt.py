@@ -61,23 +61,30 @@ async def until_transcribed(service: CountingWhisper):
     service.transcribed.clear()
 
 
+def sound(seconds: float, level: float) -> list:
+    """Steps: the caller's audio, then wait until it has gone through the service (into the utterance)."""
+    return [audio(seconds, level), Until(passed)]
+
+
+def pause(stt: CountingWhisper, pauses: SpeechPauses) -> list:
+    """Steps: the VAD reports a pause, then wait until the transcription it starts has run."""
+    return [Do(lambda: _call(pauses.paused)), Do(lambda: until_transcribed(stt))]
+
+
+async def turn(stt: CountingWhisper, *steps) -> list:
+    """A turn: the VAD's start, `steps`, the VAD's stop; the frames that came out, up to the transcript."""
+    script = [VADUserStartedSpeakingFrame(), *steps, VADUserStoppedSpeakingFrame(), Until(a_transcript)]
+    return await run_script(stt, script, timeout=TIMEOUT_S)
+
+
 async def test_the_transcript_started_at_the_pause_is_the_turns():
     pauses = SpeechPauses()
     stt = CountingWhisper(pauses)
-    frames = await run_script(
+    frames = await turn(
         stt,
-        [
-            VADUserStartedSpeakingFrame(),
-            audio(1.0, 0.3),
-            Until(passed),
-            Do(lambda: _call(pauses.paused)),
-            Do(lambda: until_transcribed(stt)),
-            audio(0.2, 0.0),  # the VAD's stop_secs of quiet
-            Until(passed),
-            VADUserStoppedSpeakingFrame(),
-            Until(a_transcript),
-        ],
-        timeout=TIMEOUT_S,
+        *sound(1.0, 0.3),
+        *pause(stt, pauses),
+        *sound(0.2, 0.0),  # the VAD's stop_secs of quiet
     )
     assert len(stt.heard) == 1, "transcribed once, at the pause"
     assert said(frames) == [f"{stt.heard[0]} samples."]
@@ -87,25 +94,14 @@ async def test_the_transcript_started_at_the_pause_is_the_turns():
 async def test_speech_that_goes_on_after_a_pause_is_transcribed_whole():
     pauses = SpeechPauses()
     stt = CountingWhisper(pauses)
-    frames = await run_script(
+    frames = await turn(
         stt,
-        [
-            VADUserStartedSpeakingFrame(),
-            audio(1.0, 0.3),
-            Until(passed),
-            Do(lambda: _call(pauses.paused)),
-            Do(lambda: until_transcribed(stt)),
-            Do(lambda: _call(pauses.resumed)),  # the caller goes on: that text was only the start
-            audio(1.0, 0.3),
-            Until(passed),
-            Do(lambda: _call(pauses.paused)),
-            Do(lambda: until_transcribed(stt)),
-            audio(0.2, 0.0),
-            Until(passed),
-            VADUserStoppedSpeakingFrame(),
-            Until(a_transcript),
-        ],
-        timeout=TIMEOUT_S,
+        *sound(1.0, 0.3),
+        *pause(stt, pauses),
+        Do(lambda: _call(pauses.resumed)),  # the caller goes on: that text was only the start
+        *sound(1.0, 0.3),
+        *pause(stt, pauses),
+        *sound(0.2, 0.0),
     )
     first, second = stt.heard
     assert second >= first + RATE
@@ -115,22 +111,12 @@ async def test_speech_that_goes_on_after_a_pause_is_transcribed_whole():
 async def test_a_sound_after_the_pause_has_the_utterance_transcribed_again():
     pauses = SpeechPauses()
     stt = CountingWhisper(pauses)
-    frames = await run_script(
+    frames = await turn(
         stt,
-        [
-            VADUserStartedSpeakingFrame(),
-            audio(1.0, 0.3),
-            Until(passed),
-            Do(lambda: _call(pauses.paused)),
-            Do(lambda: until_transcribed(stt)),
-            audio(0.1, 0.0),
-            Until(passed),
-            audio(0.1, 0.2),  # a soft last word the VAD did not count as speech
-            Until(passed),
-            VADUserStoppedSpeakingFrame(),
-            Until(a_transcript),
-        ],
-        timeout=TIMEOUT_S,
+        *sound(1.0, 0.3),
+        *pause(stt, pauses),
+        *sound(0.1, 0.0),
+        *sound(0.1, 0.2),  # a soft last word the VAD did not count as speech
     )
     early, whole = stt.heard
     assert whole > early + 0.2 * RATE  # the segment, with Pipecat's trailing silence

@@ -25,8 +25,21 @@ _CLAUSE_END = re.compile(r"(?<=[,;:\u2013\u2014)])\s+")
 QUICK_START_CHARS = (4, 60)
 QUICK_START_REST = 20
 # With no clause in sight, the first this many words go ahead (at a word's end): the LLM writes them in a few
-# tens of milliseconds and the base voice says them in about a second, long enough to make the rest behind them.
-FIRST_WORDS = 5
+# tens of milliseconds, the base voice makes them in about 50 ms (5 words: about 80) and says them in about a
+# second, long enough to make the rest behind them.
+FIRST_WORDS = 3
+# ... unless the last of them leans on the next ("I think the | best"): then the head takes words up to this many
+# until one does not, so that the seam falls where a speaker could pause.
+FIRST_WORDS_MAX = 5
+# Words that belong with the word after them (articles, prepositions, conjunctions, possessives, auxiliaries):
+# a fragment ending on one is said with a falling end that sounds broken.
+_LEANING_WORDS = """a an the of to in on at for with from by about into over under than as and or but nor so if that
+    which who whose my your his her its our their this these those some any no every each what
+    is are was were be been am will would can could should shall may might must do does did have has had
+    not very just i i'm i'll i've i'd you we they he she it it's let's there there's"""
+_LEANING = frozenset(_LEANING_WORDS.split())
+# Words that lean on the word before them ("tell | me"): the head does not end just before one.
+_LEANING_BACK = frozenset({"me", "us", "him", "them"})
 # After a unit that stops mid-sentence, the base voice's closing silence (170-270 ms) is cut to this much: a
 # clause's short pause, or next to none between two parts of a phrase.
 CLAUSE_PAUSE_S = 0.08
@@ -71,16 +84,28 @@ def pause_after(unit: str) -> float | None:
 def early_head(text: str, first_words: int = FIRST_WORDS) -> str | None:
     """The start of `text` to speak ahead of its sentence: up to its first clause mark, else its first words.
 
-    Only whole words followed by a space count (a word still being written may go on). None while there is not
-    enough yet.
+    The first words are `first_words` of them, or up to `FIRST_WORDS_MAX` while the last one leans on the next
+    (`_LEANING`: "the", "of", "is", ...) or the next leans on it ("tell me"); at `FIRST_WORDS_MAX` the head
+    goes anyway. Only whole words followed
+    by a space count (a word still being written may go on). None while there is not enough yet.
     """
     clause = _CLAUSE.search(text)
     if clause is not None and QUICK_START_CHARS[0] <= len(text[: clause.end()].strip()) <= QUICK_START_CHARS[1]:
         return text[: clause.end()]
     words = list(_WORD_END.finditer(text))
-    if len(words) >= first_words:
-        return text[: words[first_words - 1].end()]
-    return None
+    for count in range(first_words, max(first_words, FIRST_WORDS_MAX) + 1):
+        if len(words) < count:
+            return None  # the next word may still go on, or lean on one not written yet
+        leans_on_next = _bare(words[count - 1].group()) in _LEANING
+        next_leans_back = len(words) > count and _bare(words[count].group()) in _LEANING_BACK
+        if not leans_on_next and not next_leans_back:
+            break
+    return text[: words[count - 1].end()]
+
+
+def _bare(word: str) -> str:
+    """A word as `_LEANING` lists it: lower case, without quotes or brackets around it (apostrophes kept)."""
+    return word.strip().strip("\"'()[]“”‘").replace("’", "'").lower()
 
 
 def split_sentences(text: str, max_chars: int = MAX_UNIT_CHARS) -> list[str]:

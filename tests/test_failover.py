@@ -108,7 +108,8 @@ async def test_a_failed_sentence_ends_its_turn_at_once_and_reports_no_first_byte
 # ---------------------------------------------------------------------------------------- config lists
 def test_a_config_may_list_engines_and_a_single_one_stays_valid(tmp_path):
     from voiceclone.config.loading import load_config
-    from voiceclone.pipecat.services import describe_llm, describe_stt, required_keys
+    from voiceclone.config.needs import required_keys
+    from voiceclone.pipecat.services import describe_llm, describe_stt
 
     single = tmp_path / "single.yaml"
     single.write_text("stt:\n  engine: whisper\nllm:\n  engine: echo\n")

@@ -26,6 +26,7 @@ from pipecat.tests.utils import run_test
 
 from testkit.bot_harness import Listener, RecordingSource, Until, run_bot, run_script
 from voiceclone.config.loading import load_config
+from voiceclone.config.needs import required_keys
 from voiceclone.config.reading import ConfigError
 from voiceclone.config.sections import LOCAL_SYSTEM_PROMPT, BotConfig, LocalLLMConfig
 from voiceclone.errors import UserError
@@ -34,7 +35,7 @@ from voiceclone.llm.engine import LocalLLM, Reply, load_configured
 from voiceclone.pipecat.bot import build_worker, prepare_voice
 from voiceclone.pipecat.lines import LOST_TURN
 from voiceclone.pipecat.local_llm import LocalLLMService
-from voiceclone.pipecat.services import describe_llm, required_keys
+from voiceclone.pipecat.services import describe_llm
 from voiceclone.pipecat.tools import VoiceChoice
 
 pytest.importorskip("llama_cpp")

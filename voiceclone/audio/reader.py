@@ -35,7 +35,7 @@ class AudioReader:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        _check_file(self.path)
+        check_audio_file(self.path)
         try:
             with quiet_stderr():  # libmpg123 prints its own warnings about damaged MP3s
                 self._file = sf.SoundFile(str(self.path))
@@ -108,7 +108,8 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
         return np.ascontiguousarray(np.concatenate(blocks)), reader.sample_rate
 
 
-def _check_file(path: Path) -> None:
+def check_audio_file(path: Path) -> None:
+    """An AudioError for a path that cannot hold audio: missing, a folder, or empty."""
     if not path.exists():
         raise AudioError(f"{path}: file not found")
     if path.is_dir():

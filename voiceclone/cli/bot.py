@@ -21,7 +21,9 @@ from voiceclone.cli.common import (
     library,
     say,
 )
+from voiceclone.config.needs import check_keys
 from voiceclone.errors import UserError
+from voiceclone.voices.lookup import check_consent
 
 
 def run_bot(
@@ -43,13 +45,7 @@ def run_bot(
     verbose: Annotated[bool, typer.Option("--verbose", "-V", help="Log everything Pipecat does.")] = False,
 ) -> None:
     """Run a live voice bot (VAD, speech-to-text, LLM, cloned voice) from a YAML config."""
-    # The layers that do the work bring torch and Pipecat (2 s): imported when the command runs (see cli/__init__).
-    from voiceclone.cloning.speaker import check_consent, load_watermarker
-    from voiceclone.pipecat.bot import prepare_voice
-    from voiceclone.pipecat.runner import run
-    from voiceclone.pipecat.services import check_keys, preload
-
-    cfg = bot_settings(config, transport, voice, host, port, converter)
+    cfg = bot_settings(config, transport, voice, host, port, converter)  # a bad config fails in well under 1 s
     if no_watermark:
         cfg = cfg.model_copy(update={"watermark": False})
     if not cfg.tts.voice:
@@ -57,6 +53,12 @@ def run_bot(
     check_keys(cfg)  # before anything loads or connects
     lib = library(cfg, voices_dir)
     check_consent(cfg.consent, lib, cfg.tts.voice)  # an unknown or refused voice fails before anything loads
+    # The layers that do the work bring torch and Pipecat (3 s): imported once the config and voice are good.
+    from voiceclone.cloning.speaker import load_watermarker
+    from voiceclone.pipecat.bot import prepare_voice
+    from voiceclone.pipecat.runner import run
+    from voiceclone.pipecat.services import preload
+
     log_to_terminal(verbose)
     conversion = conversion_loader(cfg, models_dir)()
     with err.status("Loading the voice and the speech recogniser ..."):

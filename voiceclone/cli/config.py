@@ -9,6 +9,7 @@ import typer
 
 from voiceclone.cli.bot_settings import TransportOption, bot_settings
 from voiceclone.cli.common import say
+from voiceclone.config.needs import check_keys
 
 app = typer.Typer(help="Bot config files: check them before running.", no_args_is_help=True)
 
@@ -19,10 +20,10 @@ def config_check(
     transport: TransportOption = None,
 ) -> None:
     """Validate a bot config (keys, values, the environment variables it needs) without running it."""
-    from voiceclone.pipecat.services import check_keys, describe_llm, describe_stt  # Pipecat: see cli/__init__
-
-    cfg = bot_settings(file, transport, None)
+    cfg = bot_settings(file, transport, None)  # a bad file fails before Pipecat and torch load (3 s)
     check_keys(cfg)
+    from voiceclone.pipecat.services import describe_llm, describe_stt  # Pipecat: see cli/__init__
+
     stt = describe_stt(cfg)
     llm = describe_llm(cfg)
     voice = cfg.tts.voice or "none yet (give --voice when running)"

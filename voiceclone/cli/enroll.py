@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from voiceclone.audio.reader import check_audio_file
 from voiceclone.cli.common import (
     ConfigOption,
     ConverterDirOption,
@@ -28,6 +29,7 @@ from voiceclone.cli.common import (
 )
 from voiceclone.cli.describe import consent_summary, converters_of
 from voiceclone.errors import UserError
+from voiceclone.voices.lookup import choose_name
 
 
 def enroll(
@@ -70,10 +72,7 @@ def enroll(
     config: ConfigOption = None,
 ) -> None:
     """Turn recordings of a voice into a voice in the library (with the speaker's consent)."""
-    from voiceclone.cloning.enrollment import choose_name
-    from voiceclone.cloning.enrollment import enroll as enroll_voice
     from voiceclone.responsible.consent.sentence import consent_sentence, speaker_from_voice_name
-    from voiceclone.responsible.consent.verify import enrollment_consent
 
     cfg = settings(
         config,
@@ -89,6 +88,12 @@ def enroll(
             return
         raise UserError("give the recordings to enroll (or --name NAME --consent-phrase to see the sentence to read)")
     voice_name = choose_name(lib, samples, name, force)  # a bad or taken name fails before any checking
+    for path in [*samples, *([consent_audio] if consent_audio else [])]:
+        check_audio_file(Path(path))  # so does a missing file
+    # The layers that do the work bring torch, Whisper and the speaker encoder: imported once the inputs are good.
+    from voiceclone.cloning.enrollment import enroll as enroll_voice
+    from voiceclone.responsible.consent.verify import enrollment_consent
+
     who = speaker or speaker_from_voice_name(voice_name)
     with err.status("Checking the consent ..."):
         record = enrollment_consent(

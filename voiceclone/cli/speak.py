@@ -89,15 +89,7 @@ def speak(
     config: ConfigOption = None,
 ) -> None:
     """Speak text in a cloned voice, streaming: each chunk is written or played as soon as it exists."""
-    from voiceclone.cloning.speaker import (
-        base_engine,
-        base_speaker,
-        check_consent,
-        check_voice_given,
-        cloned_speaker,
-        load_watermarker,
-    )
-    from voiceclone.tts.sentences import split_sentences  # imports Pipecat, whose banner must not show at start-up
+    from voiceclone.voices.lookup import check_consent, check_voice_given
 
     cfg = settings(
         config,
@@ -112,14 +104,21 @@ def speak(
         tts__converter__device=("--device", device),
         watermark=("--no-watermark", False if no_watermark else None),
     )
-    sentences = split_sentences(_read_text(text, file))
-    if not sentences:
+    words = _read_text(text, file)
+    if not words.strip():
         raise UserError("nothing to say: the text is empty")
     check_voice_given(cfg.tts, no_clone)
     _check_output(output, play, inputs=[cfg.tts.voice, file])
     lib = library(cfg, voices_dir)
     if not no_clone:
         check_consent(cfg.consent, lib, cfg.tts.voice)  # an unknown or refused voice fails before anything loads
+    # The layers that do the work bring torch and Pipecat (2 s): imported once the command's inputs are good.
+    from voiceclone.cloning.speaker import base_engine, base_speaker, cloned_speaker, load_watermarker
+    from voiceclone.tts.sentences import split_sentences  # imports Pipecat, whose banner must not show at start-up
+
+    sentences = split_sentences(words)
+    if not sentences:
+        raise UserError("nothing to say: the text is empty")
     sinks = _open_sinks(output, play, sample_rate)  # so does an unwritable output
     try:
         with err.status("Loading the base voice ..."):

@@ -5,7 +5,6 @@ Plain Python over the audio helpers, the VAD, the loaded converters and the voic
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,10 +21,9 @@ from voiceclone.cloning.conversion import SPEECH_RATE, Conversion
 from voiceclone.cloning.matcher_conversion import MatcherConversion
 from voiceclone.cloning.openvoice_conversion import PIECE_S
 from voiceclone.files import sha256_file
-from voiceclone.voices.errors import VoiceError
 from voiceclone.voices.folder import Voice
-from voiceclone.voices.lookup import find_voice
-from voiceclone.voices.names import MAX_SPEECH_S, check_name
+from voiceclone.voices.lookup import choose_name, find_voice
+from voiceclone.voices.names import MAX_SPEECH_S
 from voiceclone.voices.record import EmbeddingEntry, SourceFile, VoiceRecord
 from voiceclone.voices.store import VoiceLibrary
 
@@ -42,12 +40,6 @@ class Sample:
     sample_rate: int
     quality: Quality
     sources: list[SourceFile] = field(default_factory=list)
-
-
-def default_name(path: str | Path) -> str:
-    """A voice name from a file name: its stem, with characters a name may not hold replaced by '-'."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).stem).strip("-._")
-    return stem[:64] or "voice"
 
 
 def prepare(paths: Sequence[str | Path], sample_rate: int, on_step: Step | None = None) -> Sample:
@@ -88,15 +80,6 @@ def prepare(paths: Sequence[str | Path], sample_rate: int, on_step: Step | None 
             f"(10 s or more gives a better clone)"
         )
     return Sample(kept.speech(), sample_rate, quality, sources)
-
-
-def choose_name(library: VoiceLibrary, paths: Sequence[str | Path], name: str | None, force: bool) -> str:
-    """The voice's name (default: the first file's stem), checked, and free unless `force`."""
-    if not paths:
-        raise VoiceError("give at least one recording to enroll")
-    name = check_name(name if name is not None else default_name(paths[0]))
-    library.ensure_free(name, force)  # fail before the work; `save` checks again
-    return name
 
 
 def create(

@@ -16,11 +16,8 @@ from voiceclone.cloning.cloned import ClonedVoice
 from voiceclone.cloning.conversion import Conversion
 from voiceclone.cloning.enrollment import target_data
 from voiceclone.config.sections import TTSConfig
-from voiceclone.errors import UserError
-from voiceclone.responsible.consent.policy import check_policy
 from voiceclone.responsible.watermark import Watermarker
 from voiceclone.tts import PiperSettings, TTSEngine, make_engine
-from voiceclone.voices.lookup import allowed_voice, voice_file
 from voiceclone.voices.store import VoiceLibrary
 
 # Piper draws its own noise inside the model (ONNX Runtime's seed does not reach it), so a seeded run turns it off.
@@ -42,12 +39,6 @@ def base_engine(tts: TTSConfig) -> TTSEngine:
     return make_engine(tts.engine, piper=piper, openai=tts.openai)
 
 
-def check_voice_given(tts: TTSConfig, no_clone: bool) -> None:
-    """A cloned run needs a voice."""
-    if not no_clone and not tts.voice:
-        raise UserError("say whose voice: --voice NAME (see `voiceclone voices list`) or --voice sample.wav")
-
-
 def base_speaker(engine: TTSEngine, engine_name: str) -> Speaker:
     """The base voice, unconverted (for A/B listening)."""
     return Speaker(
@@ -60,21 +51,6 @@ def load_watermarker(enabled: bool) -> Watermarker | None:
     if not enabled:
         return None
     return Watermarker().load()
-
-
-def check_consent(policy: str, library: VoiceLibrary, voice: str) -> None:
-    """Refuse a voice the consent policy does not allow (`required`: verified spoken consent), in one line.
-
-    Args:
-        policy: The config's `consent` (required, recorded, off).
-        library: Where enrolled voices are looked up.
-        voice: `--voice`: an enrolled name or an audio file (a file carries no consent record).
-    """
-    path = voice_file(voice)
-    if path is not None:
-        check_policy(policy, None, f"the voice file {path.name}")
-    else:
-        allowed_voice(library, voice, policy)
 
 
 def cloned_speaker(

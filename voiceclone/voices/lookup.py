@@ -1,16 +1,22 @@
 """A voice by name, with its consent policy applied: what `--voice` names (`find_voice`), and the one check every
 path that speaks in an enrolled voice makes first (`allowed_voice`: `speak`, `bot`, a mid-call switch, the page).
+
+Light on purpose (no torch, no Pipecat): the CLI makes these checks before it loads the layers that do the work,
+so that a wrong voice name is refused at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from voiceclone.audio.reader import AudioError
+from voiceclone.config.sections import TTSConfig
+from voiceclone.errors import UserError
 from voiceclone.responsible.consent.policy import ConsentPolicy, check_policy
 from voiceclone.voices.errors import VoiceError
 from voiceclone.voices.folder import Voice
-from voiceclone.voices.names import check_name
+from voiceclone.voices.names import check_name, default_name
 from voiceclone.voices.store import VoiceLibrary
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif"}
@@ -63,3 +69,33 @@ def allowed_voice(library: VoiceLibrary, name, policy: ConsentPolicy, untrusted:
     voice = library.get(name)  # a damaged one says what is wrong
     check_policy(policy, voice.record.consent, f"voice {name!r}")
     return voice
+
+
+def check_voice_given(tts: TTSConfig, no_clone: bool) -> None:
+    """A cloned run needs a voice."""
+    if not no_clone and not tts.voice:
+        raise UserError("say whose voice: --voice NAME (see `voiceclone voices list`) or --voice sample.wav")
+
+
+def check_consent(policy: str, library: VoiceLibrary, voice: str) -> None:
+    """Refuse a voice the consent policy does not allow (`required`: verified spoken consent), in one line.
+
+    Args:
+        policy: The config's `consent` (required, recorded, off).
+        library: Where enrolled voices are looked up.
+        voice: `--voice`: an enrolled name or an audio file (a file carries no consent record).
+    """
+    path = voice_file(voice)
+    if path is not None:
+        check_policy(policy, None, f"the voice file {path.name}")
+    else:
+        allowed_voice(library, voice, policy)
+
+
+def choose_name(library: VoiceLibrary, paths: Sequence[str | Path], name: str | None, force: bool) -> str:
+    """The voice's name (default: the first file's stem), checked, and free unless `force`."""
+    if not paths:
+        raise VoiceError("give at least one recording to enroll")
+    name = check_name(name if name is not None else default_name(paths[0]))
+    library.ensure_free(name, force)  # fail before the work; `save` checks again
+    return name

@@ -81,3 +81,9 @@ def default_voices_dir(explicit: str | Path | None = None, configured: str | Pat
     """`--voices-dir`, else `$VOICECLONE_VOICES_DIR`, else the config's `voices_dir`, else `./voices`."""
     chosen = explicit or os.environ.get(VOICES_DIR_ENV) or configured or "voices"
     return Path(chosen).expanduser()
+
+
+def default_name(path: str | Path) -> str:
+    """A voice name from a file name: its stem, with characters a name may not hold replaced by '-'."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).stem).strip("-._")
+    return stem[:64] or "voice"

@@ -137,6 +137,9 @@ async def latency_section(cfg, resources, engine, args) -> None:
             "  where it went (medians, Pipecat's latency observer): "
             + ", ".join(f"{k.replace('_', ' ')} {v:.0f} ms" for k, v in parts.items())
         )
+        services = sorted({name for t in report.turns for name in t.ttfb})
+        ttfb = {n: statistics.median(t.ttfb[n] for t in report.turns if n in t.ttfb) * 1000 for n in services}
+        print("  time to first byte (medians): " + ", ".join(f"{n.split('#')[0]} {v:.0f} ms" for n, v in ttfb.items()))
     ready = [float(line.split("ready ")[1].split(" ms")[0]) for line in early if "ready" in line]
     if cfg.stt.early:
         print(

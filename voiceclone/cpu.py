@@ -1,4 +1,6 @@
-"""One thread for numpy's BLAS (OpenBLAS): its idle threads spin and starve the threads that make speech.
+"""Sharing 2 cores between the work of a live answer: numpy's BLAS on one thread; the LLM gives way to first audio.
+
+One thread for numpy's BLAS (OpenBLAS): its idle threads spin and starve the threads that make speech.
 
 After a BLAS call (the matcher's matrix products, resemblyzer), OpenBLAS's worker threads keep spinning on the
 CPU for a while. On a 2-core machine that takes the core a torch (OpenMP) thread was about to run on, and the
@@ -11,6 +13,8 @@ CTranslate2 and llama.cpp keep their own thread pools.
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 ENV = "OPENBLAS_NUM_THREADS"
 
@@ -30,3 +34,65 @@ def one_blas_thread() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="blas")
+
+
+class FirstAudio:
+    """Answers whose first audio is being made now; the local LLM's replies give way to them.
+
+    On 2 cores the LLM writing the rest of an answer (both cores, ~75 tokens/s) and the TTS making its first words
+    (Piper, the converter, the mark: both cores too) slowed each other: the answer's first audio came ~0.35 s after
+    its first words were written instead of ~0.13 s. The rest of the answer is not needed for a second or more
+    (the first words play that long), so a reply past its first words waits while any answer's first audio is
+    being made, at most `MAX_WAIT_S` at a time. Process-wide, as the cores are.
+    """
+
+    MAX_WAIT_S = 0.5  # a hold that is never released (a stuck TTS) slows the LLM, never stops it
+
+    def __init__(self):
+        self._pending = 0
+        self._changed = threading.Condition()
+
+    def hold(self) -> FirstAudioHold:
+        """Note that an answer's first audio is being made; release the hold when it exists (or the answer ends)."""
+        with self._changed:
+            self._pending += 1
+        return FirstAudioHold(self)
+
+    def _release(self) -> None:
+        with self._changed:
+            self._pending -= 1
+            self._changed.notify_all()
+
+    @property
+    def pending(self) -> int:
+        """How many answers are making their first audio now."""
+        return self._pending
+
+    def wait(self, cancel: threading.Event | None = None) -> float:
+        """Block while any answer's first audio is being made (at most `MAX_WAIT_S`); the seconds waited."""
+        if not self._pending:
+            return 0.0
+        start = time.monotonic()
+        deadline = start + self.MAX_WAIT_S
+        with self._changed:
+            while self._pending and not (cancel is not None and cancel.is_set()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(min(left, 0.05))
+        return time.monotonic() - start
+
+
+class FirstAudioHold:
+    """One answer's hold on `FirstAudio`; `release` is idempotent."""
+
+    def __init__(self, owner: FirstAudio):
+        self._owner: FirstAudio | None = owner
+
+    def release(self) -> None:
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner._release()
+
+
+FIRST_AUDIO = FirstAudio()

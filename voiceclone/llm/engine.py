@@ -22,6 +22,7 @@ from typing import Any
 
 from loguru import logger
 
+from voiceclone.cpu import FIRST_AUDIO
 from voiceclone.errors import UserError
 from voiceclone.llm.models import check_gguf, locate_model
 from voiceclone.once import once
@@ -33,6 +34,9 @@ LOCK_POLL_S = 0.05  # how often a reply waiting for its turn looks whether it wa
 # replies past theirs wait between tokens. The caller hears the first words sooner; the others' text is already
 # ahead of their speech (a voice says ~3 tokens a second; the model makes 50-150).
 HEAD_TOKENS = 12
+# A reply past this many tokens has written its first words (the TTS's head: 3-5 words, released at the next
+# word's first token): from then on it gives way while an answer's first audio is made (`voiceclone.cpu`).
+GIVE_WAY_AFTER_TOKENS = 4
 
 
 def _llama_cpp():
@@ -126,7 +130,8 @@ class _Model:
             self._changed.notify_all()
 
     def next_token(self, slot: _Slot, cancel: threading.Event) -> None:
-        """Between two tokens of `slot`'s reply: wait while another reply makes its head, then share the cores."""
+        """Between two tokens of `slot`'s reply: wait while another reply makes its head, or while an answer's
+        first audio is being made (`voiceclone.cpu.FirstAudio`), then share the cores."""
         slot.tokens += 1
         with self._changed:
             if slot.tokens == HEAD_TOKENS:
@@ -134,6 +139,10 @@ class _Model:
             while slot.tokens >= HEAD_TOKENS and not cancel.is_set() and self._heads_other_than(slot):
                 slot.waiting = True
                 self._changed.wait(LOCK_POLL_S)
+            slot.waiting = False
+        if slot.tokens >= GIVE_WAY_AFTER_TOKENS and FIRST_AUDIO.pending:  # an answer's first words are being voiced
+            slot.waiting = True
+            FIRST_AUDIO.wait(cancel)
             slot.waiting = False
         self.share_cores(slot)
 

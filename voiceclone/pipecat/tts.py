@@ -19,6 +19,7 @@ from pipecat.utils.types import NOT_GIVEN, NotGiven
 
 from voiceclone.audio.pcm import pcm16
 from voiceclone.cloning.cloned import ClonedVoice
+from voiceclone.cpu import FIRST_AUDIO
 from voiceclone.errors import UserError
 from voiceclone.pipecat.lines import FixedLines, normalise
 from voiceclone.pipecat.quick_start import QuickStartAggregator
@@ -285,6 +286,13 @@ class ClonedVoiceTTSService(TTSService):
         apology, the echo's "You said:") comes from its rendered audio, and is rendered and kept the first
         time; any other is synthesised and converted (`_synthesise`).
         """
+        hold = FIRST_AUDIO.hold() if first else None  # the local LLM gives way until this answer is heard
+
+        def emit_audio(item: object) -> None:
+            if hold is not None and isinstance(item, np.ndarray) and len(item):
+                hold.release()
+            emit(item)
+
         try:
             whole_line = self._lines is not None and self._lines.wants(text)
             units = bound(text, BOT_UNIT_CHARS)
@@ -295,11 +303,13 @@ class ClonedVoiceTTSService(TTSService):
                 # No silence before an answer's first words, nor where the last unit broke off mid-sentence.
                 lead_in = (first and index == 0) or self._mid_sentence
                 self._mid_sentence = pause_after(unit) is not None
-                if not self._speak_unit(voice, unit, tau, generation, emit, lead_in=lead_in):
+                if not self._speak_unit(voice, unit, tau, generation, emit_audio, lead_in=lead_in):
                     return
         except BaseException as exc:  # handed to the event loop: UserError is spoken of, anything else raised
             emit(exc)
         finally:
+            if hold is not None:
+                hold.release()
             emit(_DONE)
 
     def _speak_unit(

@@ -3,6 +3,7 @@ service (frames, interruptions, voice commands) and its config. The built-in Smo
 
 from __future__ import annotations
 
+import functools
 import shutil
 import socket
 import threading
@@ -293,6 +294,26 @@ def test_callers_asking_at_once_are_answered_at_once_in_contexts_of_their_own():
     again = llm.stream([*messages, {"role": "assistant", "content": "".join(answer)}], 0.0, 4, owner=2)
     assert "".join(again) is not None
     assert [slot.owner for slot in contexts] == [1, 2]  # each caller kept its own context
+
+
+def test_the_system_prompt_is_evaluated_at_load_so_a_first_question_evaluates_only_itself():
+    llm = LocalLLM("builtin", context_size=384, threads=1, parallel=2)  # a model of its own: primed here only
+    llm.prime(SYSTEM["content"])
+    preamble = llm._model.preamble
+    assert preamble and len(llm._model._slots) == 2
+    for slot in llm._model._slots:  # the load's spare too
+        assert list(slot.llama._input_ids[: len(preamble)]) == preamble
+    evaluated: list[int] = []
+    for slot in llm._model._slots:
+        slot.llama.eval = functools.partial(
+            lambda eval_, tokens: (evaluated.append(len(tokens)), eval_(tokens))[1], slot.llama.eval
+        )
+    messages = [SYSTEM, {"role": "user", "content": "What is the capital of France?"}]
+    assert "".join(llm.stream(messages, temperature=0.0, max_tokens=4, owner=7)).strip()
+    prompt = llm.count_tokens(messages)
+    assert evaluated[0] < prompt - len(preamble) // 2, (evaluated, prompt, len(preamble))  # only the question's part
+    llm.prime(SYSTEM["content"])  # the same preamble again: nothing to do, the caller's context is left alone
+    assert llm._model._slots[0].owner == 7 or llm._model._slots[1].owner == 7
 
 
 # ------------------------------------------------------------------------------------------------ the service

@@ -51,15 +51,16 @@ def eval_voice(
     config: ConfigOption = None,
 ) -> None:
     """Measure a clone: held-out sentences spoken by the base voice and the clone, compared with the person."""
-    from voiceclone.cloning.speaker import base_engine, eval_speakers, load_watermarker
-    from voiceclone.quality import evaluation, measures
-
     engines = converter or [None]
     cfg = settings(config, tts__seed=("--seed", seed), tts__converter__device=("--device", device))
     lib = library(cfg, voices_dir)
     enrolled = lib.get(voice)
     speech, rate = enrolled.speech()
     keep = _keeper(output) if output is not None else None
+    # The layers that do the work bring torch and the measuring models: imported once the inputs are good.
+    from voiceclone.cloning.speaker import base_engine, eval_speakers, load_watermarker
+    from voiceclone.quality import evaluation, measures
+
     with err.status("Loading the base voice, the converter and the measuring models ..."):
         base = base_engine(cfg.tts)
         conversions = [_load(config, engine, converter_dir, models_dir, device) for engine in engines]

@@ -13,6 +13,7 @@ CTranslate2 and llama.cpp keep their own thread pools.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 
@@ -27,8 +28,6 @@ def one_blas_thread() -> None:
     if ENV in os.environ:
         return
     os.environ[ENV] = "1"
-    import sys
-
     if "numpy" not in sys.modules and "scipy" not in sys.modules:
         return  # nothing is loaded yet: the variable is enough
     from threadpoolctl import threadpool_limits

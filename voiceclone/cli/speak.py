@@ -116,9 +116,7 @@ def speak(
     from voiceclone.cloning.speaker import base_engine, base_speaker, cloned_speaker, load_watermarker
     from voiceclone.tts.sentences import split_sentences  # imports Pipecat, whose banner must not show at start-up
 
-    sentences = split_sentences(words)
-    if not sentences:
-        raise UserError("nothing to say: the text is empty")
+    sentences = split_sentences(words)  # not empty: `words` holds more than white space
     sinks = _open_sinks(output, play, sample_rate)  # so does an unwritable output
     try:
         with err.status("Loading the base voice ..."):

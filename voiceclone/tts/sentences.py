@@ -86,8 +86,8 @@ def early_head(text: str, first_words: int = FIRST_WORDS) -> str | None:
 
     The first words are `first_words` of them, or up to `FIRST_WORDS_MAX` while the last one leans on the next
     (`_LEANING`: "the", "of", "is", ...) or the next leans on it ("tell me"); at `FIRST_WORDS_MAX` the head
-    goes anyway. Only whole words followed
-    by a space count (a word still being written may go on). None while there is not enough yet.
+    goes anyway. Only whole words followed by a space count (a word still being written may go on). None while
+    there is not enough yet.
     """
     clause = _CLAUSE.search(text)
     if clause is not None and QUICK_START_CHARS[0] <= len(text[: clause.end()].strip()) <= QUICK_START_CHARS[1]:

@@ -80,7 +80,12 @@ def bot_config(args) -> BotConfig:
             "llm": {"engine": args.llm},
             "tts": {"voice": "bench", "tau": 0.3},
             "vad": {"stop_secs": args.stop_secs},
-            "pipeline": {"idle_timeout_s": 600, "turn_end": args.turn_end, "silence_s": args.silence_s},
+            "pipeline": {
+                "idle_timeout_s": 600,
+                "turn_end": args.turn_end,
+                "silence_s": args.silence_s,
+                "speculate": not args.no_speculate,
+            },
         }
     )
 
@@ -147,11 +152,19 @@ async def latency_section(cfg, resources, engine, args) -> None:
             + (f" (ready {statistics.median(ready):.0f} ms before the VAD's stop, median)" if ready else "")
             + f"; {sum('dropped' in line for line in early)} redone for sound after the pause"
         )
+    if cfg.pipeline.speculate and cfg.pipeline.turn_end == "sentence":
+        ahead = sum("ahead of the turn's end" in line for line in early)
+        withdrawn = sum("withdrawn" in line for line in early)
+        print(f"  answered ahead of the turn's end: {ahead - withdrawn} of {len(questions)} ({withdrawn} withdrawn)")
     print("  heard:", listener.spoken()[:160])
 
 
 def _early_lines(record) -> bool:
-    return record["name"].startswith("voiceclone") and record["message"].startswith("early transcript")
+    """The STT's lines on its early transcripts, and the turn strategy's on the answers started ahead."""
+    message = record["message"]
+    return record["name"].startswith("voiceclone") and (
+        message.startswith("early transcript") or "ahead of the turn's end" in message or "withdrawn" in message
+    )
 
 
 async def pauses_section(cfg, resources, engine) -> None:
@@ -301,6 +314,8 @@ def main() -> None:
     parser.add_argument("--compute-type", default="default")
     parser.add_argument("--no-early-stt", action="store_true", help="transcribe from the VAD's stop, not the pause")
     parser.add_argument("--turn-end", choices=["sentence", "smart", "silence"], default="sentence")
+    parser.add_argument("--no-speculate", action="store_true", help="start each answer at the turn's end, not ahead")
+    parser.add_argument("--log", help="write the bot's debug log to this file")
     parser.add_argument("--silence-s", type=float, default=0.6)
     parser.add_argument("--interruptions", type=int, default=5)
     parser.add_argument("--skip-latency", action="store_true")
@@ -310,6 +325,8 @@ def main() -> None:
     from loguru import logger
 
     logger.remove()
+    if args.log:
+        logger.add(args.log, level="DEBUG")
     asyncio.run(measure(args))
 
 

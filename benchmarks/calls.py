@@ -18,6 +18,7 @@ import asyncio
 import fractions
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -155,7 +156,13 @@ async def until_idle(url: str, timeout_s: float = 120.0) -> None:
 
 
 def start_bot(
-    tmp: Path, converter: str, max_sessions: int, llm: str, parallel: int | None = None
+    tmp: Path,
+    converter: str,
+    max_sessions: int,
+    llm: str,
+    parallel: int | None = None,
+    speculate: bool = True,
+    verbose: bool = False,
 ) -> tuple[str, subprocess.Popen]:
     """A voice, a models folder with a real-size random converter, and the offline bot serving them."""
     import soundfile as sf
@@ -184,8 +191,10 @@ def start_bot(
         config["llm"] = {"engine": "echo", "prefix": "You said: "}
     elif parallel is not None:
         config["llm"]["parallel"] = parallel
+    config["pipeline"]["speculate"] = speculate
     (tmp / "bot.yaml").write_text(yaml.safe_dump(config))
     bot = [*cli, "run-bot", "--config", str(tmp / "bot.yaml"), "--voice", "bench", "--converter", converter]
+    bot += ["--verbose"] if verbose else []
     with open(tmp / "bot.log", "w") as log:
         proc = subprocess.Popen(bot, env=env, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 180
@@ -200,7 +209,7 @@ def start_bot(
     raise SystemExit("the bot did not start listening within 180 s")
 
 
-def stop_bot(proc: subprocess.Popen, tmp: Path) -> None:
+def stop_bot(proc: subprocess.Popen, tmp: Path, keep_log: str | None = None) -> None:
     """Ctrl-C the bot, then print what it measured itself (from the VAD's view of the end of speech to its audio
     leaving the transport), to read beside the outside figures: the difference is the path to the caller's ear."""
     proc.send_signal(signal.SIGINT)
@@ -208,6 +217,8 @@ def stop_bot(proc: subprocess.Popen, tmp: Path) -> None:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
+    if keep_log:
+        shutil.copyfile(tmp / "bot.log", keep_log)
     own = [line.strip() for line in (tmp / "bot.log").read_text().splitlines() if "voice to voice" in line]
     if own:
         print("the bot's own log:", *own, sep="\n  ")
@@ -230,7 +241,15 @@ def report(calls: int, latencies: list[float | None], target: float) -> float:
 async def run(args) -> None:
     pcm, ends = caller_audio(args.turns)
     with tempfile.TemporaryDirectory(prefix="voiceclone-calls-") as tmp:
-        url, proc = start_bot(Path(tmp), args.converter, max(args.max_calls, *args.calls), args.llm, args.llm_parallel)
+        url, proc = start_bot(
+            Path(tmp),
+            args.converter,
+            max(args.max_calls, *args.calls),
+            args.llm,
+            args.llm_parallel,
+            speculate=not args.no_speculate,
+            verbose=args.bot_log is not None,
+        )
         try:
             parallel = f", llm.parallel {args.llm_parallel}" if args.llm_parallel else ""
             print(
@@ -250,7 +269,7 @@ async def run(args) -> None:
                 print(f"largest N whose median stays under {args.target:.1f} s: {best if best else 'none'}")
             print(f"load average at the end: {os.getloadavg()[0]:.1f}; the bot's memory: {rss_mib(proc.pid):.0f} MiB")
         finally:
-            stop_bot(proc, Path(tmp))
+            stop_bot(proc, Path(tmp), args.bot_log)
 
 
 async def search(url: str, pcm, ends, medians: dict[int, float], args) -> int:
@@ -280,6 +299,8 @@ def main() -> None:
     parser.add_argument("--llm", choices=["local", "echo"], default="local", help="the built-in local LLM, or the echo")
     parser.add_argument("--llm-parallel", type=int, help="llm.parallel: replies generated at once (default: config's)")
     parser.add_argument("--no-search", action="store_true", help="measure only the Ns given")
+    parser.add_argument("--no-speculate", action="store_true", help="start each answer at the turn's end, not ahead")
+    parser.add_argument("--bot-log", help="keep the bot's debug log (run-bot --verbose) in this file")
     args = parser.parse_args()
     asyncio.run(run(args))
 

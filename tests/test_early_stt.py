@@ -8,6 +8,8 @@ import asyncio
 import numpy as np
 import pytest
 from pipecat.frames.frames import (
+    EagerEndOfTurnCancelFrame,
+    EagerTranscriptionFrame,
     InputAudioRawFrame,
     TranscriptionFrame,
     VADUserStartedSpeakingFrame,
@@ -106,6 +108,28 @@ async def test_speech_that_goes_on_after_a_pause_is_transcribed_whole():
     first, second = stt.heard
     assert second >= first + RATE
     assert said(frames) == [f"{second} samples."]
+
+
+async def test_the_text_at_a_pause_is_told_at_once_and_withdrawn_when_the_caller_goes_on():
+    pauses = SpeechPauses()
+    stt = CountingWhisper(pauses)
+    frames = await turn(
+        stt,
+        *sound(1.0, 0.3),
+        *pause(stt, pauses),
+        Until(lambda f: isinstance(f, EagerTranscriptionFrame)),  # before the VAD's stop: it may be the turn
+        Do(lambda: _call(pauses.resumed)),
+        Until(lambda f: isinstance(f, EagerEndOfTurnCancelFrame)),  # it was not
+        *sound(1.0, 0.3),
+        *pause(stt, pauses),
+        Until(lambda f: isinstance(f, EagerTranscriptionFrame) and f.text != f"{stt.heard[0]} samples."),
+        *sound(0.2, 0.0),
+    )
+    first, second = stt.heard
+    eager = [f.text for f in frames if isinstance(f, EagerTranscriptionFrame)]
+    assert eager == [f"{first} samples.", f"{second} samples."]
+    assert said(frames) == [f"{second} samples."]
+    assert sum(isinstance(f, EagerEndOfTurnCancelFrame) for f in frames) == 1  # the one that stood is not withdrawn
 
 
 async def test_a_sound_after_the_pause_has_the_utterance_transcribed_again():

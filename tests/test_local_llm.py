@@ -3,6 +3,7 @@ service (frames, interruptions, voice commands) and its config. The built-in Smo
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import shutil
 import socket
@@ -13,6 +14,7 @@ import pytest
 import soxr
 from cli_helpers import ROOT, error_line, run_cli
 from pipecat.frames.frames import (
+    EagerEndOfTurnCancelFrame,
     ErrorFrame,
     InterruptionFrame,
     LLMContextFrame,
@@ -21,11 +23,12 @@ from pipecat.frames.frames import (
     LLMTextFrame,
     TTSSpeakFrame,
     TTSUpdateSettingsFrame,
+    UserStoppedSpeakingFrame,
 )
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.tests.utils import run_test
 
-from testkit.bot_harness import Listener, RecordingSource, Until, run_bot, run_script
+from testkit.bot_harness import Do, Listener, RecordingSource, Until, run_bot, run_script
 from voiceclone.config.loading import load_config
 from voiceclone.config.needs import required_keys
 from voiceclone.config.reading import ConfigError
@@ -426,6 +429,86 @@ async def test_a_voice_command_is_answered_without_the_model():
 
 def service_for(model, choice) -> LocalLLMService:
     return LocalLLMService(model, system_prompt=LOCAL_SYSTEM_PROMPT, voices=choice)
+
+
+# ------------------------------------------------------------------------------ an answer started ahead of the turn
+class ShortLLM:
+    """Stands for `LocalLLM`: a two-piece reply at once."""
+
+    name = "short"
+
+    def __init__(self):
+        self.calls = 0
+
+    def stream(self, messages, temperature, max_tokens, cancel, owner=None) -> Reply:
+        self.calls += 1
+        return Reply(iter(["Paris is ", "the capital."]))
+
+
+class AnsweringService(LocalLLMService):
+    """The service, telling the test when it has made a whole response (held or not)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.answered = asyncio.Event()
+
+    async def _answer(self, context):
+        await super()._answer(context)
+        self.answered.set()
+
+
+def ahead(text: str) -> LLMContextFrame:
+    """A speculative turn: the user aggregator's provisional context, for words said up to a pause."""
+    return LLMContextFrame(context=LLMContext(messages=[{"role": "user", "content": text}]), speculation=True)
+
+
+def texts(frames) -> list[str]:
+    return [f.text for f in frames if isinstance(f, LLMTextFrame)]
+
+
+async def test_an_answer_made_ahead_is_held_until_the_turn_ends():
+    service = AnsweringService(ShortLLM(), system_prompt="")
+    down = await run_script(
+        service,
+        [
+            ahead("What is the capital of France?"),
+            Do(lambda: asyncio.wait_for(service.answered.wait(), TIMEOUT_S)),  # all of it made, none of it out
+            UserStoppedSpeakingFrame(),  # the turn's end confirms it
+            Until(lambda f: isinstance(f, LLMFullResponseEndFrame)),
+        ],
+        timeout=TIMEOUT_S,
+    )
+    stopped = next(i for i, f in enumerate(down) if isinstance(f, UserStoppedSpeakingFrame))
+    first_text = next(i for i, f in enumerate(down) if isinstance(f, LLMTextFrame))
+    assert stopped < first_text and texts(down) == ["Paris is ", "the capital."]
+
+
+async def test_an_answer_made_ahead_and_withdrawn_is_never_said():
+    service = AnsweringService(ShortLLM(), system_prompt="")
+    down = await run_script(
+        service,
+        [
+            ahead("What is the capital of France?"),
+            Do(lambda: asyncio.wait_for(service.answered.wait(), TIMEOUT_S)),
+            EagerEndOfTurnCancelFrame(),  # the caller went on
+            Until(lambda f: isinstance(f, EagerEndOfTurnCancelFrame)),
+        ],
+        timeout=TIMEOUT_S,
+    )
+    assert texts(down) == [] and not any(isinstance(f, LLMFullResponseStartFrame) for f in down)
+
+
+async def test_a_voice_command_is_not_carried_out_ahead_of_the_turns_end():
+    model = ShortLLM()
+    choice = VoiceChoice(Library(), lambda: "bob")
+    down, up = await run_test(
+        AnsweringService(model, system_prompt="", voices=choice),
+        frames_to_send=[ahead("Talk like Alice.")],
+        start_timeout=TIMEOUT_S,
+    )
+    # No switch that a longer turn could not undo: the speculation is withdrawn, the turn's end answers it.
+    assert any(isinstance(f, EagerEndOfTurnCancelFrame) for f in up)
+    assert not any(isinstance(f, TTSUpdateSettingsFrame) for f in down) and texts(down) == [] and model.calls == 0
 
 
 # ------------------------------------------------------------------------------------------------ config

@@ -229,3 +229,110 @@ async def test_each_turn_reaches_the_browser_as_a_server_message():
         }
     ]
     assert report.turns[0].line() == "turn 1: 350 ms voice to voice (turn end 200, STT 100, TTS first audio 50 ms)"
+
+
+# ------------------------------------------------------------------------------ answering ahead of the turn's end
+class TurnEvents:
+    """A `SentenceEndUserTurnStopStrategy` on its own, and what it told the user aggregator, in order."""
+
+    def __init__(self, speculate: bool = True):
+        from voiceclone.pipecat.turns import SentenceEndUserTurnStopStrategy
+
+        self.strategy = SentenceEndUserTurnStopStrategy(speculate=speculate)
+        self.events: list[tuple] = []
+        self.ended = asyncio.Event()
+
+        @self.strategy.event_handler("on_user_turn_inference_triggered")
+        async def _inference(_strategy, speculation):
+            self.events.append(("inference", speculation.text if speculation else None))
+
+        @self.strategy.event_handler("on_user_turn_speculation_cancelled")
+        async def _cancelled(_strategy):
+            self.events.append(("withdrawn",))
+
+        @self.strategy.event_handler("on_user_turn_stopped")
+        async def _stopped(_strategy, params):
+            self.events.append(("stopped", params.confirms_speculation))
+            self.ended.set()
+
+    async def __aenter__(self):
+        from types import SimpleNamespace
+
+        from pipecat.utils.asyncio.task_manager import TaskManager
+
+        await self.strategy.setup(SimpleNamespace(task_manager=TaskManager(loop=asyncio.get_running_loop())))
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.strategy.cleanup()
+
+    async def send(self, *frames):
+        for frame in frames:
+            await self.strategy.process_frame(frame)
+
+
+def _speech_frames(eager: str | None, final: str):
+    """The frames of a question whose speech paused (an eager transcript, if any), then ended."""
+    import time
+
+    from pipecat.frames.frames import (
+        EagerTranscriptionFrame,
+        TranscriptionFrame,
+        VADUserStartedSpeakingFrame,
+        VADUserStoppedSpeakingFrame,
+    )
+
+    started = [VADUserStartedSpeakingFrame(start_secs=0.2)]
+    at_pause = [EagerTranscriptionFrame(eager, "caller", "now")] if eager is not None else []
+    stopped = [VADUserStoppedSpeakingFrame(stop_secs=0.2, timestamp=time.time())]
+    return started, at_pause, stopped + [TranscriptionFrame(final, "caller", "now", finalized=True)]
+
+
+QUESTION = "What time does the store open tomorrow morning?"
+
+
+async def test_a_finished_sentence_at_the_pause_is_answered_ahead_and_the_end_confirms_it():
+    started, at_pause, end = _speech_frames(QUESTION.lower(), QUESTION)
+    async with TurnEvents() as turn:
+        await turn.send(*started, *at_pause)
+        assert turn.events == [("inference", QUESTION.lower())]  # before the VAD's stop
+        await turn.send(*end)
+        await asyncio.wait_for(turn.ended.wait(), TIMEOUT_S)
+    # Case and punctuation aside the words are the same: the answer already made stands, none is started again.
+    assert turn.events == [("inference", QUESTION.lower()), ("stopped", True)]
+
+
+async def test_other_final_words_withdraw_the_early_answer_and_answer_anew():
+    started, at_pause, end = _speech_frames(QUESTION, "What time does the store close tomorrow morning?")
+    async with TurnEvents() as turn:
+        await turn.send(*started, *at_pause, *end)
+        await asyncio.wait_for(turn.ended.wait(), TIMEOUT_S)
+    assert turn.events == [("inference", QUESTION), ("withdrawn",), ("inference", None), ("stopped", False)]
+
+
+async def test_speech_after_the_pause_withdraws_the_early_answer():
+    from pipecat.frames.frames import EagerEndOfTurnCancelFrame, VADUserStartedSpeakingFrame
+
+    started, at_pause, end = _speech_frames(QUESTION, QUESTION + " And on Sunday?")
+    async with TurnEvents() as turn:
+        # The STT withdrew it (the caller went on before the VAD's stop): nothing more to withdraw here.
+        await turn.send(*started, *at_pause, EagerEndOfTurnCancelFrame(), *end)
+        await asyncio.wait_for(turn.ended.wait(), TIMEOUT_S)
+        assert turn.events == [("inference", QUESTION), ("inference", None), ("stopped", False)]
+        # Speech the VAD calls a new start (after its stop): the strategy withdraws what it started itself.
+        await turn.strategy.handle_user_turn_stopped()  # (as the user aggregator does at a turn's end)
+        turn.events.clear()
+        await turn.send(*started, *at_pause, end[0], VADUserStartedSpeakingFrame(start_secs=0.2))
+        assert turn.events == [("inference", QUESTION), ("withdrawn",)]
+
+
+async def test_an_unfinished_start_or_a_stage_that_cannot_hold_an_answer_is_not_answered_ahead():
+    started, at_pause, end = _speech_frames("I would like to", "I would like to.")
+    async with TurnEvents() as turn:
+        await turn.send(*started, *at_pause)
+        assert turn.events == []  # it would wait for more: starting now would be wasted
+    started, at_pause, end = _speech_frames(QUESTION, QUESTION)
+    async with TurnEvents(speculate=False) as turn:
+        await turn.send(*started, *at_pause, *end)
+        await asyncio.wait_for(turn.ended.wait(), TIMEOUT_S)
+    assert turn.events == [("inference", None), ("stopped", False)]

@@ -190,6 +190,9 @@ class PipelineConfig(_Strict):
     silence_s: float = Field(default=0.6, gt=0, le=5)
     max_pause_s: float = Field(default=1.0, gt=0, le=5)
     min_words: int = Field(default=5, ge=1, le=50)
+    # turn_end sentence: start the answer when the speech pauses and its words already make a finished sentence,
+    # ~0.1 s before the turn is called over; held back until then, and dropped if the caller goes on.
+    speculate: bool = True
     metrics: bool = True
     idle_timeout_s: Optional[float] = Field(default=300, gt=0)
     opening_line: Optional[str] = None

@@ -178,7 +178,15 @@ def _turn_stop_strategy(cfg: BotConfig):
         # Pipecat's default waits 3 s (SmartTurnParams.stop_secs) after a turn the model calls unfinished.
         analyzer = SharedSmartTurnAnalyzer(params=SmartTurnParams(stop_secs=p.max_pause_s))
         return TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)
-    return SentenceEndUserTurnStopStrategy(max_pause_s=p.max_pause_s, min_words=p.min_words)
+    return SentenceEndUserTurnStopStrategy(
+        max_pause_s=p.max_pause_s, min_words=p.min_words, speculate=p.speculate and _holds_speculation(cfg)
+    )
+
+
+def _holds_speculation(cfg: BotConfig) -> bool:
+    """Whether every LLM of the config is a Pipecat LLM service, which holds a speculative answer until the turn
+    is confirmed (the echo answers at once: a speculation withdrawn would have been said already)."""
+    return not any(isinstance(llm, EchoLLMConfig) for llm in cfg.llm_engines)
 
 
 def _worker(cfg: BotConfig, pipeline, on_error: Callable | None, enable_rtvi: bool | None):

@@ -10,6 +10,10 @@ Given the call's `SpeechPauses`, transcription starts when the caller's speech p
 over `stop_secs` later: by the VAD's stop the text is usually there already, and the turn's speech-to-text costs
 nothing more. It is dropped if the caller goes on, and redone from the whole utterance if anything loud enough
 to be a word came after the pause (`tail_is_quiet`).
+
+An early transcript is also told downstream as soon as it is made (an `EagerTranscriptionFrame`): a turn that
+reads as finished can be answered speculatively while the VAD waits out its `stop_secs` (`turns.py`). If the
+caller goes on, an `EagerEndOfTurnCancelFrame` withdraws it.
 """
 
 from __future__ import annotations
@@ -25,7 +29,13 @@ import ctranslate2
 import numpy as np
 from faster_whisper.tokenizer import Tokenizer
 from loguru import logger
-from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
+from pipecat.frames.frames import (
+    EagerEndOfTurnCancelFrame,
+    EagerTranscriptionFrame,
+    ErrorFrame,
+    Frame,
+    TranscriptionFrame,
+)
 from pipecat.utils.time import time_now_iso8601
 
 from voiceclone.audio.pcm import from_pcm16
@@ -133,6 +143,7 @@ class _Early:
     task: asyncio.Future  # its text
     done_at: float | None = None  # monotonic times it finished and the VAD stopped
     stopped_at: float | None = None
+    told: bool = False  # its text went downstream as an eager end of turn
 
 
 class FastWhisperSTTService(SharedWhisperSTTService):
@@ -168,8 +179,9 @@ class FastWhisperSTTService(SharedWhisperSTTService):
 
         def finished(task: asyncio.Future) -> None:
             early.done_at = time.monotonic()
-            if not task.cancelled():
-                task.exception()  # retrieved here: a dropped early transcript's failure is nobody's error
+            if not task.cancelled() and task.exception() is None and task.result() and self._early is early:
+                early.told = True  # still the pause the caller is in: its text may be the whole turn
+                self._push_soon(EagerTranscriptionFrame(task.result(), self._user_id, time_now_iso8601()))
             if self._paused_again:
                 self._paused_again = False
                 self._speech_paused()
@@ -178,8 +190,14 @@ class FastWhisperSTTService(SharedWhisperSTTService):
         self._early, self._early_running = early, early.task
 
     def _speech_resumed(self) -> None:
-        self._early = None  # the caller went on: that text is only the start (it finishes and is forgotten)
+        early, self._early = self._early, None  # the caller went on: that text is only the start
         self._paused_again = False
+        if early is not None and early.told:  # an answer to it may be on its way: withdraw it
+            self._push_soon(EagerEndOfTurnCancelFrame())
+
+    def _push_soon(self, frame: Frame) -> None:
+        """Push `frame` from a callback that cannot wait (the VAD's, a finished transcription's), in order."""
+        self.create_task(self.push_frame(frame), "push")
 
     async def _handle_user_stopped_speaking(self, frame):
         """Queue the segment as Pipecat does, with the early transcript that stands for it, if one does."""

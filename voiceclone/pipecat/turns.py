@@ -8,6 +8,12 @@ that is the "waited about 3 s after a finished sentence". Measured on Piper and 
 pause ("Could you tell me ... when the next train leaves?") complete (a cut-off). The transcript, which the turn
 has to wait for anyway, tells the two apart far better: a sentence that ends on "to", "the", "and", "whether" or
 "..." is not finished; a short one (under `min_words`) may not be either.
+
+Speculation: the speech-to-text transcribes from the moment the speech pauses and says so at once (an
+`EagerTranscriptionFrame`, ~0.1 s before the VAD's stop). When that text already reads as a finished sentence,
+the strategy starts the answer then (Pipecat's speculative inference: the LLM service holds what it makes until
+the turn ends), and the turn's end confirms it if the final transcript is the same words, or withdraws it. So the
+LLM's first tokens are made while the VAD waits out its `stop_secs`, not after.
 """
 
 from __future__ import annotations
@@ -18,14 +24,17 @@ import time
 
 from loguru import logger
 from pipecat.frames.frames import (
+    EagerEndOfTurnCancelFrame,
+    EagerTranscriptionFrame,
     Frame,
     STTMetadataFrame,
     TranscriptionFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from pipecat.turns.types import ProcessFrameResult
+from pipecat.turns.types import ProcessFrameResult, UserTurnSpeculation
 from pipecat.turns.user_stop.base_user_turn_stop_strategy import BaseUserTurnStopStrategy
+from pipecat.turns.user_stop.eager_match_policy import NormalizedMatch
 
 # Words a finished English sentence rarely ends on: articles, prepositions, conjunctions, the verb "to be" and
 # modals, possessives, subject pronouns that need a verb, fillers, and verbs that want what follows them ("I
@@ -78,11 +87,24 @@ class SentenceEndUserTurnStopStrategy(BaseUserTurnStopStrategy):
       what the VAD needs to notice speech again, unless the user speaks again, which continues the same turn.
 
     A transcript that does not come (a noise, a slow STT) is waited for up to `transcript_timeout_s`.
+
+    With `speculate`, an eager transcript that reads as a finished sentence starts the answer before the turn
+    ends; the end keeps it when the final words are the same (case and punctuation aside), and withdraws it
+    when they differ, when the caller speaks again, or when the turn ends some other way.
     """
 
-    def __init__(self, *, max_pause_s: float = 1.0, min_words: int = 5, transcript_timeout_s: float = 2.0, **kwargs):
+    def __init__(
+        self,
+        *,
+        max_pause_s: float = 1.0,
+        min_words: int = 5,
+        transcript_timeout_s: float = 2.0,
+        speculate: bool = False,
+        **kwargs,
+    ):
         """Args: max_pause_s: silence that ends any turn; min_words: see `sentence_finished`;
-        transcript_timeout_s: the longest wait for a transcript after the VAD's stop."""
+        transcript_timeout_s: the longest wait for a transcript after the VAD's stop; speculate: answer an eager
+        transcript before the turn ends (only for an LLM stage that holds a speculative answer back)."""
         super().__init__(**kwargs)
         self._max_pause_s = max_pause_s
         self._min_words = min_words
@@ -95,16 +117,21 @@ class SentenceEndUserTurnStopStrategy(BaseUserTurnStopStrategy):
         self._start_secs = 0.2  # the VAD's: speech that resumes is only reported this much later
         self._stt_wait_s = 1.0  # the STT's p99 time to its final transcript (STTMetadataFrame), from speech end
         self._timer: asyncio.Task | None = None
+        self._speculate = speculate
+        self._speculation: UserTurnSpeculation | None = None  # the answer started before the turn's end
+        self._same_words = NormalizedMatch()
 
     async def handle_user_turn_started(self):
         """A new turn: forget the last one's words (whether the user is speaking now stays as the VAD said)."""
         self._text, self._heard, self._paused_out = "", False, False
         await self._cancel_timer()
+        await self._withdraw()
 
     async def handle_user_turn_stopped(self):
         """The turn is over."""
         self._text, self._heard, self._paused_out, self._silent_since = "", False, False, None
         await self._cancel_timer()
+        await self._withdraw()  # ended by something else (the stop watchdog): its speculation is void
 
     async def cleanup(self):
         """Stop the timer."""
@@ -127,13 +154,36 @@ class SentenceEndUserTurnStopStrategy(BaseUserTurnStopStrategy):
             self._speaking, self._heard, self._paused_out, self._silent_since = True, False, False, None
             self._start_secs = frame.start_secs
             await self._cancel_timer()
+            await self._withdraw()  # the caller went on after the VAD's stop: the turn is longer
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._speaking, self._heard, self._paused_out = False, False, False
             self._silent_since = frame.timestamp - frame.stop_secs
             await self._arm(frame.timestamp + max(0.0, self._stt_wait_s - frame.stop_secs))
         elif isinstance(frame, TranscriptionFrame):
             await self._transcript(frame)
+        elif isinstance(frame, EagerTranscriptionFrame):
+            await self._eager(frame)
+        elif isinstance(frame, EagerEndOfTurnCancelFrame):
+            self._speculation = None  # withdrawn by whoever sent it; the frame itself reaches the LLM
         return ProcessFrameResult.CONTINUE
+
+    async def _eager(self, frame: EagerTranscriptionFrame) -> None:
+        """Start answering the words said up to a pause, if they read as a finished turn."""
+        if not self._speculate or self._heard:  # (the final transcript came first: the turn is being decided)
+            return
+        text = f"{self._text} {frame.text}".strip()
+        if not sentence_finished(text, self._min_words):
+            return  # the turn will wait for more: starting now would most likely be wasted
+        await self._withdraw()
+        self._speculation = UserTurnSpeculation(text=text)
+        logger.debug(f"{self}: answering [{text}] ahead of the turn's end")
+        await self.trigger_user_turn_inference_triggered(speculation=self._speculation)
+
+    async def _withdraw(self) -> None:
+        speculation, self._speculation = self._speculation, None
+        if speculation is not None:
+            logger.debug(f"{self}: speculative answer to [{speculation.text}] withdrawn")
+            await self.trigger_user_turn_speculation_cancelled()
 
     async def _transcript(self, frame: TranscriptionFrame) -> None:
         self._text = f"{self._text} {frame.text}".strip()
@@ -182,6 +232,13 @@ class SentenceEndUserTurnStopStrategy(BaseUserTurnStopStrategy):
 
     async def _end(self) -> None:
         await self._cancel_timer()
+        speculation, self._speculation = self._speculation, None
+        if speculation is not None and self._same_words.matches(speculation.text, self._text):
+            await self.trigger_user_turn_finalized(confirms_speculation=True)  # its answer is on its way
+            return
+        if speculation is not None:
+            logger.debug(f"{self}: said [{self._text}], not [{speculation.text}]: answering anew")
+            await self.trigger_user_turn_speculation_cancelled()
         await self.trigger_user_turn_stopped()
 
     async def _cancel_timer(self) -> None:

@@ -181,6 +181,29 @@ def test_a_malformed_hub_name():
 
 
 # ------------------------------------------------------------------------------------------------ the engine
+def test_the_builtin_model_runs_from_a_q8_copy_made_once_in_the_cache(tmp_path, monkeypatch, builtin):
+    from voiceclone.llm.transcode import fast_copy
+
+    monkeypatch.setenv("VOICECLONE_CACHE_DIR", str(tmp_path / "cache"))
+    copy = fast_copy(builtin)
+    assert copy.parent == tmp_path / "cache" / "llm" and copy.name.endswith(".Q8_0.gguf")
+    assert models.check_gguf(copy).architecture == models.check_gguf(builtin).architecture
+    made = copy.stat().st_mtime_ns
+    assert fast_copy(builtin) == copy and copy.stat().st_mtime_ns == made  # made once
+    copy.write_bytes(copy.read_bytes()[: 1 << 20])  # damaged in the cache (a full disk, say): made again
+    assert fast_copy(builtin) == copy and models.check_gguf(copy)
+    assert not list(copy.parent.glob("*.partial"))
+
+
+def test_without_a_writable_cache_the_builtin_model_runs_as_shipped(tmp_path, monkeypatch, builtin):
+    from voiceclone.llm.transcode import fast_copy
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    monkeypatch.setenv("VOICECLONE_CACHE_DIR", str(blocked))
+    assert fast_copy(builtin) == builtin
+
+
 def test_context_sizes_the_model_cannot_take(builtin):
     with pytest.raises(UserError) as exc:
         LocalLLM("builtin", context_size=16384, threads=1)

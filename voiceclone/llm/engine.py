@@ -24,7 +24,8 @@ from loguru import logger
 
 from voiceclone.cpu import FIRST_AUDIO
 from voiceclone.errors import UserError
-from voiceclone.llm.models import check_gguf, locate_model
+from voiceclone.llm.models import BUILTIN, check_gguf, locate_model
+from voiceclone.llm.transcode import fast_copy
 from voiceclone.once import once
 
 MIN_CONTEXT = 256  # below this a system prompt and one short exchange hardly fit
@@ -270,6 +271,8 @@ class LocalLLM:
         path = model if isinstance(model, Path) else locate_model(str(model))
         assert path is not None  # a hub file is downloaded when missing
         info = check_gguf(path, str(model))
+        if str(model).strip() == BUILTIN:
+            path = fast_copy(path)  # the same weights as Q8_0: llama.cpp reads a prompt a third faster
         if context_size < MIN_CONTEXT:
             raise UserError(f"llm.context_size {context_size}: too small for a conversation (at least {MIN_CONTEXT})")
         if info.context_length is not None and context_size > info.context_length:

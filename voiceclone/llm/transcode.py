@@ -22,6 +22,7 @@ from loguru import logger
 
 from voiceclone.cache import cache_dir
 from voiceclone.errors import UserError
+from voiceclone.llm.models import check_gguf
 
 FAST_TYPE = "Q8_0"
 LOCK_TIMEOUT_S = 600  # another process making the same copy
@@ -29,8 +30,6 @@ LOCK_TIMEOUT_S = 600  # another process making the same copy
 
 def fast_copy(source: Path) -> Path:
     """A Q8_0 copy of `source` in the cache (made now if missing), or `source` when no copy can be made."""
-    from voiceclone.llm.models import check_gguf
-
     stat = source.stat()
     stem = source.name.removesuffix(".gguf").rsplit(".", 1)[0]  # without its quantisation
     target = cache_dir() / "llm" / f"{stem}.{stat.st_size}-{stat.st_mtime_ns}.{FAST_TYPE}.gguf"

@@ -322,6 +322,19 @@ def test_callers_asking_at_once_are_answered_at_once_in_contexts_of_their_own():
     assert [slot.owner for slot in contexts] == [1, 2]  # each caller kept its own context
 
 
+def test_a_reply_reads_its_prompt_on_every_core_and_makes_its_tokens_on_half_of_them():
+    """The TTS voices an answer's first words while the LLM writes on: decoding leaves it a core (`decode_threads`)."""
+    import llama_cpp
+
+    llm = LocalLLM("builtin", context_size=512, threads=2, parallel=2)
+    reply = llm.stream([SYSTEM, {"role": "user", "content": "Say hello."}], temperature=0.0, max_tokens=4, owner=7)
+    assert next(reply)
+    (slot,) = [slot for slot in llm._model._slots if slot.busy]
+    context = slot.llama._ctx.ctx
+    assert (llama_cpp.llama_n_threads(context), llama_cpp.llama_n_threads_batch(context)) == (1, 2)
+    reply.close()
+
+
 def test_the_system_prompt_is_evaluated_at_load_so_a_first_question_evaluates_only_itself():
     llm = LocalLLM("builtin", context_size=384, threads=1, parallel=2)  # a model of its own: primed here only
     llm.prime(SYSTEM["content"])

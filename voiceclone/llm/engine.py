@@ -181,15 +181,30 @@ class _Model:
             running = sum(s.busy and not s.waiting for s in self._slots)
         threads = max(1, self.threads // max(1, running))
         if threads != slot.threads:
-            _llama_cpp().llama_set_n_threads(slot.llama._ctx.ctx, threads, threads)
+            _llama_cpp().llama_set_n_threads(slot.llama._ctx.ctx, decode_threads(threads), threads)
             slot.threads = threads
+
+
+def decode_threads(threads: int) -> int:
+    """Of a reply's `threads`, how many make its tokens one by one: half, at least one; all of them read the prompt.
+
+    In a voice bot the LLM goes on writing while the TTS voices its first words, and both want the cores. With
+    every core decoding, llama.cpp's spinning threads and Piper, the converter and the VAD took turns on 2 cores:
+    the first words of an answer were voiced later. On 2 cores (`benchmarks/calls.py --llm local --calls 1
+    --turns 8`, alternating runs) one decoding thread gave medians of 0.76 and 0.80 s at the caller against 0.85
+    and 0.89 s with two. Alone, one thread decodes 39 tokens/s instead of 59: still ten times faster than speech.
+    The prompt is read with every thread: that happens before the TTS has anything to say.
+    """
+    return max(1, threads // 2)
 
 
 def _open(path: str, n_ctx: int, threads: int):
     """`path` in llama.cpp (a context on memory-mapped weights); a load failure becomes one line."""
     llama_cpp = _llama_cpp()
     try:
-        return llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
+        return llama_cpp.Llama(
+            model_path=path, n_ctx=n_ctx, n_threads=decode_threads(threads), n_threads_batch=threads, verbose=False
+        )
     except Exception as exc:  # llama.cpp reports a damaged or unsupported file as a ValueError, with no detail
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise UserError(

@@ -5,8 +5,10 @@
 Starts `voiceclone run-bot` (configs/offline.yaml: Silero VAD, Whisper tiny.en, the local LLM (or the echo), Piper,
 a real-size OpenVoice converter with random weights or the matcher) and makes N calls at once over real WebRTC on
 localhost. Each caller is an aiortc peer that speaks a recorded question in real time, `--turns` times, all callers
-at the same moment (the worst case: every answer is computed at once); the latency of a turn is from the last
-sample of the question leaving the caller to the first sound of the answer arriving. A turn left unanswered, or
+at the same moment (the worst case: every answer is computed at once); the latency of a turn is from the end of
+the question's speech (its last sample louder than SPEECH_LEVEL, the level the browser page counts as speaking: not
+the end of the recording, whose ~0.15 s of trailing silence the caller does not hear as speech) leaving the caller,
+in real time, to the first sound of the answer arriving. A turn left unanswered, or
 whose question ends while the bot is still answering an earlier one, fails its N. Prints the median and worst
 latency for each N, then the largest N whose median stays under `--target` seconds (searching past the Ns given).
 """
@@ -47,6 +49,7 @@ RATE = 48000
 FRAME = 960  # 20 ms at 48 kHz
 LEAD_S, GAP_S = 2.0, 8.0  # quiet before the first question, and after each one (the answer fits in it)
 SOUND = 0.02  # a received frame louder than this is the bot speaking
+SPEECH_LEVEL = 0.02  # the question's speech ends at its last sample above this (as the page's SPEECH_LEVEL)
 OVERLAP_S = 1.0  # the bot sounding this close before a question ends is still answering an earlier one
 
 
@@ -60,7 +63,7 @@ class Microphone(MediaStreamTrack):
         self._pcm, self._ends = pcm, speech_ends
         self._sent = 0
         self._start: float | None = None
-        self.ended_at: list[float] = []  # wall-clock time each question's last sample was sent
+        self.ended_at: list[float] = []  # wall-clock time each question's speech ended
         self.finished = asyncio.Event()
 
     async def recv(self) -> AudioFrame:
@@ -68,15 +71,18 @@ class Microphone(MediaStreamTrack):
             self._start = time.time()
         else:
             await asyncio.sleep(max(0.0, self._start + self._sent / RATE - time.time()))
+        sent_at = time.time()
         chunk = self._pcm[self._sent : self._sent + FRAME]
         if len(chunk) < FRAME:
             self.finished.set()
             chunk = np.zeros(FRAME, np.int16)
         frame = AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate, frame.pts, frame.time_base = RATE, self._sent, fractions.Fraction(1, RATE)
+        first = self._sent
         self._sent += FRAME
         while len(self.ended_at) < len(self._ends) and self._sent >= self._ends[len(self.ended_at)]:
-            self.ended_at.append(time.time())
+            # the moment the speech's last sample is said, in real time (the frame starts now)
+            self.ended_at.append(sent_at + (self._ends[len(self.ended_at)] - first) / RATE)
         return frame
 
 
@@ -122,17 +128,19 @@ def turn_latency(end: float, sounds: list[float]) -> float | None:
 
 
 def caller_audio(turns: int) -> tuple[np.ndarray, list[int]]:
-    """The question read by Piper at 48 kHz, `turns` times: 16-bit samples and where each question ends."""
+    """The question read by Piper at 48 kHz, `turns` times: 16-bit samples and where each question's speech ends
+    (after its last sample above SPEECH_LEVEL; Piper's trailing silence follows)."""
     from voiceclone.tts import PiperEngine, PiperSettings
 
     engine = PiperEngine(PiperSettings(length_scale=1.1, noise_scale=0.0, noise_w_scale=0.0))
     question = soxr.resample(engine.synthesize(QUESTION), engine.sample_rate, RATE)
     question = to_int16(0.8 * question)
+    speech_end = int(np.flatnonzero(np.abs(question) > SPEECH_LEVEL * 32768)[-1]) + 1
     gap = np.zeros(int(GAP_S * RATE), np.int16)
     pieces, ends, at = [np.zeros(int(LEAD_S * RATE), np.int16)], [], int(LEAD_S * RATE)
     for _ in range(turns):
         pieces += [question, gap]
-        ends.append(at + len(question))
+        ends.append(at + speech_end)
         at += len(question) + len(gap)
     return np.concatenate(pieces), ends
 

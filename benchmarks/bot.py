@@ -207,8 +207,8 @@ async def interruption_section(converter, engine, library, args) -> None:
     class AsBefore(ClonedVoiceTTSService):
         """The previous behaviour: a unit's synthesis and its first conversion step were one step."""
 
-        def _synthesise(self, voice, unit, tau, generation, emit, keep=False):
-            chunks = voice.convert(voice.engine.synthesize(unit), voice.engine.sample_rate, tau, self._chunk_frames)
+        def _synthesise(self, voice, unit, tau, generation, emit, keep=False, lead_in=False):
+            chunks = voice.convert(voice.base_audio(unit, lead_in), voice.engine.sample_rate, tau, self._chunk_frames)
             first = True
             while first or self._generation == generation:
                 chunk, first = next(chunks, None), False

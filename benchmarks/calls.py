@@ -41,7 +41,7 @@ from av import AudioFrame
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from testkit.process import rss_mib  # noqa: E402
+from testkit.process import memory  # noqa: E402
 from voiceclone.audio.pcm import to_int16  # noqa: E402
 
 QUESTION = "Could you tell me what the weather will be like this weekend?"
@@ -264,7 +264,7 @@ async def run(args) -> None:
                 f"offline bot ({args.converter} converter, {args.llm} LLM{parallel}), {args.turns} turns per call, "
                 f"all callers speaking at once; "
                 f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start; "
-                f"the bot's memory: {rss_mib(proc.pid):.0f} MiB",
+                f"the bot's memory: {memory(proc.pid)}",
                 flush=True,
             )
             medians = {n: report(n, await measure(url, n, pcm, ends), args.target) for n in sorted(set(args.calls))}
@@ -275,7 +275,7 @@ async def run(args) -> None:
             if not args.no_search:
                 best = await search(url, pcm, ends, medians, args)
                 print(f"largest N whose median stays under {args.target:.1f} s: {best if best else 'none'}")
-            print(f"load average at the end: {os.getloadavg()[0]:.1f}; the bot's memory: {rss_mib(proc.pid):.0f} MiB")
+            print(f"load average at the end: {os.getloadavg()[0]:.1f}; the bot's memory: {memory(proc.pid)}")
         finally:
             stop_bot(proc, Path(tmp), args.bot_log)
 

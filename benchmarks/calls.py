@@ -6,11 +6,11 @@ Starts `voiceclone run-bot` (configs/offline.yaml: Silero VAD, Whisper tiny.en, 
 a real-size OpenVoice converter with random weights or the matcher) and makes N calls at once over real WebRTC on
 localhost. Each caller is an aiortc peer that speaks a recorded question in real time, `--turns` times, all callers
 at the same moment (the worst case: every answer is computed at once); the latency of a turn is from the end of
-the question's speech (its last sample louder than SPEECH_LEVEL, the level the browser page counts as speaking: not
-the end of the recording, whose ~0.15 s of trailing silence the caller does not hear as speech) leaving the caller,
-in real time, to the first sound of the answer arriving. A turn left unanswered, or
-whose question ends while the bot is still answering an earlier one, fails its N. Prints the median and worst
-latency for each N, then the largest N whose median stays under `--target` seconds (searching past the Ns given).
+the question's speech, in real time (its last sample louder than SPEECH_LEVEL, the level the browser page counts as
+speaking; not the end of the recording, whose ~0.15 s of trailing silence is no speech), to the first sound of the
+answer arriving. A turn left unanswered, or whose question ends while the bot is still answering an earlier one,
+fails its N. Prints the median and worst latency for each N, then the largest N whose median stays under `--target`
+seconds (searching past the Ns given).
 """
 
 from __future__ import annotations

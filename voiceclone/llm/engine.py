@@ -188,12 +188,13 @@ class _Model:
 def decode_threads(threads: int) -> int:
     """Of a reply's `threads`, how many make its tokens one by one: half, at least one; all of them read the prompt.
 
-    In a voice bot the LLM goes on writing while the TTS voices its first words, and both want the cores. With
-    every core decoding, llama.cpp's spinning threads and Piper, the converter and the VAD took turns on 2 cores:
-    the first words of an answer were voiced later. On 2 cores (`benchmarks/calls.py --llm local --calls 1
-    --turns 8`, alternating runs) one decoding thread gave medians of 0.76 and 0.80 s at the caller against 0.85
-    and 0.89 s with two. Alone, one thread decodes 39 tokens/s instead of 59: still ten times faster than speech.
-    The prompt is read with every thread: that happens before the TTS has anything to say.
+    In a voice bot the LLM goes on writing while the TTS voices its first words, and both want the cores. With every
+    core decoding, llama.cpp's spinning threads and Piper, the converter and the VAD took turns on 2 cores: the
+    first words of an answer were voiced later. On 2 cores (`benchmarks/calls.py --llm local --calls 1 --turns 8`,
+    alternating runs, timed from the end of the recording as the caller then did) one decoding thread gave medians
+    of 0.76 and 0.80 s at the caller against 0.85 and 0.89 s with two. Alone, one thread decodes 39 tokens/s instead
+    of 59: still ten times faster than speech. The prompt is read with every thread: that happens before the TTS has
+    anything to say.
     """
     return max(1, threads // 2)
 

@@ -32,7 +32,7 @@ from pipecat.services.llm_service import LLMService
 from pipecat.services.settings import LLMSettings
 
 from voiceclone.llm.engine import LocalLLM
-from voiceclone.pipecat.commands import answer_command, command_reply, last_user_text
+from voiceclone.pipecat.commands import command_reply, last_user_text, push_answer
 from voiceclone.pipecat.lines import LOST_TURN
 from voiceclone.pipecat.tools import VoiceChoice
 
@@ -110,13 +110,14 @@ class LocalLLMService(LLMService):
             context, system_instruction=self._settings.system_instruction, convert_developer_to_user=False
         )
         messages = list(params["messages"])
-        said = last_user_text(messages)
-        if self._speculation_gate.is_speculating and command_reply(self._voices, said)[1] is not None:
+        switch, reply = command_reply(self._voices, last_user_text(messages))
+        if reply is not None and self._speculation_gate.is_speculating:
             # A voice command changes the call at once: no gate could undo it if the turn went on. Withdraw the
             # speculation (as Pipecat does for a tool call); the turn's end answers it.
             await self.broadcast_frame(EagerEndOfTurnCancelFrame)
             return
-        if await answer_command(self, self._voices, said):
+        if reply is not None:
+            await push_answer(self, reply, switch)
             return
         await self.push_frame(LLMFullResponseStartFrame())
         await self.start_processing_metrics()

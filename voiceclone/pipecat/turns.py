@@ -232,13 +232,14 @@ class SentenceEndUserTurnStopStrategy(BaseUserTurnStopStrategy):
 
     async def _end(self) -> None:
         await self._cancel_timer()
-        speculation, self._speculation = self._speculation, None
+        speculation = self._speculation
         if speculation is not None and self._same_words.matches(speculation.text, self._text):
+            self._speculation = None
             await self.trigger_user_turn_finalized(confirms_speculation=True)  # its answer is on its way
             return
         if speculation is not None:
             logger.debug(f"{self}: said [{self._text}], not [{speculation.text}]: answering anew")
-            await self.trigger_user_turn_speculation_cancelled()
+        await self._withdraw()
         await self.trigger_user_turn_stopped()
 
     async def _cancel_timer(self) -> None:

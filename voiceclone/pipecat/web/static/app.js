@@ -156,10 +156,10 @@ function onMessage({ type, data }) {
   }
 }
 
-// The bot's own measure of a turn (from the end of speech, as its VAD heard it, to its first audio leaving),
-// shown beside the page's; it may come before or after the page hears the answer.
+// The bot's own measure of a turn (from the last sound of the speech as it reached the bot, to its first audio
+// leaving), shown beside the page's; it may come before or after the page hears the answer.
 function botMeasured(turn) {
-  const labels = { turn_end: "turn end", stt: "STT", llm: "LLM", tts: "TTS", other: "other" };
+  const labels = { heard: "end heard", turn_end: "turn end", stt: "STT", llm: "LLM", tts: "TTS", other: "other" };
   const parts = Object.entries(turn.parts_ms || {})
     .filter(([, ms]) => ms > 0)
     .map(([part, ms]) => `${labels[part] || part} ${(ms / 1000).toFixed(2)}`)

@@ -218,8 +218,9 @@ def start_bot(
 
 
 def stop_bot(proc: subprocess.Popen, tmp: Path, keep_log: str | None = None) -> None:
-    """Ctrl-C the bot, then print what it measured itself (from the VAD's view of the end of speech to its audio
-    leaving the transport), to read beside the outside figures: the difference is the path to the caller's ear."""
+    """Ctrl-C the bot, then print what it measured itself (from the last sound of the speech as it reached the bot
+    to its audio leaving the transport), to read beside the outside figures: the difference is the way in and the
+    path to the caller's ear."""
     proc.send_signal(signal.SIGINT)
     try:
         proc.wait(timeout=30)

@@ -69,3 +69,21 @@ def test_two_answers_hold_until_both_have_their_first_audio():
     assert gate.pending == 1
     second.release()
     assert gate.pending == 0
+
+
+FREEZE_PROBE = """
+import gc, json
+import torch, pipecat.pipeline.worker  # what a bot loads
+from voiceclone.collector import freeze_what_is_loaded
+before = len(gc.get_objects())
+frozen = freeze_what_is_loaded()
+print(json.dumps([before, frozen, len(gc.get_objects())]))
+"""
+
+
+def test_what_the_bot_loaded_is_frozen_out_of_the_collectors_full_passes():
+    """A full pass of the garbage collector stops the event loop for as long as it scans; after the freeze it no
+    longer scans what was loaded (run in a process of its own: a frozen object is never collected)."""
+    out = subprocess.run([sys.executable, "-c", FREEZE_PROBE], capture_output=True, text=True, check=True)
+    before, frozen, after = json.loads(out.stdout.strip().splitlines()[-1])
+    assert frozen >= before // 2 and after < frozen // 20, (before, frozen, after)

@@ -56,7 +56,6 @@ async def call(config: str, voice: str):
     from voiceclone.cli.bot_settings import bot_settings, log_to_terminal
     from voiceclone.cli.common import conversion_loader, library
     from voiceclone.cloning.speaker import load_watermarker
-    from voiceclone.collector import freeze_what_is_loaded
     from voiceclone.pipecat.bot import build_worker, prepare_voice
     from voiceclone.pipecat.services import preload
     from voiceclone.voices.lookup import check_consent
@@ -67,7 +66,6 @@ async def call(config: str, voice: str):
     log_to_terminal(False)
     resources = prepare_voice(cfg, conversion_loader(cfg, None, spinner=False)(), None, lib, load_watermarker(True))
     preload(cfg)
-    freeze_what_is_loaded()  # as run-bot does: no full garbage-collector pass over the models in a turn
     questions = [espeak_speech(q, CALLER_VOICE) for q in QUESTIONS]
 
     class Sink(Listener):  # also keeps when each answer stopped

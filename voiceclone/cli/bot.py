@@ -55,7 +55,6 @@ def run_bot(
     check_consent(cfg.consent, lib, cfg.tts.voice)  # an unknown or refused voice fails before anything loads
     # The layers that do the work bring torch and Pipecat (3 s): imported once the config and voice are good.
     from voiceclone.cloning.speaker import load_watermarker
-    from voiceclone.collector import freeze_what_is_loaded
     from voiceclone.pipecat.bot import prepare_voice
     from voiceclone.pipecat.runner import run
     from voiceclone.pipecat.services import preload
@@ -65,7 +64,6 @@ def run_bot(
     with err.status("Loading the voice and the speech recogniser ..."):
         resources = prepare_voice(cfg, conversion, None, lib, load_watermarker(cfg.watermark))
         preload(cfg)
-        freeze_what_is_loaded()  # the collector's full passes then skip it: no 0.1-0.3 s stalls in a call
     try:
         asyncio.run(
             run(

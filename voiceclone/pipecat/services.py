@@ -15,6 +15,7 @@ from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.transcriptions.language import Language
 
 from voiceclone.audio.reader import quiet_stderr
+from voiceclone.collector import freeze_what_is_loaded
 from voiceclone.config.sections import (
     BotConfig,
     DeepgramSTTConfig,
@@ -106,7 +107,8 @@ def describe_llm(cfg: BotConfig) -> str:
 
 
 def preload(cfg: BotConfig) -> None:
-    """Load what every call shares before the bot announces itself, so a bad model fails now, not on a call.
+    """Load what every call shares before the bot announces itself, so a bad model fails now, not on a call; then
+    freeze everything loaded so far (the voice included) out of the garbage collector's full passes.
 
     A backup engine that cannot be used here (a Whisper model that would have to be downloaded) is left out
     with one line saying so, rather than stopping a bot whose first engine works.
@@ -118,6 +120,7 @@ def preload(cfg: BotConfig) -> None:
         if isinstance(llm, LocalLLMConfig):
             load_configured(llm)  # a bad model file or context size stops the bot here, before it is reachable
     open_shared_models(smart_turn=cfg.pipeline.turn_end == "smart")
+    freeze_what_is_loaded()  # no 0.1-0.3 s full collection over the models in a call (`voiceclone.collector`)
 
 
 def stt_engines(cfg: BotConfig) -> list:

@@ -43,13 +43,13 @@ sys.path.insert(0, str(ROOT))
 
 from testkit.process import memory  # noqa: E402
 from voiceclone.audio.pcm import to_int16  # noqa: E402
+from voiceclone.pipecat.latency import SPEECH_LEVEL  # noqa: E402  (where the bot's own figure starts too)
 
 QUESTION = "Could you tell me what the weather will be like this weekend?"
 RATE = 48000
 FRAME = 960  # 20 ms at 48 kHz
 LEAD_S, GAP_S = 2.0, 8.0  # quiet before the first question, and after each one (the answer fits in it)
 SOUND = 0.02  # a received frame louder than this is the bot speaking
-SPEECH_LEVEL = 0.02  # the question's speech ends at its last sample above this (as the page's SPEECH_LEVEL)
 OVERLAP_S = 1.0  # the bot sounding this close before a question ends is still answering an earlier one
 
 

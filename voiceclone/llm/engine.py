@@ -38,6 +38,9 @@ HEAD_TOKENS = 12
 # A reply past this many tokens has written its first words (the TTS's head: 3-5 words, released at the next
 # word's first token): from then on it gives way while an answer's first audio is made (`voiceclone.cpu`).
 GIVE_WAY_AFTER_TOKENS = 4
+# Reading ahead evaluates this many tokens at a time (~20 ms on one core), so that a reply wanted meanwhile, or the
+# caller's pause (Whisper's turn), waits at most that long for the model.
+READ_AHEAD_BATCH = 4
 
 
 def _llama_cpp():
@@ -61,6 +64,7 @@ class _Slot:
     threads: int = 0  # what llama.cpp was last told to use
     tokens: int = 0  # of the reply it is making
     waiting: bool = False  # past its head, letting another reply make its own
+    reading: bool = False  # reading its caller's words ahead of their turn (`LocalLLM.read_ahead`)
 
 
 class _Model:
@@ -80,6 +84,9 @@ class _Model:
         """A free slot for `owner`'s reply (the one holding its conversation if free), or None once cancelled."""
         with self._changed:
             while not cancel.is_set():
+                if owner is not None and any(s.reading and s.owner == owner for s in self._slots):
+                    self._changed.wait(LOCK_POLL_S)  # its own context, reading ahead: back within a batch
+                    continue
                 free = [slot for slot in self._slots if not slot.busy]
                 if free:
                     slot = next((s for s in free if owner is not None and s.owner == owner), None)
@@ -94,6 +101,35 @@ class _Model:
                 return None
         slot = self._open_slot(busy=True, owner=owner)  # outside the lock: the other replies keep going meanwhile
         return slot if slot is not None else self.acquire(owner, cancel)
+
+    def is_idle(self) -> bool:
+        with self._changed:
+            return not any(slot.busy for slot in self._slots)
+
+    def try_acquire(self, owner: int) -> _Slot | None:
+        """`owner`'s own slot (or an unused one) at once if nothing else is running on the model; else None.
+
+        For work ahead of a turn (`LocalLLM.read_ahead`): it never waits, never takes another caller's conversation
+        and never takes cores from a reply being made."""
+        with self._changed:
+            if any(slot.busy for slot in self._slots):
+                return None
+            slot = next((s for s in self._slots if s.owner == owner), None)
+            slot = slot or next((s for s in self._slots if s.owner is None), None)
+            if slot is not None:
+                slot.busy, slot.reading, slot.owner, slot.tokens = True, True, owner, 0
+            return slot
+
+    def forget(self, owner: int) -> None:
+        """`owner`'s conversation is over: its context may go to anyone (reading ahead takes only unowned ones)."""
+        with self._changed:
+            for slot in self._slots:
+                if slot.owner == owner:
+                    slot.owner = None
+
+    def busy_besides(self, slot: _Slot) -> bool:
+        with self._changed:
+            return any(s.busy for s in self._slots if s is not slot)
 
     def _open_slot(self, busy: bool, owner: int | None) -> _Slot | None:
         """Open one more context (its opening already counted in `_opening`); None when there is no room for it."""
@@ -152,7 +188,7 @@ class _Model:
 
     def release(self, slot: _Slot) -> None:
         with self._changed:
-            slot.busy = False
+            slot.busy = slot.reading = False
             self._changed.notify_all()
 
     def next_token(self, slot: _Slot, cancel: threading.Event) -> None:
@@ -211,6 +247,16 @@ def prompt_threads(threads: int) -> int:
     means 0.78 against 0.82 s. The core left over keeps the call's audio going; with many cores it costs little.
     """
     return max(1, threads - 1)
+
+
+def common_prefix(held, tokens: list[int]) -> int:
+    """How many tokens at the start of `tokens` equal those `held` (a context's evaluated tokens)."""
+    same = 0
+    for a, b in zip(held, tokens, strict=False):
+        if a != b:
+            break
+        same += 1
+    return same
 
 
 def _open(path: str, n_ctx: int, threads: int):
@@ -324,6 +370,14 @@ class LocalLLM:
         """Tokens of prompt and reply the model takes at once."""
         return self._model.n_ctx
 
+    def is_idle(self) -> bool:
+        """Whether no reply (and no reading ahead) is running on the model now."""
+        return self._model.is_idle()
+
+    def forget(self, owner: int) -> None:
+        """`owner`'s conversation has ended (a call hung up): its context is free for another caller's."""
+        self._model.forget(owner)
+
     def check_fits(self, system_prompt: str, max_tokens: int) -> None:
         """A system prompt and a reply of `max_tokens` leave room in the context for the conversation.
 
@@ -411,6 +465,47 @@ class LocalLLM:
         tokens = llama.tokenize(message["content"].encode("utf-8"), add_bos=False)
         tail = tokens[len(tokens) - max(room, 0) :] if room > 0 else []
         return {**message, "content": llama.detokenize(tail).decode("utf-8", errors="ignore").strip()}
+
+    def read_ahead(self, messages: list[dict], max_tokens: int, owner: int, stop: threading.Event | None = None) -> int:
+        """Evaluate the prompt `messages` make into `owner`'s context now, before its reply is asked for.
+
+        While a caller is still speaking, their words so far (`messages` ending with them as the user's message)
+        can be read into the KV cache: when the turn ends, the reply's prompt differs only from the last words on,
+        and only that part is evaluated (llama-cpp-python reuses the longest common prefix). On 2 cores a
+        question's ~20 tokens take ~85 ms on the thread that reads prompts, on the turn's path otherwise.
+
+        Blocking (run it on a thread). It does nothing when another reply is being made (the cores are its) or
+        `owner`'s context is busy, and stops between small batches once `stop` is set (the reply is wanted).
+
+        Returns:
+            The tokens evaluated.
+        """
+        stop = stop or threading.Event()
+        model = self._model
+        slot = model.try_acquire(owner)
+        if slot is None:
+            return 0
+        evaluated = 0
+        try:
+            fitted, _ = self.fit(messages, max_tokens)
+            tokens = self._template_tokens(fitted)
+            llama = slot.llama
+            if tokens is None or stop.is_set():
+                return 0
+            # At least the last token is evaluated: the logits left behind must be this prompt's.
+            same = min(common_prefix(llama._input_ids[: llama.n_tokens], tokens), len(tokens) - 1)
+            llama.n_tokens = same  # what differs from here on is dropped from the KV cache by the next eval
+            llama._requires_eval = True  # (if stopped before any eval, a reply must not sample stale logits)
+            model.share_cores(slot)
+            for start in range(same, len(tokens), READ_AHEAD_BATCH):
+                if stop.is_set() or model.busy_besides(slot):  # its reply is wanted, or another call's is
+                    break
+                batch = tokens[start : start + READ_AHEAD_BATCH]
+                llama.eval(batch)
+                evaluated += len(batch)
+        finally:
+            model.release(slot)
+        return evaluated
 
     def stream(
         self,

@@ -193,6 +193,10 @@ class PipelineConfig(_Strict):
     # turn_end sentence: start the answer when the speech pauses and its words already make a finished sentence,
     # ~0.1 s before the turn is called over; held back until then, and dropped if the caller goes on.
     speculate: bool = True
+    # A local LLM (alone, not in a failover list) with fast Whisper: while the caller speaks, Whisper transcribes
+    # the words so far about once a second and the LLM reads them into its context, so that when the turn ends
+    # only the last words are left for it to read before answering.
+    read_ahead: bool = True
     metrics: bool = True
     idle_timeout_s: Optional[float] = Field(default=300, gt=0)
     opening_line: Optional[str] = None

@@ -28,12 +28,14 @@ from voiceclone.config.sections import BotConfig, EchoLLMConfig, OpenAILLMConfig
 from voiceclone.pipecat.failover import LostTurns
 from voiceclone.pipecat.latency import log_call_summary, track_latency
 from voiceclone.pipecat.lines import DID_NOT_CATCH, LOST_TURN, FixedLines
+from voiceclone.pipecat.local_llm import LocalLLMService
 from voiceclone.pipecat.services import make_llm_stage, make_stt_stage
 from voiceclone.pipecat.shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
 from voiceclone.pipecat.speech_pauses import SpeechPauses
 from voiceclone.pipecat.stopping import on_stop_signals
 from voiceclone.pipecat.tools import VoiceChoice, voice_tools
 from voiceclone.pipecat.tts import ClonedVoiceTTSService
+from voiceclone.pipecat.turn_words import TurnWords
 from voiceclone.pipecat.turns import SentenceEndUserTurnStopStrategy
 from voiceclone.voices.lookup import allowed_voice
 from voiceclone.voices.store import VoiceLibrary
@@ -132,8 +134,12 @@ def build_worker(
     pauses = SpeechPauses()  # the VAD (in the user aggregator) tells the STT when to start early
     user, assistant = LLMContextAggregatorPair(context, user_params=_user_turn_params(cfg, pauses))
     tts.prerender_lines()  # the greeting and apologies, ready before the caller is
-    stt = make_stt_stage(cfg, on_switch=LostTurns(user).stt_switched, pauses=pauses)
     llm = make_llm_stage(cfg, voices)
+    words = None
+    if cfg.pipeline.read_ahead and isinstance(llm, LocalLLMService):  # (not in a failover list: maybe not active)
+        words = TurnWords()  # the STT tells the LLM the caller's words so far
+        llm.read_ahead_from(words, context)
+    stt = make_stt_stage(cfg, on_switch=LostTurns(user).stt_switched, pauses=pauses, words=words)
     pipeline = Pipeline([transport_input, stt, user, llm, tts, transport_output, assistant])
     return _worker(cfg, pipeline, on_error, enable_rtvi)
 

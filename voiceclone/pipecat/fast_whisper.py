@@ -11,6 +11,10 @@ over `stop_secs` later: by the VAD's stop the text is usually there already, and
 nothing more. It is dropped if the caller goes on, and redone from the whole utterance if anything loud enough
 to be a word came after the pause (`tail_is_quiet`).
 
+Given the call's `TurnWords`, it also transcribes the words so far while the caller speaks, after each
+`INTERIM_EVERY_S` of new speech, when the LLM can use them (`turn_words.py`): the LLM reads them ahead, so that
+at the turn's end only the last words are left for it to read.
+
 An early transcript is also told downstream as soon as it is made (an `EagerTranscriptionFrame`): a turn that
 reads as finished can be answered speculatively while the VAD waits out its `stop_secs` (`turns.py`). If the
 caller goes on, an `EagerEndOfTurnCancelFrame` withdraws it.
@@ -40,6 +44,7 @@ from pipecat.utils.time import time_now_iso8601
 
 from voiceclone.audio.pcm import from_pcm16
 from voiceclone.pipecat.speech_pauses import SpeechPauses
+from voiceclone.pipecat.turn_words import TurnWords
 from voiceclone.pipecat.whisper import SharedWhisperSTTService
 
 RATE = 16000
@@ -54,6 +59,9 @@ NO_SPEECH_PROB = 0.6
 # (its loud frames, 90th percentile), so that a soft last word the VAD did not count as speech is not lost.
 TAIL_BELOW_SPEECH_DB = 12.0
 LEVEL_FRAME = 320  # 20 ms at 16 kHz
+# While the caller speaks, the words so far are transcribed after each this much new speech (for `TurnWords`).
+# Each pass costs Whisper ~50-90 ms on 2 cores, off the turn's path; a pause that comes during one waits for it.
+INTERIM_EVERY_S = 1.0
 
 
 def _frame_levels_db(samples: np.ndarray) -> np.ndarray:
@@ -149,14 +157,18 @@ class _Early:
 class FastWhisperSTTService(SharedWhisperSTTService):
     """`SharedWhisperSTTService` transcribing each segment through a window the size of the utterance."""
 
-    def __init__(self, *, pauses: SpeechPauses | None = None, **kwargs):
+    def __init__(self, *, pauses: SpeechPauses | None = None, words: TurnWords | None = None, **kwargs):
         """Pipecat's `WhisperSTTService` arguments; `model` is the shared faster-whisper model.
 
         Args:
             pauses: The call's speech pauses (from its VAD): transcribe from each pause, not from the VAD's stop.
+            words: The call's link to its LLM: tell it the words so far while the caller speaks.
             **kwargs: `SharedWhisperSTTService`'s.
         """
         super().__init__(**kwargs)
+        self._words = words
+        self._interim: asyncio.Future | None = None  # the words so far being transcribed
+        self._interim_from = 0  # bytes in the utterance buffer when the last one started
         self._prompt: list[int] | None = None
         self._tokens = None  # the model's tokenizer, made once
         self._early: _Early | None = None  # started at the current pause
@@ -170,6 +182,8 @@ class FastWhisperSTTService(SharedWhisperSTTService):
         """Start transcribing what was said up to this pause, off the event loop (after the one running, if any)."""
         if not self._user_speaking:
             return
+        if self._words is not None:
+            self._words.paused()  # the reader stops: this transcription is on the turn's path
         if self._early_running is not None and not self._early_running.done():
             self._paused_again = True  # spoke and paused again while the last pause's text was being made
             return
@@ -194,6 +208,37 @@ class FastWhisperSTTService(SharedWhisperSTTService):
         self._paused_again = False
         if early is not None and early.told:  # an answer to it may be on its way: withdraw it
             self._push_soon(EagerEndOfTurnCancelFrame())
+
+    async def _handle_user_started_speaking(self, frame):
+        await super()._handle_user_started_speaking(frame)
+        self._interim_from = len(self._audio_buffer)
+
+    async def process_audio_frame(self, frame, direction):
+        """Buffer the audio as Pipecat does; while the caller speaks, now and then transcribe the words so far."""
+        await super().process_audio_frame(frame, direction)
+        if self._words is not None and self._user_speaking:
+            self._transcribe_so_far()
+
+    def _transcribe_so_far(self) -> None:
+        """After each `INTERIM_EVERY_S` of new speech, transcribe the utterance so far for `TurnWords`, unless a
+        transcription is running, the speech has paused (the early transcript's time) or the reader is busy."""
+        if len(self._audio_buffer) - self._interim_from < INTERIM_EVERY_S * RATE * 2 or self._early is not None:
+            return
+        if any(task is not None and not task.done() for task in (self._interim, self._early_running)):
+            return
+        if not self._words.wanted():
+            return
+        self._interim_from = len(self._audio_buffer)
+        task = asyncio.ensure_future(asyncio.to_thread(self._transcribe, from_pcm16(bytes(self._audio_buffer))))
+
+        def finished(task: asyncio.Future) -> None:
+            if task.cancelled() or task.exception() is not None or not task.result():
+                return
+            if self._user_speaking and self._early is None:  # still speaking: these are the words so far
+                self._words.heard(task.result())
+
+        task.add_done_callback(finished)
+        self._interim = task
 
     def _push_soon(self, frame: Frame) -> None:
         """Push `frame` from a callback that cannot wait (the VAD's, a finished transcription's), in order."""

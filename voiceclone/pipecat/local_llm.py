@@ -6,6 +6,9 @@ sentences), an end frame, and TTFB / processing / token-usage metrics. An interr
 the next token. The spoken voice commands ("talk like NAME", "list voices") are answered as the echo answers
 them, without the model: a model this small cannot call tools.
 
+Given the call's `TurnWords`, it reads the caller's words so far into the model's context while they are still
+speaking (`LocalLLM.read_ahead`), so that the turn's reply reads only its last words before its first token.
+
 A reply that stops coming (llama.cpp hung, or another call's reply holding the model too long) is given up after
 `reply_timeout_s`: an error frame (a failover list moves on) and, when nothing of the answer was said, the cached
 "sorry" line, so the call goes on.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
+from loguru import logger
 from pipecat.frames.frames import (
     EagerEndOfTurnCancelFrame,
     Frame,
@@ -35,6 +39,7 @@ from voiceclone.llm.engine import LocalLLM
 from voiceclone.pipecat.commands import command_reply, last_user_text, push_answer
 from voiceclone.pipecat.lines import LOST_TURN
 from voiceclone.pipecat.tools import VoiceChoice
+from voiceclone.pipecat.turn_words import TurnWords
 
 _DONE = object()  # the generation thread's last item
 # The longest wait for the next piece of a reply, the first included (which may wait for another call's reply).
@@ -85,6 +90,52 @@ class LocalLLMService(LLMService):
         self._voices = voices
         self._reply_timeout_s = reply_timeout_s
         self._cancel: threading.Event | None = None  # the reply being generated, if any
+        self._context: LLMContext | None = None  # the call's conversation, for reading the caller's words ahead
+        self._reading: threading.Event | None = None  # set to stop the reading ahead under way, if any
+
+    def read_ahead_from(self, words: TurnWords, context: LLMContext) -> None:
+        """Read the caller's words so far (from `words`) into the model while they speak; `context`: the call's."""
+        self._context = context
+        words.attach(self._read_ahead, self._stop_reading_ahead, self._can_read_ahead)
+
+    def _can_read_ahead(self) -> bool:
+        """Nothing of this call's is running on the model, and no other call's reply is (the cores are theirs)."""
+        return self._cancel is None and self._reading is None and self._llm.is_idle()
+
+    def _read_ahead(self, words: str) -> None:
+        if self._can_read_ahead():
+            stop = self._reading = threading.Event()
+            self.create_task(self._read_ahead_task(words, stop), "read-ahead")
+
+    def _stop_reading_ahead(self) -> None:
+        if self._reading is not None:
+            self._reading.set()
+
+    async def _read_ahead_task(self, words: str, stop: threading.Event) -> None:
+        try:
+            messages = await self._messages(self._context)
+            messages.append({"role": "user", "content": words})
+            count = await asyncio.to_thread(
+                self._llm.read_ahead, messages, int(self._settings.max_tokens), id(self), stop
+            )
+            logger.debug(f"local LLM: read {count} tokens ahead ({words!r})")
+        finally:
+            stop.set()  # (cancelled: the thread stops after its batch)
+            if self._reading is stop:
+                self._reading = None
+
+    async def _messages(self, context: LLMContext) -> list[dict]:
+        """The context's messages as the model is given them, the system prompt first."""
+        params = await self.get_llm_adapter().get_llm_invocation_params(
+            context, system_instruction=self._settings.system_instruction, convert_developer_to_user=False
+        )
+        return list(params["messages"])
+
+    async def cleanup(self):
+        """The call is over: its context on the shared model may go to the next caller."""
+        await super().cleanup()
+        self._stop_reading_ahead()
+        self._llm.forget(id(self))
 
     def can_generate_metrics(self) -> bool:
         """TTFB, processing time and token usage are reported."""
@@ -106,10 +157,7 @@ class LocalLLMService(LLMService):
 
     async def _answer(self, context: LLMContext) -> None:
         """One response: a voice command's answer, or the model's reply streamed."""
-        params = await self.get_llm_adapter().get_llm_invocation_params(
-            context, system_instruction=self._settings.system_instruction, convert_developer_to_user=False
-        )
-        messages = list(params["messages"])
+        messages = await self._messages(context)
         switch, reply = command_reply(self._voices, last_user_text(messages))
         if reply is not None and self._speculation_gate.is_speculating:
             # A voice command changes the call at once: no gate could undo it if the turn went on. Withdraw the
@@ -140,6 +188,7 @@ class LocalLLMService(LLMService):
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue = asyncio.Queue()
         cancel = self._cancel = threading.Event()
+        self._stop_reading_ahead()  # (the reply waits at most one small batch for it)
         s = self._settings
         reply = self._llm.stream(messages, float(s.temperature), int(s.max_tokens), cancel, owner=id(self))
 

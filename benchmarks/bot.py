@@ -85,6 +85,7 @@ def bot_config(args) -> BotConfig:
                 "turn_end": args.turn_end,
                 "silence_s": args.silence_s,
                 "speculate": not args.no_speculate,
+                "read_ahead": not args.no_read_ahead,
             },
         }
     )
@@ -315,6 +316,9 @@ def main() -> None:
     parser.add_argument("--no-early-stt", action="store_true", help="transcribe from the VAD's stop, not the pause")
     parser.add_argument("--turn-end", choices=["sentence", "smart", "silence"], default="sentence")
     parser.add_argument("--no-speculate", action="store_true", help="start each answer at the turn's end, not ahead")
+    parser.add_argument(
+        "--no-read-ahead", action="store_true", help="the LLM reads the question only at the turn's end"
+    )
     parser.add_argument("--log", help="write the bot's debug log to this file")
     parser.add_argument("--silence-s", type=float, default=0.6)
     parser.add_argument("--interruptions", type=int, default=5)

@@ -171,6 +171,7 @@ def start_bot(
     parallel: int | None = None,
     speculate: bool = True,
     verbose: bool = False,
+    read_ahead: bool = True,
 ) -> tuple[str, subprocess.Popen]:
     """A voice, a models folder with a real-size random converter, and the offline bot serving them."""
     import soundfile as sf
@@ -200,6 +201,7 @@ def start_bot(
     elif parallel is not None:
         config["llm"]["parallel"] = parallel
     config["pipeline"]["speculate"] = speculate
+    config["pipeline"]["read_ahead"] = read_ahead
     (tmp / "bot.yaml").write_text(yaml.safe_dump(config))
     bot = [*cli, "run-bot", "--config", str(tmp / "bot.yaml"), "--voice", "bench", "--converter", converter]
     bot += ["--verbose"] if verbose else []
@@ -258,6 +260,7 @@ async def run(args) -> None:
             args.llm_parallel,
             speculate=not args.no_speculate,
             verbose=args.bot_log is not None,
+            read_ahead=not args.no_read_ahead,
         )
         try:
             parallel = f", llm.parallel {args.llm_parallel}" if args.llm_parallel else ""
@@ -309,6 +312,9 @@ def main() -> None:
     parser.add_argument("--llm-parallel", type=int, help="llm.parallel: replies generated at once (default: config's)")
     parser.add_argument("--no-search", action="store_true", help="measure only the Ns given")
     parser.add_argument("--no-speculate", action="store_true", help="start each answer at the turn's end, not ahead")
+    parser.add_argument(
+        "--no-read-ahead", action="store_true", help="the LLM reads the question only at the turn's end"
+    )
     parser.add_argument("--bot-log", help="keep the bot's debug log (run-bot --verbose) in this file")
     args = parser.parse_args()
     asyncio.run(run(args))

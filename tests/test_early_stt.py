@@ -5,6 +5,7 @@ While the caller speaks, the words so far are told to a reader (the local LLM re
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import numpy as np
 import pytest
@@ -200,6 +201,59 @@ async def test_the_words_so_far_are_told_while_the_caller_speaks_and_the_reader_
     assert first == int(1.2 * RATE) and second == int(2.4 * RATE)  # each the utterance so far
     assert reader.stops == 1  # the pause: Whisper's turn on the cores
     assert said(frames) == [f"{at_pause} samples."]  # the turn's own transcript is the one made at the pause
+
+
+class HeldWhisper(CountingWhisper):
+    """Its first transcription (the words so far) runs until the test lets it finish."""
+
+    def __init__(self, pauses: SpeechPauses, words: TurnWords):
+        super().__init__(pauses, words)
+        self.started = asyncio.Event()
+        self.finish = threading.Event()
+
+    def _transcribe(self, samples: np.ndarray) -> str:
+        if not self.heard:
+            self.loop.call_soon_threadsafe(self.started.set)
+            self.finish.wait(TIMEOUT_S)
+        return super()._transcribe(samples)
+
+
+async def test_words_so_far_still_being_transcribed_at_a_pause_after_them_are_the_pauses_transcript():
+    """Not transcribed a second time behind them (the model takes one at a time: the turn's text would be late)."""
+    pauses, reader = SpeechPauses(), Reader()
+    stt = HeldWhisper(pauses, reader.attach_to(TurnWords()))
+
+    async def pause_then_finish():
+        await asyncio.wait_for(stt.started.wait(), TIMEOUT_S)
+        pauses.paused()
+        stt.finish.set()
+
+    frames = await turn(stt, *sound(1.2, 0.3), *sound(0.1, 0.0), Do(pause_then_finish), *sound(0.2, 0.0))
+    assert stt.heard == [int(1.2 * RATE)]  # one transcription, of the speech up to the pause
+    assert said(frames) == [f"{int(1.2 * RATE)} samples."]
+    assert reader.words == []  # they were the turn's, not words so far
+
+
+async def test_words_so_far_with_speech_after_them_are_not_the_pauses_transcript():
+    pauses, reader = SpeechPauses(), Reader()
+    stt = HeldWhisper(pauses, reader.attach_to(TurnWords()))
+
+    async def pause_then_finish():
+        pauses.paused()
+        stt.finish.set()
+        await until_transcribed(stt)
+
+    frames = await turn(
+        stt,
+        *sound(1.2, 0.3),
+        Do(lambda: asyncio.wait_for(stt.started.wait(), TIMEOUT_S)),
+        *sound(0.5, 0.3),  # a last word after the words so far began to be transcribed
+        Do(pause_then_finish),
+        *sound(0.2, 0.0),
+    )
+    at_pause = int(1.7 * RATE)
+    assert sorted(stt.heard) == [int(1.2 * RATE), at_pause]  # the pause's own transcription, of all the speech
+    assert said(frames) == [f"{at_pause} samples."]
 
 
 async def test_no_words_so_far_are_transcribed_for_a_reader_that_cannot_use_them():

@@ -188,8 +188,12 @@ class FastWhisperSTTService(SharedWhisperSTTService):
             self._paused_again = True  # spoke and paused again while the last pause's text was being made
             return
         utterance = bytes(self._audio_buffer)
-        text = asyncio.ensure_future(asyncio.to_thread(self._transcribe, from_pcm16(utterance)))
-        early = _Early(len(utterance), text)
+        if self._interim_stands(utterance):  # the words so far being transcribed are all of them: no second pass
+            early = _Early(self._interim_from, self._interim)
+        else:  # (after the one running, if any: the model takes one at a time)
+            early = _Early(
+                len(utterance), asyncio.ensure_future(asyncio.to_thread(self._transcribe, from_pcm16(utterance)))
+            )
 
         def finished(task: asyncio.Future) -> None:
             early.done_at = time.monotonic()
@@ -202,6 +206,15 @@ class FastWhisperSTTService(SharedWhisperSTTService):
 
         early.task.add_done_callback(finished)
         self._early, self._early_running = early, early.task
+
+    def _interim_stands(self, utterance: bytes) -> bool:
+        """Whether the transcription of the words so far, still running, covers all the speech up to this pause
+        (nothing loud enough to be a word came after it started): it is then the pause's transcript. Otherwise
+        the pause's own would wait for it (Whisper transcribes one at a time) and come ~0.1 s late."""
+        if self._interim is None or self._interim.done():
+            return False
+        audio = from_pcm16(utterance)
+        return tail_is_quiet(audio[: self._interim_from // 2], audio[self._interim_from // 2 :])
 
     def _speech_resumed(self) -> None:
         early, self._early = self._early, None  # the caller went on: that text is only the start

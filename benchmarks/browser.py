@@ -55,7 +55,14 @@ async def run(args) -> None:
     with tempfile.TemporaryDirectory(prefix="voiceclone-browser-") as tmp:
         mic = Path(tmp) / "question.wav"
         write_microphone(mic)
-        url, proc = start_bot(Path(tmp), args.converter, 1, args.llm)
+        url, proc = start_bot(
+            Path(tmp),
+            args.converter,
+            1,
+            args.llm,
+            verbose=args.bot_log is not None,
+            read_ahead=not args.no_read_ahead,
+        )
         try:
             print(
                 f"offline bot ({args.converter} converter, {args.llm} LLM) in headless Chromium, {args.turns} turns; "
@@ -83,7 +90,7 @@ async def run(args) -> None:
             )
             print(f"load average at the end: {os.getloadavg()[0]:.1f}")
         finally:
-            stop_bot(proc, Path(tmp))
+            stop_bot(proc, Path(tmp), args.bot_log)
 
 
 def main() -> None:
@@ -91,6 +98,8 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=6)
     parser.add_argument("--converter", choices=["openvoice", "matcher"], default="matcher")
     parser.add_argument("--llm", choices=["local", "echo"], default="local", help="the built-in local LLM, or the echo")
+    parser.add_argument("--no-read-ahead", action="store_true", help="read the question only at the turn's end")
+    parser.add_argument("--bot-log", help="keep the bot's debug log (run-bot --verbose) in this file")
     asyncio.run(run(parser.parse_args()))
 
 

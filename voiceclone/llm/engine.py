@@ -103,8 +103,7 @@ class _Model:
         return slot if slot is not None else self.acquire(owner, cancel)
 
     def is_idle(self) -> bool:
-        with self._changed:
-            return not any(slot.busy for slot in self._slots)
+        return not self.busy_besides(None)
 
     def try_acquire(self, owner: int) -> _Slot | None:
         """`owner`'s own slot (or an unused one) at once if nothing else is running on the model; else None.
@@ -112,7 +111,7 @@ class _Model:
         For work ahead of a turn (`LocalLLM.read_ahead`): it never waits, never takes another caller's conversation
         and never takes cores from a reply being made."""
         with self._changed:
-            if any(slot.busy for slot in self._slots):
+            if self.busy_besides(None):
                 return None
             slot = next((s for s in self._slots if s.owner == owner), None)
             slot = slot or next((s for s in self._slots if s.owner is None), None)
@@ -127,8 +126,9 @@ class _Model:
                 if slot.owner == owner:
                     slot.owner = None
 
-    def busy_besides(self, slot: _Slot) -> bool:
-        with self._changed:
+    def busy_besides(self, slot: _Slot | None) -> bool:
+        """Whether a slot other than `slot` is making a reply or reading ahead (None: any slot)."""
+        with self._changed:  # (re-entrant: also called with it held)
             return any(s.busy for s in self._slots if s is not slot)
 
     def _open_slot(self, busy: bool, owner: int | None) -> _Slot | None:
@@ -247,16 +247,6 @@ def prompt_threads(threads: int) -> int:
     means 0.78 against 0.82 s. The core left over keeps the call's audio going; with many cores it costs little.
     """
     return max(1, threads - 1)
-
-
-def common_prefix(held, tokens: list[int]) -> int:
-    """How many tokens at the start of `tokens` equal those `held` (a context's evaluated tokens)."""
-    same = 0
-    for a, b in zip(held, tokens, strict=False):
-        if a != b:
-            break
-        same += 1
-    return same
 
 
 def _open(path: str, n_ctx: int, threads: int):
@@ -493,7 +483,7 @@ class LocalLLM:
             if tokens is None or stop.is_set():
                 return 0
             # At least the last token is evaluated: the logits left behind must be this prompt's.
-            same = min(common_prefix(llama._input_ids[: llama.n_tokens], tokens), len(tokens) - 1)
+            same = min(llama.longest_token_prefix(llama._input_ids, tokens), len(tokens) - 1)  # as generate() does
             llama.n_tokens = same  # what differs from here on is dropped from the KV cache by the next eval
             llama._requires_eval = True  # (if stopped before any eval, a reply must not sample stale logits)
             model.share_cores(slot)

@@ -60,7 +60,8 @@ NO_SPEECH_PROB = 0.6
 TAIL_BELOW_SPEECH_DB = 12.0
 LEVEL_FRAME = 320  # 20 ms at 16 kHz
 # While the caller speaks, the words so far are transcribed after each this much new speech (for `TurnWords`).
-# Each pass costs Whisper ~50-90 ms on 2 cores, off the turn's path; a pause that comes during one waits for it.
+# Each pass costs Whisper ~50-90 ms on 2 cores, off the turn's path; one still running at a pause after all the
+# speech is that pause's transcript (`_interim_stands`).
 INTERIM_EVERY_S = 1.0
 
 
@@ -187,13 +188,11 @@ class FastWhisperSTTService(SharedWhisperSTTService):
         if self._early_running is not None and not self._early_running.done():
             self._paused_again = True  # spoke and paused again while the last pause's text was being made
             return
-        utterance = bytes(self._audio_buffer)
+        utterance = from_pcm16(bytes(self._audio_buffer))
         if self._interim_stands(utterance):  # the words so far being transcribed are all of them: no second pass
             early = _Early(self._interim_from, self._interim)
         else:  # (after the one running, if any: the model takes one at a time)
-            early = _Early(
-                len(utterance), asyncio.ensure_future(asyncio.to_thread(self._transcribe, from_pcm16(utterance)))
-            )
+            early = _Early(2 * len(utterance), asyncio.ensure_future(asyncio.to_thread(self._transcribe, utterance)))
 
         def finished(task: asyncio.Future) -> None:
             early.done_at = time.monotonic()
@@ -207,14 +206,14 @@ class FastWhisperSTTService(SharedWhisperSTTService):
         early.task.add_done_callback(finished)
         self._early, self._early_running = early, early.task
 
-    def _interim_stands(self, utterance: bytes) -> bool:
+    def _interim_stands(self, utterance: np.ndarray) -> bool:
         """Whether the transcription of the words so far, still running, covers all the speech up to this pause
-        (nothing loud enough to be a word came after it started): it is then the pause's transcript. Otherwise
-        the pause's own would wait for it (Whisper transcribes one at a time) and come ~0.1 s late."""
+        (`utterance`: nothing loud enough to be a word came after it started): it is then the pause's transcript.
+        Otherwise the pause's own would wait for it (Whisper transcribes one at a time) and come ~0.1 s late."""
         if self._interim is None or self._interim.done():
             return False
-        audio = from_pcm16(utterance)
-        return tail_is_quiet(audio[: self._interim_from // 2], audio[self._interim_from // 2 :])
+        start = self._interim_from // 2  # bytes of 16-bit PCM -> samples
+        return tail_is_quiet(utterance[:start], utterance[start:])
 
     def _speech_resumed(self) -> None:
         early, self._early = self._early, None  # the caller went on: that text is only the start

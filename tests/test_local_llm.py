@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import soxr
 from cli_helpers import ROOT, error_line, run_cli
+from loguru import logger
 from pipecat.frames.frames import (
+    CancelFrame,
     EagerEndOfTurnCancelFrame,
     ErrorFrame,
     InterruptionFrame,
@@ -493,6 +495,26 @@ async def test_an_interruption_stops_generation():
     assert model.cancel is not None and model.cancel.is_set()
     assert model.stopped.wait(TIMEOUT_S)
     assert sum(isinstance(f, LLMTextFrame) for f in down) < 100_000
+
+
+async def test_a_hang_up_during_a_reply_stops_it_without_an_error():
+    # The service once named its reply's stop event `_cancel`, hiding Pipecat's `AIService._cancel`: every hang-up
+    # (CancelFrame) raised "'NoneType' object is not callable" and the LLM service's own cancel never ran.
+    model = EndlessLLM()
+    service = LocalLLMService(model, system_prompt="", max_tokens=100_000)
+    logged: list[str] = []
+    sink = logger.add(lambda message: logged.append(message.record["message"]), level="ERROR")
+    try:
+        await run_script(
+            service,
+            [user_says("Tell me everything."), Until(lambda f: isinstance(f, LLMTextFrame)), CancelFrame()],
+            timeout=TIMEOUT_S,
+        )
+    finally:
+        logger.remove(sink)
+    assert model.stopped.wait(TIMEOUT_S)
+    assert model.cancel is not None and model.cancel.is_set()
+    assert not logged
 
 
 class HungLLM(StandInLLM):

@@ -89,7 +89,7 @@ class LocalLLMService(LLMService):
         self._llm = llm
         self._voices = voices
         self._reply_timeout_s = reply_timeout_s
-        self._cancel: threading.Event | None = None  # the reply being generated, if any
+        self._reply_stop: threading.Event | None = None  # the reply being generated, if any
         self._context: LLMContext | None = None  # the call's conversation, for reading the caller's words ahead
         self._reading: threading.Event | None = None  # set to stop the reading ahead under way, if any
 
@@ -100,7 +100,7 @@ class LocalLLMService(LLMService):
 
     def _can_read_ahead(self) -> bool:
         """Nothing of this call's is running on the model, and no other call's reply is (the cores are theirs)."""
-        return self._cancel is None and self._reading is None and self._llm.is_idle()
+        return self._reply_stop is None and self._reading is None and self._llm.is_idle()
 
     def _read_ahead(self, words: str) -> None:
         if self._can_read_ahead():
@@ -152,8 +152,8 @@ class LocalLLMService(LLMService):
     async def _handle_interruptions(self, frame: InterruptionFrame):
         """Stop the reply being generated (its task is cancelled too; this also covers a reply not yet awaited)."""
         await super()._handle_interruptions(frame)
-        if self._cancel is not None:
-            self._cancel.set()
+        if self._reply_stop is not None:
+            self._reply_stop.set()
 
     async def _answer(self, context: LLMContext) -> None:
         """One response: a voice command's answer, or the model's reply streamed."""
@@ -187,7 +187,7 @@ class LocalLLMService(LLMService):
         """Generate on a thread, handing each piece to the event loop as it comes; cancelled, stop the thread."""
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue = asyncio.Queue()
-        cancel = self._cancel = threading.Event()
+        cancel = self._reply_stop = threading.Event()
         self._stop_reading_ahead()  # (the reply waits at most one small batch for it)
         s = self._settings
         reply = self._llm.stream(messages, float(s.temperature), int(s.max_tokens), cancel, owner=id(self))
@@ -225,8 +225,8 @@ class LocalLLMService(LLMService):
                 await self._push_llm_text(item)
         finally:
             cancel.set()  # an interruption cancels this task: the thread stops before its next token
-            if self._cancel is cancel:
-                self._cancel = None
+            if self._reply_stop is cancel:
+                self._reply_stop = None
             if reply.prompt_tokens:
                 usage = LLMTokenUsage(
                     prompt_tokens=reply.prompt_tokens,

@@ -341,6 +341,26 @@ def test_a_reply_leaves_a_core_to_the_call_while_it_reads_its_prompt_and_makes_i
     assert [(decode_threads(n), prompt_threads(n)) for n in (1, 4, 16)] == [(1, 1), (2, 3), (8, 15)]
 
 
+def test_a_reply_gives_way_to_first_audio_only_once_its_own_first_words_are_written(llm, monkeypatch):
+    """While another answer's first audio is made, a reply past its own first words waits between tokens; one still
+    writing them goes on, or its own first audio would wait for another's (three callers at once)."""
+    from voiceclone.cpu import FIRST_AUDIO
+    from voiceclone.llm.engine import head_written
+
+    written: list[str] = []
+    waits: list[str] = []
+    monkeypatch.setattr(FIRST_AUDIO, "wait", lambda cancel=None: waits.append("".join(written)) or 0.0)
+    hold = FIRST_AUDIO.hold()
+    try:
+        question = {"role": "user", "content": "Could you tell me what the weather will be like this weekend?"}
+        for piece in llm.stream([SYSTEM, question], temperature=0.0, max_tokens=16):
+            written.append(piece)
+    finally:
+        hold.release()
+    assert waits, "the reply never gave way"
+    assert all(head_written(text) for text in waits), waits[0]
+
+
 def test_the_system_prompt_is_evaluated_at_load_so_a_first_question_evaluates_only_itself():
     llm = LocalLLM("builtin", context_size=384, threads=1, parallel=2)  # a model of its own: primed here only
     llm.prime(SYSTEM["content"])

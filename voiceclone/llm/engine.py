@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from voiceclone.errors import UserError
 from voiceclone.llm.models import BUILTIN, check_gguf, locate_model
 from voiceclone.llm.transcode import fast_copy
 from voiceclone.once import once
+from voiceclone.tts.sentences import SENTENCE_ENDS, early_head
 
 MIN_CONTEXT = 256  # below this a system prompt and one short exchange hardly fit
 MESSAGE_OVERHEAD = 8  # tokens a chat template adds around one message, when the model has no template to count with
@@ -35,12 +37,10 @@ LOCK_POLL_S = 0.05  # how often a reply waiting for its turn looks whether it wa
 # replies past theirs wait between tokens. The caller hears the first words sooner; the others' text is already
 # ahead of their speech (a voice says ~3 tokens a second; the model makes 50-150).
 HEAD_TOKENS = 12
-# A reply past this many tokens has written its first words (the TTS's head: 3-5 words, released at the next
-# word's first token): from then on it gives way while an answer's first audio is made (`voiceclone.cpu`).
-GIVE_WAY_AFTER_TOKENS = 4
 # Reading ahead evaluates this many tokens at a time (~20 ms on one core), so that a reply wanted meanwhile, or the
 # caller's pause (Whisper's turn), waits at most that long for the model.
 READ_AHEAD_BATCH = 4
+_SENTENCE_END = re.compile(f"[{SENTENCE_ENDS}]\\s")
 
 
 def _llama_cpp():
@@ -191,9 +191,15 @@ class _Model:
             slot.busy = slot.reading = False
             self._changed.notify_all()
 
-    def next_token(self, slot: _Slot, cancel: threading.Event) -> None:
-        """Between two tokens of `slot`'s reply: wait while another reply makes its head, or while an answer's
-        first audio is being made (`voiceclone.cpu.FirstAudio`), then share the cores."""
+    def next_token(self, slot: _Slot, cancel: threading.Event, head_written: bool) -> None:
+        """Between two tokens of `slot`'s reply: wait while another reply makes its head, or, once this reply has
+        written its own first words (`head_written`), while an answer's first audio is being made
+        (`voiceclone.cpu.FirstAudio`); then share the cores.
+
+        A reply still writing its first words never waits for another answer's audio: with three callers at
+        once, the second and third replies used to stop one token short of their heads (the token that shows the
+        last head word is whole) for the whole of the first answer's first audio, ~0.25 s each.
+        """
         slot.tokens += 1
         with self._changed:
             if slot.tokens == HEAD_TOKENS:
@@ -202,7 +208,7 @@ class _Model:
                 slot.waiting = True
                 self._changed.wait(LOCK_POLL_S)
             slot.waiting = False
-        if slot.tokens >= GIVE_WAY_AFTER_TOKENS and FIRST_AUDIO.pending:  # an answer's first words are being voiced
+        if head_written and FIRST_AUDIO.pending:  # an answer's first words are being voiced
             slot.waiting = True
             FIRST_AUDIO.wait(cancel)
             slot.waiting = False
@@ -545,6 +551,7 @@ class LocalLLM:
             chunks = slot.llama.create_chat_completion(
                 messages=fitted, temperature=temperature, max_tokens=max_tokens, stream=True
             )
+            written = ""  # the reply so far, until its first words are written
             try:
                 for chunk in chunks:
                     if cancel.is_set():
@@ -553,11 +560,21 @@ class LocalLLM:
                     if text:
                         reply.completion_tokens += 1
                         yield text
-                    model.next_token(slot, cancel)  # another reply's first words first; then the cores shared anew
+                        if written is not None:
+                            written = None if head_written(written + text) else written + text
+                    # another reply's first words first; then the cores shared anew
+                    model.next_token(slot, cancel, head_written=written is None or slot.tokens >= HEAD_TOKENS)
             finally:
                 chunks.close()  # stops llama.cpp before its next token
         finally:
             model.release(slot)
+
+
+def head_written(text: str) -> bool:
+    """Whether a reply's text so far holds the words the TTS says first: its first clause or words
+    (`voiceclone.tts.sentences.early_head`, the rule the bot's TTS cuts them by) or a whole sentence."""
+    text = text.lstrip()
+    return early_head(text) is not None or _SENTENCE_END.search(text) is not None
 
 
 @functools.cache

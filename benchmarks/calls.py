@@ -9,8 +9,9 @@ at the same moment (the worst case: every answer is computed at once); the laten
 the question's speech, in real time (its last sample louder than SPEECH_LEVEL, the level the browser page counts as
 speaking; not the end of the recording, whose ~0.15 s of trailing silence is no speech), to the first sound of the
 answer arriving. A turn left unanswered, or whose question ends while the bot is still answering an earlier one,
-fails its N. Prints the median and worst latency for each N, then the largest N whose median stays under `--target`
-seconds (searching past the Ns given).
+fails its N. Prints the median and worst latency for each N, the longest silence inside an answer (from its first
+sound to its last: where an answer stutters because its audio came late, against one call's natural pauses), then
+the largest N whose median stays under `--target` seconds (searching past the Ns given).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -51,6 +53,15 @@ FRAME = 960  # 20 ms at 48 kHz
 LEAD_S, GAP_S = 2.0, 8.0  # quiet before the first question, and after each one (the answer fits in it)
 SOUND = 0.02  # a received frame louder than this is the bot speaking
 OVERLAP_S = 1.0  # the bot sounding this close before a question ends is still answering an earlier one
+STUTTER_S = 0.8  # a silence inside an answer longer than this is no pause a speaker makes: the audio came late
+
+
+@dataclass
+class Turn:
+    """One question's answer as the caller heard it."""
+
+    latency: float | None  # from the question's end to the answer's first sound; None: not answered in time
+    longest_silence: float | None = None  # the longest quiet stretch between the answer's first and last sound
 
 
 class Microphone(MediaStreamTrack):
@@ -94,8 +105,8 @@ async def listen(track, sounds: list[float]) -> None:
             sounds.append(time.time())
 
 
-async def one_call(url: str, pcm: np.ndarray, speech_ends: list[int]) -> list[float | None]:
-    """A caller asking its questions: each turn's latency in seconds (None: no answer before the next question)."""
+async def one_call(url: str, pcm: np.ndarray, speech_ends: list[int]) -> list[Turn]:
+    """A caller asking its questions: each turn's answer as heard."""
     pc = RTCPeerConnection()
     mic = Microphone(pcm, speech_ends)
     pc.addTrack(mic)
@@ -114,7 +125,7 @@ async def one_call(url: str, pcm: np.ndarray, speech_ends: list[int]) -> list[fl
     for task in tasks:
         task.cancel()
     await pc.close()
-    return [turn_latency(end, sounds) for end in mic.ended_at]
+    return [Turn(turn_latency(end, sounds), longest_silence(end, sounds)) for end in mic.ended_at]
 
 
 def turn_latency(end: float, sounds: list[float]) -> float | None:
@@ -125,6 +136,15 @@ def turn_latency(end: float, sounds: list[float]) -> float | None:
         return None
     after = [t for t in sounds if end < t < end + GAP_S]
     return after[0] - end if after else None
+
+
+def longest_silence(end: float, sounds: list[float]) -> float | None:
+    """The longest stretch without a loud frame between the first and the last loud frame of the answer to the
+    question that ended at `end` (natural pauses between words and sentences included); None without an answer."""
+    heard = [t for t in sounds if end < t < end + GAP_S]
+    if len(heard) < 2:
+        return None
+    return max(0.0, float(np.max(np.diff(heard))) - FRAME / RATE)
 
 
 def caller_audio(turns: int) -> tuple[np.ndarray, list[int]]:
@@ -145,11 +165,11 @@ def caller_audio(turns: int) -> tuple[np.ndarray, list[int]]:
     return np.concatenate(pieces), ends
 
 
-async def measure(url: str, calls: int, pcm: np.ndarray, ends: list[int]) -> list[float | None]:
-    """`calls` callers at once; every turn's latency."""
+async def measure(url: str, calls: int, pcm: np.ndarray, ends: list[int]) -> list[Turn]:
+    """`calls` callers at once; every turn."""
     await until_idle(url)
     results = await asyncio.gather(*(one_call(url, pcm, ends) for _ in range(calls)))
-    return [latency for result in results for latency in result]
+    return [turn for result in results for turn in result]
 
 
 async def until_idle(url: str, timeout_s: float = 120.0) -> None:
@@ -235,8 +255,9 @@ def stop_bot(proc: subprocess.Popen, tmp: Path, keep_log: str | None = None) -> 
         print("the bot's own log:", *own, sep="\n  ")
 
 
-def report(calls: int, latencies: list[float | None], target: float) -> float:
+def report(calls: int, turns: list[Turn], target: float) -> float:
     """One line for N calls; returns the median (inf when no turn was answered)."""
+    latencies = [turn.latency for turn in turns]
     heard = [x for x in latencies if x is not None]
     missed = len(latencies) - len(heard)
     if not heard:
@@ -246,6 +267,14 @@ def report(calls: int, latencies: list[float | None], target: float) -> float:
     flag = "" if median < target else f"  (over {target:.1f} s)"
     note = f", {missed} turn(s) unanswered or answered too late" if missed else ""
     print(f"N={calls}: median {median:.2f} s, worst {max(heard):.2f} s over {len(heard)} turns{note}{flag}", flush=True)
+    silences = [turn.longest_silence for turn in turns if turn.longest_silence is not None]
+    if silences:
+        print(
+            f"      longest silence inside an answer: median {statistics.median(silences):.2f} s, "
+            f"worst {max(silences):.2f} s; over {STUTTER_S:g} s in {sum(x > STUTTER_S for x in silences)} of "
+            f"{len(silences)} answers",
+            flush=True,
+        )
     return median if not missed else float("inf")
 
 

@@ -349,7 +349,7 @@ def test_a_reply_gives_way_to_first_audio_only_once_its_own_first_words_are_writ
 
     written: list[str] = []
     waits: list[str] = []
-    monkeypatch.setattr(FIRST_AUDIO, "wait", lambda cancel=None: waits.append("".join(written)) or 0.0)
+    monkeypatch.setattr(FIRST_AUDIO, "wait", lambda cancel=None, limit_s=None: waits.append("".join(written)) or 0.0)
     hold = FIRST_AUDIO.hold()
     try:
         question = {"role": "user", "content": "Could you tell me what the weather will be like this weekend?"}
@@ -359,6 +359,33 @@ def test_a_reply_gives_way_to_first_audio_only_once_its_own_first_words_are_writ
         hold.release()
     assert waits, "the reply never gave way"
     assert all(head_written(text) for text in waits), waits[0]
+
+
+def test_a_reply_gives_way_to_others_for_a_bounded_time_in_all(llm, monkeypatch):
+    """Giving way to other answers' first audio, token after token, once left a 1.3 s silence inside an answer
+    whose own first words had long been said: a reply waits GIVE_WAY_BUDGET_S in all, then writes on."""
+    import voiceclone.llm.engine as engine
+    from voiceclone.cpu import FIRST_AUDIO
+
+    limits: list[float] = []
+    clock = [0.0]  # the engine's clock, moved by the waits alone: no real time is measured in this test
+
+    def wait(cancel=None, limit_s=None) -> float:  # another answer's first audio never ends: each wait takes its limit
+        limits.append(limit_s)
+        clock[0] += limit_s
+        return limit_s
+
+    monkeypatch.setattr(engine, "_clock", lambda: clock[0])
+    monkeypatch.setattr(FIRST_AUDIO, "wait", wait)
+    hold = FIRST_AUDIO.hold()
+    try:
+        question = {"role": "user", "content": "Tell me about the sea in three sentences."}
+        pieces = list(llm.stream([SYSTEM, question], temperature=0.0, max_tokens=24))
+    finally:
+        hold.release()
+    assert len(pieces) >= 12  # it wrote on after its budget was spent
+    assert limits and limits[0] == pytest.approx(engine.GIVE_WAY_BUDGET_S)
+    assert sum(limits) == pytest.approx(engine.GIVE_WAY_BUDGET_S)
 
 
 def test_the_system_prompt_is_evaluated_at_load_so_a_first_question_evaluates_only_itself():

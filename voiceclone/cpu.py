@@ -42,7 +42,8 @@ class FirstAudio:
     (Piper, the converter, the mark: both cores too) slowed each other: the answer's first audio came ~0.35 s after
     its first words were written instead of ~0.13 s. The rest of the answer is not needed for a second or more
     (the first words play that long), so a reply past its first words waits while any answer's first audio is
-    being made, at most `MAX_WAIT_S` at a time. Process-wide, as the cores are.
+    being made, at most `MAX_WAIT_S` at a time (and the engine bounds a reply's waits in all). Process-wide, as
+    the cores are.
     """
 
     MAX_WAIT_S = 0.5  # a hold that is never released (a stuck TTS) slows the LLM, never stops it
@@ -67,12 +68,13 @@ class FirstAudio:
         """How many answers are making their first audio now."""
         return self._pending
 
-    def wait(self, cancel: threading.Event | None = None) -> float:
-        """Block while any answer's first audio is being made (at most `MAX_WAIT_S`); the seconds waited."""
+    def wait(self, cancel: threading.Event | None = None, limit_s: float | None = None) -> float:
+        """Block while any answer's first audio is being made (at most `MAX_WAIT_S`, or `limit_s` if less); the
+        seconds waited."""
         if not self._pending:
             return 0.0
         start = time.monotonic()
-        deadline = start + self.MAX_WAIT_S
+        deadline = start + (self.MAX_WAIT_S if limit_s is None else min(self.MAX_WAIT_S, limit_s))
         with self._changed:
             while self._pending and not (cancel is not None and cancel.is_set()):
                 left = deadline - time.monotonic()

@@ -37,6 +37,12 @@ LOCK_POLL_S = 0.05  # how often a reply waiting for its turn looks whether it wa
 # replies past theirs wait between tokens. The caller hears the first words sooner; the others' text is already
 # ahead of their speech (a voice says ~3 tokens a second; the model makes 50-150).
 HEAD_TOKENS = 12
+# The most a reply waits for other answers' heads and first audio, in all. Its own first words play for 0.7-1 s,
+# and the rest of its sentence must be written (~0.15 s) and synthesised (~0.25 s) within that: a reply that gave
+# way to every head of three callers (0.5 s at a time, token after token) left a silence of up to 1.3 s inside
+# its answer.
+GIVE_WAY_BUDGET_S = 0.3
+_clock = time.monotonic  # what giving way is timed by (a test moves it by hand)
 # Reading ahead evaluates this many tokens at a time (~20 ms on one core), so that a reply wanted meanwhile, or the
 # caller's pause (Whisper's turn), waits at most that long for the model.
 READ_AHEAD_BATCH = 4
@@ -191,28 +197,37 @@ class _Model:
             slot.busy = slot.reading = False
             self._changed.notify_all()
 
-    def next_token(self, slot: _Slot, cancel: threading.Event, head_written: bool) -> None:
+    def next_token(self, slot: _Slot, cancel: threading.Event, head_written: bool, may_wait_s: float) -> float:
         """Between two tokens of `slot`'s reply: wait while another reply makes its head, or, once this reply has
         written its own first words (`head_written`), while an answer's first audio is being made
-        (`voiceclone.cpu.FirstAudio`); then share the cores.
+        (`voiceclone.cpu.FirstAudio`), at most `may_wait_s` in all; then share the cores. Returns the seconds
+        waited.
 
         A reply still writing its first words never waits for another answer's audio: with three callers at
         once, the second and third replies used to stop one token short of their heads (the token that shows the
         last head word is whole) for the whole of the first answer's first audio, ~0.25 s each.
         """
         slot.tokens += 1
+        start = _clock()
+        deadline = start + max(0.0, may_wait_s)
         with self._changed:
             if slot.tokens == HEAD_TOKENS:
                 self._changed.notify_all()  # replies waiting for this head go on
             while slot.tokens >= HEAD_TOKENS and not cancel.is_set() and self._heads_other_than(slot):
+                left = deadline - _clock()
+                if left <= 0:
+                    break
                 slot.waiting = True
-                self._changed.wait(LOCK_POLL_S)
+                self._changed.wait(min(LOCK_POLL_S, left))
             slot.waiting = False
-        if head_written and FIRST_AUDIO.pending:  # an answer's first words are being voiced
+        left = deadline - _clock()
+        if head_written and left > 0 and FIRST_AUDIO.pending:  # an answer's first words are being voiced
             slot.waiting = True
-            FIRST_AUDIO.wait(cancel)
+            FIRST_AUDIO.wait(cancel, left)
             slot.waiting = False
+        waited = _clock() - start
         self.share_cores(slot)
+        return waited
 
     def _heads_other_than(self, slot: _Slot) -> bool:
         return any(s.busy and s is not slot and s.tokens < HEAD_TOKENS for s in self._slots)
@@ -552,6 +567,7 @@ class LocalLLM:
                 messages=fitted, temperature=temperature, max_tokens=max_tokens, stream=True
             )
             written = ""  # the reply so far, until its first words are written
+            gave_way = 0.0  # seconds this reply has waited for others
             try:
                 for chunk in chunks:
                     if cancel.is_set():
@@ -563,7 +579,12 @@ class LocalLLM:
                         if written is not None:
                             written = None if head_written(written + text) else written + text
                     # another reply's first words first; then the cores shared anew
-                    model.next_token(slot, cancel, head_written=written is None or slot.tokens >= HEAD_TOKENS)
+                    gave_way += model.next_token(
+                        slot,
+                        cancel,
+                        head_written=written is None or slot.tokens >= HEAD_TOKENS,
+                        may_wait_s=GIVE_WAY_BUDGET_S - gave_way,
+                    )
             finally:
                 chunks.close()  # stops llama.cpp before its next token
         finally:

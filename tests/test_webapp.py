@@ -279,6 +279,40 @@ def test_an_ended_call_lets_go_of_its_connection_at_once(library):
         assert calls.connections and calls.connections[0]() is None, "the ended call's connection is still held"
 
 
+class CyclicCalls(Calls):
+    """Calls that, like a real pipeline, leave their connection inside reference cycles when they end."""
+
+    async def run(self, connection, options: dict) -> None:
+        pipeline = {"connection": connection}
+        pipeline["self"] = pipeline  # a processor linked both ways, a handler closing over its owner
+        await super().run(connection, options)
+
+
+def test_an_ended_call_is_collected_without_waiting_for_pythons_own_collector(library, monkeypatch):
+    """A pipeline is a web of cycles that only a full collection frees, and those come seldom: ended calls kept
+    their FFmpeg threads and memory until one did (threads grew by 2 a call). The app collects after each call."""
+    import voiceclone.pipecat.web.app as app
+
+    monkeypatch.setattr(app, "COLLECT_AFTER_END_S", 0.0)
+    calls = CyclicCalls()
+    gc.disable()  # only the app's own collection may free the call
+    try:
+        with make_client(library, calls) as c:
+            assert c.post("/api/offer", json=browser_offer()).status_code == 200
+            for _ in range(200):
+                if calls.connections:
+                    break
+                threading.Event().wait(0.05)
+            calls.hang_up.set()
+            for _ in range(600):  # generous: the collection runs on a worker thread after the call's end
+                if calls.connections and calls.connections[0]() is None:
+                    break
+                threading.Event().wait(0.05)
+            assert calls.connections and calls.connections[0]() is None, "the ended call was not collected"
+    finally:
+        gc.enable()
+
+
 def test_a_bug_behind_an_endpoint_is_a_500_with_one_line_not_a_traceback(library):
     broken = APIRouter()
 

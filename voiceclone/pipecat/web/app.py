@@ -27,6 +27,7 @@ from pipecat.transports.smallwebrtc.request_handler import (
     SmallWebRTCRequestHandler,
 )
 
+from voiceclone.collector import collect_ended_call
 from voiceclone.pipecat.web import STATIC_DIR
 from voiceclone.pipecat.web.bodies import MAX_START_BYTES, IceBody, OfferBody, StartBody, parse_json
 
@@ -37,6 +38,7 @@ MAX_PENDING_SESSIONS = 64  # `/start` sessions without a call kept at once: the 
 PRUNE_EVERY_S = 10.0  # how often forgotten sessions are pruned, requests or not
 FORGET_AFTER_CANCEL_S = 5.0  # a call cancelled for never connecting that has still not ended frees its place now
 CONNECT_TIMEOUT_S = 60.0  # a call whose peer never connects (an offer posted and abandoned) frees its place
+COLLECT_AFTER_END_S = 1.0  # an ended call's objects are collected this long after it ends
 
 
 class _Calls:
@@ -96,6 +98,10 @@ class _Calls:
     def _ended(self, pc_id: str) -> None:
         self._tasks.pop(pc_id, None)
         self.on_end(pc_id)
+        # Once the connection's own callbacks have run: an ended call is a web of cycles (`voiceclone.collector`).
+        asyncio.get_running_loop().call_later(
+            COLLECT_AFTER_END_S, lambda: asyncio.ensure_future(asyncio.to_thread(_collect_ended_call, pc_id))
+        )
 
     async def end_all(self, timeout_s: float = 0.5) -> None:
         """Cancel every call and wait (a bounded time) for them to finish.
@@ -110,6 +116,14 @@ class _Calls:
             _, pending = await asyncio.wait(tasks, timeout=timeout_s)
             if pending:
                 logger.info(f"{len(pending)} call(s) still winding down at shutdown; closing their connections")
+
+
+def _collect_ended_call(pc_id: str) -> None:
+    found, pass_s, trim_s = collect_ended_call()
+    logger.debug(
+        f"{pc_id}: the ended call's objects collected ({found} unreachable; "
+        f"{pass_s * 1000:.0f} ms, heap trimmed in {trim_s * 1000:.0f} ms)"
+    )
 
 
 def _cancel_unless_connected(task: asyncio.Task, connection: SmallWebRTCConnection, forget) -> None:

@@ -39,7 +39,7 @@ LOCK_POLL_S = 0.05  # how often a reply waiting for its turn looks whether it wa
 HEAD_TOKENS = 12
 # The most a reply waits for other answers' heads and first audio, in all. Its own first words play for 0.7-1 s,
 # and the rest of its sentence must be written (~0.15 s) and synthesised (~0.25 s) within that: a reply that gave
-# way to every head of three callers (0.5 s at a time, token after token) left a silence of up to 1.3 s inside
+# way to every head of three callers (0.5 s at a time, token after token) left a silence of up to 2.1 s inside
 # its answer.
 GIVE_WAY_BUDGET_S = 0.3
 _clock = time.monotonic  # what giving way is timed by (a test moves it by hand)

@@ -12,7 +12,7 @@ life). After it, the full passes scan only what calls make.
 
 A call's pipeline is a web of reference cycles (processors linked both ways, event handlers closing over them), so
 an ended call is freed only by a full pass, and those come seldom: each ended call kept its pipeline, its
-connection's FFmpeg Opus codecs (2 threads) and, with OpenVoice, 50-400 MB until one came (threads grew by 2 per
+connection's FFmpeg Opus codecs (2 threads) and, with OpenVoice, 100-400 MB until one came (threads grew by 2 per
 call). `collect_ended_call` is run a moment after each call ends.
 """
 

@@ -52,6 +52,7 @@ class _Calls:
         self._tasks: dict[str, asyncio.Task] = {}  # pc_id -> the call's task
         self._admitting = 0  # offers being answered: counted so that two at once cannot both take the last place
         self.on_end: Callable[[str], None] = lambda _pc_id: None
+        self._collecting: set[asyncio.Future] = set()  # collections of ended calls under way
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -99,9 +100,12 @@ class _Calls:
         self._tasks.pop(pc_id, None)
         self.on_end(pc_id)
         # Once the connection's own callbacks have run: an ended call is a web of cycles (`voiceclone.collector`).
-        asyncio.get_running_loop().call_later(
-            COLLECT_AFTER_END_S, lambda: asyncio.ensure_future(asyncio.to_thread(_collect_ended_call, pc_id))
-        )
+        asyncio.get_running_loop().call_later(COLLECT_AFTER_END_S, self._collect, pc_id)
+
+    def _collect(self, pc_id: str) -> None:
+        task = asyncio.ensure_future(_collect_ended_call(pc_id))
+        self._collecting.add(task)  # (the loop holds tasks weakly)
+        task.add_done_callback(self._collecting.discard)
 
     async def end_all(self, timeout_s: float = 0.5) -> None:
         """Cancel every call and wait (a bounded time) for them to finish.
@@ -118,8 +122,11 @@ class _Calls:
                 logger.info(f"{len(pending)} call(s) still winding down at shutdown; closing their connections")
 
 
-def _collect_ended_call(pc_id: str) -> None:
-    found, pass_s, trim_s = collect_ended_call()
+async def _collect_ended_call(pc_id: str) -> None:
+    try:
+        found, pass_s, trim_s = await asyncio.to_thread(collect_ended_call)
+    except RuntimeError:  # the bot is shutting down (its thread pool is gone), and the process with it
+        return
     logger.debug(
         f"{pc_id}: the ended call's objects collected ({found} unreachable; "
         f"{pass_s * 1000:.0f} ms, heap trimmed in {trim_s * 1000:.0f} ms)"

@@ -55,6 +55,14 @@ class Calls:
             await asyncio.sleep(0.05)
 
 
+def poll(check, tries: int) -> None:
+    """Look every 50 ms, at most `tries` times, until `check()` is true (the caller asserts what it waited for)."""
+    for _ in range(tries):
+        if check():
+            return
+        threading.Event().wait(0.05)
+
+
 def make_client(library, calls: Calls | None = None, max_sessions: int = 4, ice_servers=None, routes=()):
     from voiceclone.cloning.matcher_conversion import MatcherConversion
     from voiceclone.pipecat.web.api import PageAPI
@@ -248,10 +256,7 @@ def test_the_session_limit_refuses_the_next_caller_with_a_message_until_a_call_e
         assert refused.status_code == 503
         assert "busy" in refused.json()["detail"] and "max_sessions" in refused.json()["detail"]
         calls.hang_up.set()  # both calls end: their places are freed and the session is forgotten
-        for _ in range(100):
-            if c.get("/api/config").json()["calls"] == 0:
-                break
-            threading.Event().wait(0.05)
+        poll(lambda: c.get("/api/config").json()["calls"] == 0, tries=100)
         assert c.get("/api/config").json()["calls"] == 0
         assert c.post(f"/sessions/{session}/api/offer", json=offer).status_code == 404
         calls.hang_up.clear()
@@ -265,15 +270,9 @@ def test_an_ended_call_lets_go_of_its_connection_at_once(library):
     calls = Calls()
     with make_client(library, calls) as c:
         assert c.post("/api/offer", json=browser_offer()).status_code == 200
-        for _ in range(100):
-            if calls.connections:
-                break
-            threading.Event().wait(0.05)
+        poll(lambda: calls.connections, tries=100)
         calls.hang_up.set()
-        for _ in range(200):
-            if c.get("/api/config").json()["calls"] == 0:
-                break
-            threading.Event().wait(0.05)
+        poll(lambda: c.get("/api/config").json()["calls"] == 0, tries=200)
         assert c.get("/api/config").json()["calls"] == 0
         gc.collect()
         assert calls.connections and calls.connections[0]() is None, "the ended call's connection is still held"
@@ -299,15 +298,10 @@ def test_an_ended_call_is_collected_without_waiting_for_pythons_own_collector(li
     try:
         with make_client(library, calls) as c:
             assert c.post("/api/offer", json=browser_offer()).status_code == 200
-            for _ in range(200):
-                if calls.connections:
-                    break
-                threading.Event().wait(0.05)
+            poll(lambda: calls.connections, tries=200)
             calls.hang_up.set()
-            for _ in range(600):  # generous: the collection runs on a worker thread after the call's end
-                if calls.connections and calls.connections[0]() is None:
-                    break
-                threading.Event().wait(0.05)
+            # generous: the collection runs on a worker thread after the call's end
+            poll(lambda: calls.connections and calls.connections[0]() is None, tries=600)
             assert calls.connections and calls.connections[0]() is None, "the ended call was not collected"
     finally:
         gc.enable()

@@ -213,6 +213,19 @@ def test_exporting_onto_an_existing_file_needs_force(lib, tmp_path):
     assert lib.export("v", recording, force=True) == recording and tarfile.is_tarfile(recording)
 
 
+def test_exporting_through_a_link_or_onto_a_device(lib, tmp_path):
+    make_voice(lib, "v")
+    real = tmp_path / "real.tar.gz"
+    real.write_bytes(b"an old archive")
+    link = tmp_path / "v.tar.gz"
+    link.symlink_to(real)
+    lib.export("v", link, force=True)
+    assert link.is_symlink() and tarfile.is_tarfile(real)  # written through the link, the link kept
+    with pytest.raises(StorageError, match="is not a plain file"):
+        lib.export("v", Path(os.devnull), force=True)
+    assert Path(os.devnull).is_char_device()
+
+
 def test_exporting_to_a_disk_that_really_fills(lib, tiny_disk):
     make_voice(lib, "v", seconds=10.0)
     result = run_cli("voices", "export", "v", str(tiny_disk / "v.tar.gz"), "--voices-dir", str(lib.root))

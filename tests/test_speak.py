@@ -14,6 +14,7 @@ from fake_openai import GOOD_KEY, FakeSpeechServer
 from voiceclone.cloning.cloned import ClonedVoice
 from voiceclone.cloning.enrollment import enroll
 from voiceclone.cloning.openvoice_conversion import OpenVoiceConversion, source_embedding
+from voiceclone.errors import UserError
 from voiceclone.openvoice.converter import ToneColorConverter
 from voiceclone.speak.run import speak_to
 from voiceclone.speak.sinks import RawSink, WavSink
@@ -293,6 +294,42 @@ def test_the_file_name_chooses_the_format(tmp_path, speech, suffix, fmt):
     else:  # lossy, but the same speech: the waveforms correlate closely
         assert np.corrcoef(audio, speech)[0, 1] > 0.9
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+def test_an_output_through_a_link_replaces_the_file_it_points_at_and_keeps_the_link(tmp_path, speech):
+    from voiceclone.speak.sinks import file_sink
+
+    real = tmp_path / "takes" / "real.wav"
+    real.parent.mkdir()
+    real.write_bytes(b"an old take")
+    link = tmp_path / "latest.wav"
+    link.symlink_to(real)
+    speak_to(["a"], lambda sentence: iter([speech]), 22050, [file_sink(link, 22050)], 22050)
+    assert link.is_symlink() and link.resolve() == real
+    assert sf.info(real).format == "WAV"
+    assert sorted(p.name for p in real.parent.iterdir()) == ["real.wav"]  # no temporary file left
+
+
+def test_an_output_that_is_a_device_or_a_pipe_is_refused_not_replaced(tmp_path, cache):
+    from voiceclone.speak.sinks import file_sink
+
+    pipe = tmp_path / "pipe.wav"
+    os.mkfifo(pipe)
+    for target in (pipe, Path(os.devnull)):
+        with pytest.raises(UserError, match="is not a plain file .* use -o - and redirect standard output"):
+            file_sink(target, 22050)
+    assert pipe.is_fifo() and Path(os.devnull).is_char_device()
+    result = cli("hi", "--no-clone", "-o", str(pipe), models_dir=None, cache=cache)
+    assert result.returncode != 0 and "is not a plain file (a device or a pipe)" in error_line(result)
+    assert pipe.is_fifo()
+
+
+def test_an_output_whose_folder_is_a_file_says_so(tmp_path):
+    from voiceclone.speak.sinks import file_sink
+
+    (tmp_path / "take.wav").write_bytes(b"RIFF")
+    with pytest.raises(UserError, match="take.wav: is a file, not a folder"):
+        file_sink(tmp_path / "take.wav" / "x.wav", 22050)
 
 
 def test_no_converter_names_the_download_command(tmp_path, library, cache):

@@ -89,6 +89,29 @@ def output_folder(folder: str | Path) -> Path:
     return folder
 
 
+def rename_target(path: Path) -> Path:
+    """Where a file written beside `path` and renamed into place must go: through a symbolic link to the file it
+    points at (the link stays a link), never over something that is not a plain file.
+
+    Renaming over a device or a pipe would replace it with a plain file (`-o /dev/null` run as root would destroy
+    /dev/null); those are refused in one line.
+
+    Raises:
+        StorageError: `path` (or the end of its links) exists and is neither a plain file nor a folder, or the
+            folder it would go into is a file.
+    """
+    path = Path(path)
+    target = Path(os.path.realpath(path))
+    if target.exists() and not target.is_file() and not target.is_dir():
+        raise StorageError(
+            f"{path}: is not a plain file (a device or a pipe) and will not be replaced; give a file name "
+            "(to stream audio, use -o - and redirect standard output)"
+        )
+    if target.parent.exists() and not target.parent.is_dir():
+        raise StorageError(f"{path.parent}: is a file, not a folder")
+    return target
+
+
 def create_temp(folder: Path, prefix: str, suffix: str = "") -> tuple[int, Path]:
     """A new empty file with a unique name in `folder`, open for writing, with the permissions the umask gives.
 

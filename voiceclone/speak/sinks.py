@@ -12,7 +12,7 @@ import soundfile as sf
 
 from voiceclone.audio.pcm import PCM16_BYTES, pcm16, to_int16, wav_writer
 from voiceclone.errors import UserError
-from voiceclone.files import create_temp, reporting_write_errors, storage_error
+from voiceclone.files import create_temp, rename_target, reporting_write_errors, storage_error
 
 
 class OutputError(UserError):
@@ -47,7 +47,8 @@ def file_sink(path: Path, sample_rate: int) -> FileSink:
 
 
 class FileSink:
-    """A file written as chunks come, into a temporary file renamed into place only when complete.
+    """A file written as chunks come, into a temporary file renamed into place only when complete (through a
+    symbolic link, to the file it points at).
 
     A failed write keeps its errno and ends as one line naming the file; the old file, if any, is untouched.
     The file is created with the permissions the umask gives, like any file a program writes.
@@ -57,7 +58,8 @@ class FileSink:
         self.path = Path(path)
         if self.path.is_dir():
             raise OutputError(f"{self.path}: is a folder; give a file name such as {self.path / 'speech.wav'}")
-        folder = self.path.parent
+        self._target = rename_target(self.path)  # through a link; never over a device or a pipe
+        folder = self._target.parent
         if not folder.is_dir():
             raise OutputError(f"{folder}: folder not found for the output file")
         try:
@@ -88,7 +90,7 @@ class FileSink:
     def _finish(self) -> None:
         """Complete the temporary file and rename it into place."""
         self._file.close()
-        os.replace(self._tmp, self.path)
+        os.replace(self._tmp, self._target)
         self._done = True
 
     def _abandon(self) -> None:

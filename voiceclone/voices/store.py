@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock, Timeout
 
-from voiceclone.files import npy_bytes, reporting_write_errors, write_atomic, write_durable
+from voiceclone.files import npy_bytes, rename_target, reporting_write_errors, write_atomic, write_durable
 from voiceclone.voices.archive import check_voice_files, read_archive, write_archive
 from voiceclone.voices.errors import VoiceError, VoiceExists, damaged_error
 from voiceclone.voices.folder import Voice, VoiceEntry, inspect, is_voice_folder
@@ -201,9 +201,10 @@ class VoiceLibrary:
             raise VoiceError(f"{archive.parent}: folder not found")
         if archive.exists() and not force:
             raise VoiceError(f"{archive}: already exists; give another file name, or --force to replace it")
+        target = rename_target(archive)  # through a link; never over a device or a pipe
         files = self._snapshot(name)
         with reporting_write_errors(archive):
-            write_archive(archive, name, files)
+            write_archive(target, name, files)
         return archive
 
     def import_archive(self, archive: Path, name: str | None = None, force: bool = False) -> Voice:

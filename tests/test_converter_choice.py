@@ -102,6 +102,20 @@ def test_an_older_voice_gets_its_profile_from_the_kept_speech(matcher_env, tmp_p
     assert (voices / "bob" / "profile-m2.json").is_file() and profile.to_json() == library.get("bob").profile("m2")
 
 
+def test_a_damaged_profile_is_made_again_and_the_voice_and_its_consent_kept(matcher_env, tmp_path):
+    voices = tmp_path / "voices"
+    shutil.copytree(matcher_env["VOICECLONE_VOICES_DIR"] / "bob", voices / "bob")
+    before = json.loads((voices / "bob" / "voice.json").read_text())
+    (voices / "bob" / "profile-m2.json").write_text("garbage")
+    env = {**matcher_env, "VOICECLONE_VOICES_DIR": voices}
+    result = run_cli("speak", "Hi there.", "--voice", "bob", "-o", str(tmp_path / "o.wav"), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "profile-m2.json is not valid JSON; making it again from the kept speech" in result.stderr
+    assert VoiceLibrary(voices).get("bob").profile("m2") is not None  # remade, valid
+    after = json.loads((voices / "bob" / "voice.json").read_text())
+    assert after.get("consent") == before.get("consent")
+
+
 def test_a_profile_stored_before_codebooks_gets_its_codebook_from_the_kept_speech(matcher_env, tmp_path):
     voices = tmp_path / "voices"
     shutil.copytree(matcher_env["VOICECLONE_VOICES_DIR"] / "bob", voices / "bob")

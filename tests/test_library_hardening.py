@@ -282,17 +282,26 @@ DAMAGE = {
     "speech cut": (lambda v: _cut(v / "speech.flac"), "speech.flac"),
     "speech garbage": (lambda v: (v / "speech.flac").write_bytes(b"x" * 5000), "speech.flac cannot be decoded"),
     "speech missing": (lambda v: (v / "speech.flac").unlink(), "speech.flac is missing"),
-    "embedding garbage": (lambda v: (v / "embedding-v2.npy").write_bytes(b"junk"), "embedding-v2.npy is not plain"),
-    "embedding pickle": (
-        lambda v: (v / "embedding-v2.npy").write_bytes(pickle.dumps({"a": 1})),
-        "embedding-v2.npy is not plain",
-    ),
-    "embedding shape": (
-        lambda v: np.save(v / "embedding-v2.npy", np.zeros((3, 3), np.float32)),
-        "not a speaker embedding",
-    ),
-    "profile a list": (lambda v: (v / "profile-m1.json").write_text("[]"), "profile-m1.json is not a JSON object"),
 }
+
+# Files made from the kept speech: damaged, they are as good as missing (made again when needed), never the voice's
+# damage: removing the voice for them would lose its consent record.
+DERIVED_DAMAGE = {
+    "embedding garbage": lambda v: (v / "embedding-v2.npy").write_bytes(b"junk"),
+    "embedding pickle": lambda v: (v / "embedding-v2.npy").write_bytes(pickle.dumps({"a": 1})),
+    "embedding shape": lambda v: np.save(v / "embedding-v2.npy", np.zeros((3, 3), np.float32)),
+    "profile a list": lambda v: (v / "profile-m2.json").write_text("[]"),
+    "profile not json": lambda v: (v / "profile-m2.json").write_text("garbage"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DERIVED_DAMAGE))
+def test_a_damaged_embedding_or_profile_counts_as_missing(lib, kind):
+    make_voice(lib, "v")
+    DERIVED_DAMAGE[kind](lib.root / "v")
+    assert [(e.name, e.ok) for e in lib.scan()] == [("v", True)]
+    voice = lib.get("v")
+    assert voice.embedding("v2") is None if "embedding" in kind else voice.profile("m2") is None
 
 
 @pytest.mark.parametrize("kind", sorted(DAMAGE))
@@ -321,8 +330,7 @@ def test_reading_a_damaged_file_of_a_voice_in_hand(lib):
     with pytest.raises(VoiceError, match=r"voice 'v' .* is damaged \(speech.flac .*voices rm v --yes"):
         voice.speech()
     (voice.folder / "embedding-v2.npy").write_bytes(b"junk")
-    with pytest.raises(VoiceError, match=r"is damaged \(embedding-v2.npy is not plain numbers\)"):
-        voice.embedding("v2")
+    assert voice.embedding("v2") is None  # made again from the speech when needed
     (voice.folder / "speech.flac").unlink()
     with pytest.raises(VoiceError, match=r"is damaged \(speech.flac is missing\)"):
         voice.speech()
@@ -671,3 +679,37 @@ def test_names_that_differ_only_in_letter_case_are_one_name(tmp_path, recordings
         lib.rename("bob", "Carol")
     lib.rename("bob", "Bob")  # its own name in other letters is fine
     assert sorted(e.name for e in lib.scan()) == ["Bob", "carol"]
+
+
+def test_a_voice_is_found_in_any_letter_case(lib):
+    make_voice(lib, "alice")
+    assert lib.get("Alice").name == "alice" and lib.entry("ALICE").name == "alice"
+    lib.rename("ALICE", "alicia")
+    assert lib.names() == ["alicia"]
+    lib.remove("Alicia")
+    assert lib.names() == []
+
+
+def test_a_folder_in_the_way_of_a_new_voice_is_named_before_any_work(lib):
+    make_voice(lib, "a")
+    (lib.root / "emptydir").mkdir()
+    (lib.root / "stray.txt").write_text("notes")
+    for name in ("emptydir", "stray.txt"):
+        with pytest.raises(VoiceError, match="is in the voice library but is not a voice .*move it away"):
+            lib.ensure_free(name)
+    assert (lib.root / "stray.txt").read_text() == "notes"
+
+
+def test_a_bare_voice_name_is_the_enrolled_voice_even_beside_a_file_of_that_name(lib, tmp_path, monkeypatch):
+    from voiceclone.voices.lookup import find_voice
+
+    make_voice(lib, "bob")
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    (elsewhere / "bob").write_bytes(b"RIFF a stray recording")
+    (elsewhere / "dave").write_bytes(b"RIFF a recording")
+    monkeypatch.chdir(elsewhere)
+    assert find_voice(lib, "bob").name == "bob"  # not the stray file: it has none of the voice's consent
+    assert find_voice(lib, "Bob").name == "bob"
+    assert find_voice(lib, "./bob") == Path("./bob")  # a path still names the file
+    assert find_voice(lib, "dave") == Path("dave")  # no voice of that name: the file

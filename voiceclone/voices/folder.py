@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from loguru import logger
 
 from voiceclone.voices.errors import Damage, damaged_error
 from voiceclone.voices.names import (
     META_FILE,
     SPEECH_FILE,
     embedding_file,
-    is_embedding_file,
-    is_profile_file,
     is_voice_file,
     profile_file,
 )
@@ -32,22 +31,22 @@ class Voice:
     record: VoiceRecord
 
     def embedding(self, version: str) -> np.ndarray | None:
-        """The stored `[1, N, 1]` embedding for a converter version, if any."""
+        """The stored `[1, N, 1]` embedding for a converter version, if any (a damaged one counts as none)."""
         path = self.folder / embedding_file(version)
         if not path.is_file():
             return None
-        return self._read(lambda: parse_embedding(read_small(path), path.name))
+        return self._derived(lambda: parse_embedding(read_small(path), path.name))
 
     def embedding_checkpoint(self, version: str) -> str | None:
         """SHA-256 of the checkpoint that made the stored embedding of `version`."""
         return self.record.embedding_checkpoint(version)
 
     def profile(self, version: str) -> dict | None:
-        """The stored profile for a matcher version, if any."""
+        """The stored profile for a matcher version, if any (a damaged one counts as none)."""
         path = self.folder / profile_file(version)
         if not path.is_file():
             return None
-        return self._read(lambda: parse_profile(read_small(path), path.name))
+        return self._derived(lambda: parse_profile(read_small(path), path.name))
 
     def speech(self) -> tuple[np.ndarray, int]:
         """The processed speech kept for re-embedding (mono float32) and its sample rate."""
@@ -55,6 +54,15 @@ class Voice:
         if not path.is_file():
             raise damaged_error(self.name, self.folder.parent, f"{SPEECH_FILE} is missing")
         return self._read(lambda: decode_speech(str(path)))
+
+    def _derived(self, read):
+        """A file made from the kept speech (an embedding, a profile): damaged, it is as good as missing, and the
+        converter makes it again from the speech (removing the voice for it would lose its consent record)."""
+        try:
+            return read()
+        except Damage as damage:
+            logger.warning(f"voice {self.name!r}: {damage}; making it again from the kept speech")
+            return None
 
     def _read(self, read):
         try:
@@ -87,15 +95,11 @@ def is_voice_folder(folder: Path) -> bool:
 
 
 def inspect(name: str, folder: Path) -> VoiceEntry:
-    """A voice folder's health: every file is read and checked, the speech only at its start and end."""
+    """A voice folder's health: its description and its speech (only at its start and end). Embeddings and
+    profiles are not its health: made from the speech, a damaged one is made again when it is needed."""
     try:
         record = VoiceRecord.parse(read_small(folder / META_FILE))
         check_speech(folder / SPEECH_FILE)
-        for path in sorted(folder.iterdir()):
-            if is_embedding_file(path.name):
-                parse_embedding(read_small(path), path.name)
-            elif is_profile_file(path.name):
-                parse_profile(read_small(path), path.name)
     except Damage as damage:
         return VoiceEntry(name, folder, None, str(damage))
     except OSError as exc:

@@ -22,21 +22,32 @@ from voiceclone.voices.store import VoiceLibrary
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif"}
 
 
-def voice_file(voice: str) -> Path | None:
+def voice_file(voice: str, library: VoiceLibrary) -> Path | None:
     """The audio file `--voice` names, or None when it names an enrolled voice (see `find_voice`)."""
     path = Path(voice).expanduser()
-    if path.suffix.lower() in AUDIO_SUFFIXES or "/" in voice or path.exists():
+    if path.suffix.lower() in AUDIO_SUFFIXES or "/" in voice:
         if not path.exists():
             raise AudioError(f"{path}: voice file not found")
         return path
-    return None
+    # A bare word is the enrolled voice when there is one: a stray file of that name in the current folder must
+    # not be cloned in its place (it has none of the voice's consent); `./name` still names the file.
+    if _is_enrolled(library, voice) or not path.exists():
+        return None
+    return path
+
+
+def _is_enrolled(library: VoiceLibrary, voice: str) -> bool:
+    try:
+        return library.exists(library.stored_name(voice))
+    except VoiceError:  # not a name a voice can have
+        return False
 
 
 def find_voice(library: VoiceLibrary, voice: str) -> Path | Voice:
     """What `--voice` names: an audio file to clone on the fly, or an enrolled voice.
 
-    A value with an audio suffix or a `/`, or naming something that exists, is a file; anything else is a
-    voice name. Either must exist: the error says which was looked for.
+    A value with an audio suffix or a `/` is a file; a bare word is an enrolled voice, or else a file of that
+    name if one exists. Either must exist: the error says which was looked for.
 
     Args:
         library: Where enrolled voices are looked up.
@@ -45,7 +56,7 @@ def find_voice(library: VoiceLibrary, voice: str) -> Path | Voice:
     Returns:
         The file's path, or the stored voice.
     """
-    path = voice_file(voice)
+    path = voice_file(voice, library)
     return path if path is not None else library.get(voice)
 
 
@@ -85,7 +96,7 @@ def check_consent(policy: str, library: VoiceLibrary, voice: str) -> None:
         library: Where enrolled voices are looked up.
         voice: `--voice`: an enrolled name or an audio file (a file carries no consent record).
     """
-    path = voice_file(voice)
+    path = voice_file(voice, library)
     if path is not None:
         check_policy(policy, None, f"the voice file {path.name}")
     else:

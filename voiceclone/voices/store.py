@@ -75,8 +75,9 @@ class VoiceLibrary:
         return [entry for name in self.names() if (entry := self._entry(name)) is not None]
 
     def entry(self, name: str) -> VoiceEntry:
-        """One voice with its health, usable or damaged; an error if there is no voice of that name."""
-        check_name(name)
+        """One voice with its health, usable or damaged; an error if there is no voice of that name (in any letter
+        case: "Alice" finds the voice stored as "alice")."""
+        name = self.stored_name(name)
         entry = self._entry(name)
         if entry is None:
             raise self._unknown(name)
@@ -102,6 +103,11 @@ class VoiceLibrary:
             )
         if not force and self.exists(name):
             raise self._taken(name)
+        if not self.exists(name) and (self.root / name).exists():
+            raise VoiceError(
+                f"{self.root / name}: is in the voice library but is not a voice (an empty folder or a stray file); "
+                "move it away, or choose another name"
+            )
 
     def other_case(self, name: str) -> str | None:
         """The stored voice whose name is `name` in other letter case ("Carol" for "carol"), or None."""
@@ -114,6 +120,13 @@ class VoiceLibrary:
         return next(
             (p.name for p in entries if p.name != name and p.name.casefold() == folded and is_voice_folder(p)), None
         )
+
+    def stored_name(self, name: str) -> str:
+        """How `name` is spelt in the library: itself, or the stored voice's name in other letter case (names
+        ignore letter case), or `name` when there is no such voice."""
+        if self.exists(name):
+            return name
+        return self.other_case(name) or name
 
     def exists(self, name: str) -> bool:
         """Whether a voice of that name is stored (usable or damaged)."""
@@ -161,6 +174,7 @@ class VoiceLibrary:
 
     def remove(self, name: str) -> None:
         """Delete a voice, damaged or not: renamed out of the library first, so a crash never leaves half a voice."""
+        name = self.stored_name(name)
         if not self.exists(name):
             raise self._unknown(name)
         with reporting_write_errors(self.root / name), self._locked():
@@ -174,6 +188,7 @@ class VoiceLibrary:
     def rename(self, old: str, new: str) -> Voice:
         """Give a voice a new name (fails if the new name is taken)."""
         check_name(new)
+        old = self.stored_name(old)
         self.get(old)  # a clear error before touching anything
         with reporting_write_errors(self.root / new), self._locked():
             voice = self.get(old)

@@ -37,7 +37,8 @@ def test_config_check_names_the_missing_keys():
         ("vad:\n  stop_secs: -1\n", "vad.stop_secs:"),
         ("tts:\n  tau: hot\n", "tts.tau:"),
         ("tts:\n  voice: ${NOT_SET_ANYWHERE}\n", "tts.voice: ${NOT_SET_ANYWHERE} is not set"),
-        ("pipeline: [1\n", "not valid YAML"),
+        ("pipeline: [1\n", "not valid YAML: while parsing a flow sequence (line 1), expected ',' or ']'"),
+        ("a: b\n  c: d\n", "not valid YAML: mapping values are not allowed here (line 2)"),
     ],
 )
 def test_bad_config_values_name_the_key_path(tmp_path, text, needle):
@@ -70,6 +71,18 @@ def test_a_missing_or_unknown_engine_is_said_in_the_files_words(tmp_path, text, 
 def test_missing_keys_are_reported_before_anything_connects(tmp_path):
     result = cli("run-bot", "--config", "configs/daily.yaml", "--voice", "alice", "--voices-dir", str(tmp_path))
     assert "missing DEEPGRAM_API_KEY, OPENAI_API_KEY, DAILY_API_KEY" in error_line(result)
+
+
+@pytest.mark.parametrize(
+    "transport,needle",
+    [
+        ("pigeon", "--transport 'pigeon': choose one of daily, webrtc, local"),  # the transport, not the port
+        ("daily", "--host and --port are for the webrtc transport"),
+    ],
+)
+def test_port_with_a_transport_that_takes_none(tmp_path, transport, needle):
+    args = ("--config", "offline", "--voice", "x", "--transport", transport, "--port", "7999")
+    assert needle in error_line(cli("run-bot", *args, "--voices-dir", str(tmp_path)))
 
 
 def test_transport_flag_overrides_the_file(tmp_path):

@@ -254,6 +254,7 @@ def test_openai_engine_errors(cache):
         (["hi", "--voice", "bob", "-o", "{tmp}/no/such/dir/a.wav"], "folder not found"),
         (["hi", "--voice", "bob", "-o", "{tmp}"], "is a folder"),
         (["hi", "--voice", "bob", "-o", "{tmp}/a.wav", "--piper-voice", "{tmp}/none.onnx"], "Piper voice not found"),
+        (["hi", "--voice", "bob", "-o", "{tmp}/a.wav", "--piper-voice", "{alice}"], "not a Piper voice (a"),
         (["hi", "--voice", "bob", "-o", "{tmp}/a.wav", "--engine", "openai"], "OPENAI_API_KEY"),
         (["hi", "--voice", "bob"], "say where the audio goes"),
         (["hi", "--voice", "bob", "-o", "{tmp}/a.txt"], "cannot write '.txt' audio"),

@@ -33,7 +33,10 @@ def bot_settings(
     converter: str | None = None,
 ):
     """The bot's config with the command line's overrides; `--host`/`--port` only for the WebRTC transport."""
-    if (host is not None or port is not None) and (transport or _file_transport(config)) != "webrtc":
+    transport = transport.strip().lower() if transport else transport  # "WebRTC" is webrtc
+    # The transport is checked first (`settings` refuses an unknown one): "--transport pigeon --port 7999" is
+    # about the transport, not the port.
+    if (host is not None or port is not None) and _transport(config, transport) != "webrtc":
         raise UserError("--host and --port are for the webrtc transport (add --transport webrtc)")
     return settings(
         config,
@@ -45,9 +48,11 @@ def bot_settings(
     )
 
 
-def _file_transport(config: Path) -> str:
-    """The transport a config file names (webrtc when it names none)."""
-    return settings(config).transport.type if config else BotConfig().transport.type
+def _transport(config: Path, transport: str | None) -> str:
+    """The transport the bot will use: `--transport` (checked), else the config file's (webrtc when it names none)."""
+    if not config:
+        return transport or BotConfig().transport.type
+    return settings(config, transport__type=("--transport", transport)).transport.type
 
 
 def log_to_terminal(verbose: bool) -> None:

@@ -39,9 +39,7 @@ def read_yaml(path: Path) -> dict:
         _check_shape(yaml.compose(text, Loader=yaml.SafeLoader), path)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
+        raise ConfigError(f"{path}: not valid YAML{_yaml_problem(exc, text)}") from None
     except RecursionError:  # PyYAML's composer recurses once per level: thousands of `[` end here
         raise ConfigError(f"{path}: nested more than {MAX_DEPTH} levels deep; a config is a few levels") from None
     if data is None:
@@ -89,3 +87,20 @@ def _substitute(value, path: Path, keys: list[str]):
 
         return _VAR.sub(fill, value)
     return value
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
+    """What PyYAML found wrong and where, in words: ": while parsing a flow sequence (line 3), expected ',' or ']',
+    but got '<stream end>' (line 3)". The end of the file counts as its last line, not the one after it."""
+    lines = max(1, len(text.splitlines()))
+
+    def at(mark) -> str:
+        return f" (line {min(mark.line + 1, lines)})" if mark is not None else ""
+
+    parts = []
+    context, problem = getattr(exc, "context", None), getattr(exc, "problem", None)
+    if context:
+        parts.append(f"{context}{at(getattr(exc, 'context_mark', None))}")
+    if problem:
+        parts.append(f"{problem}{at(getattr(exc, 'problem_mark', None))}")
+    return ": " + ", ".join(parts) if parts else ""

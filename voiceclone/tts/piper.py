@@ -41,6 +41,8 @@ class PiperEngine:
         config = model.with_name(model.name + ".json")
         if not model.is_file():
             raise TTSError(f"{model}: Piper voice not found (give the path of a .onnx voice file)")
+        if model.suffix.lower() != ".onnx":
+            raise TTSError(f"{model}: not a Piper voice (a Piper voice is a .onnx file with its .onnx.json beside it)")
         if not config.is_file():
             raise TTSError(f"{config}: missing; a Piper voice needs its .onnx.json file beside the .onnx")
         try:

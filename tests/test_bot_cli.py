@@ -85,6 +85,14 @@ def test_port_with_a_transport_that_takes_none(tmp_path, transport, needle):
     assert needle in error_line(cli("run-bot", *args, "--voices-dir", str(tmp_path)))
 
 
+def test_config_check_notes_a_voice_that_is_not_enrolled(tmp_path):
+    path = tmp_path / "bot.yaml"
+    path.write_text("tts:\n  voice: nobody\n")
+    result = cli("config", "check", str(path), env={"VOICECLONE_VOICES_DIR": str(tmp_path / "voices")})
+    assert result.returncode == 0  # the file is right; the library may get the voice before the bot runs
+    assert "note: run-bot would refuse its voice as things stand: no voice named 'nobody'" in result.stdout
+
+
 def test_transport_flag_overrides_the_file(tmp_path):
     keys = {"DEEPGRAM_API_KEY": "x", "OPENAI_API_KEY": "x"}
     result = cli("config", "check", "configs/webrtc.yaml", "--transport", "daily", env=keys)

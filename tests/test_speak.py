@@ -231,6 +231,15 @@ def test_openai_engine_against_a_fake_server(tmp_path, models_dir, library, cach
     assert sf.info(out).frames == pytest.approx(2 * 22050, abs=64)
 
 
+def test_an_openai_address_that_is_no_address_is_one_line(tmp_path, cache):
+    env = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": "notaurl"}
+    result = cli(
+        "hi", "--no-clone", "--engine", "openai", "-o", str(tmp_path / "a.wav"), models_dir=None, cache=cache, env=env
+    )
+    assert "OPENAI_BASE_URL 'notaurl' is not an http(s) address" in error_line(result)
+    assert not (tmp_path / "a.wav").exists()
+
+
 def test_openai_engine_errors(cache):
     with pytest.raises(TTSError, match="API key"):
         OpenAIEngine(OpenAISettings(base_url="http://127.0.0.1:9/v1"))

@@ -10,6 +10,7 @@ import typer
 from voiceclone.cli.bot_settings import TransportOption, bot_settings
 from voiceclone.cli.common import say
 from voiceclone.config.needs import check_keys
+from voiceclone.errors import UserError
 
 app = typer.Typer(help="Bot config files: check them before running.", no_args_is_help=True)
 
@@ -27,12 +28,29 @@ def config_check(
     stt = describe_stt(cfg)
     llm = describe_llm(cfg)
     voice = cfg.tts.voice or "none yet (give --voice when running)"
+    missing = _voice_not_found(cfg)
     say(
         f"{file}: transport {cfg.transport.type}, stt {stt}, llm {llm}, "
         f"tts {cfg.tts.engine} in voice {voice}, converter {_converter(cfg.tts.converter)}",
         "ok:",
         "green",
     )
+    if missing:
+        say(missing, "note:", "yellow")
+
+
+def _voice_not_found(cfg) -> str | None:
+    """Why `run-bot` would refuse the config's voice as things stand (not the file's fault: the library's)."""
+    if not cfg.tts.voice:
+        return None
+    from voiceclone.cli.common import library
+    from voiceclone.voices.lookup import find_voice
+
+    try:
+        find_voice(library(cfg, None), cfg.tts.voice)
+    except UserError as exc:
+        return f"run-bot would refuse its voice as things stand: {exc}"
+    return None
 
 
 def _converter(c) -> str:

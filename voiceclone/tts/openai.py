@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from typing import Optional
+from urllib.parse import urlsplit
 
 import numpy as np
 from pydantic import Field
@@ -41,6 +42,9 @@ class OpenAIEngine:
         if not key:
             raise TTSError("the openai engine needs an API key: set OPENAI_API_KEY (in the environment or .env)")
         base_url = s.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
+            where = "base_url" if s.base_url else "OPENAI_BASE_URL"
+            raise TTSError(f"{where} {base_url!r} is not an http(s) address, e.g. https://api.openai.com/v1")
         self._client = openai.OpenAI(api_key=key, base_url=base_url, timeout=s.timeout_s, max_retries=1)
         self._base_url = base_url
         self._identity = hashlib.sha256(f"openai|{base_url}|{s.model}|{s.voice}".encode()).hexdigest()[:24]

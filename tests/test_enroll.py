@@ -128,6 +128,22 @@ def test_bad_names_are_refused(tmp_path, models_dir, recordings, name):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--consent", "she agreed", "--consent-phrase"], "give the consent one way"),
+        (["--consent", "she agreed", "--consent-audio", "{bob}"], "give the consent one way"),
+        (["--consent-phrase", "--consent-audio", "{bob}"], "give the spoken consent once"),
+    ],
+)
+def test_consent_given_two_ways_is_refused_not_half_ignored(tmp_path, models_dir, recordings, extra, needle):
+    extra = [a.format(bob=recordings["bob"]) for a in extra]
+    lib = tmp_path / "voices"
+    result = cli("enroll", str(recordings["bob"]), *extra, "--voices-dir", str(lib), models_dir=models_dir)
+    assert needle in error_line(result)
+    assert not lib.exists() or list(lib.iterdir()) == []
+
+
 def test_no_converter_installed_says_how_to_get_one(tmp_path, recordings):
     result = cli(
         "enroll",

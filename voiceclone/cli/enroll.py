@@ -87,6 +87,15 @@ def enroll(
             _show_sentence(consent_sentence(speaker or speaker_from_voice_name(name), date.today()))
             return
         raise UserError("give the recordings to enroll (or --name NAME --consent-phrase to see the sentence to read)")
+    if consent is not None and (consent_phrase or consent_audio is not None):
+        raise UserError(
+            "give the consent one way: spoken (--consent-phrase or --consent-audio, verified) or as text (--consent)"
+        )
+    if consent_phrase and consent_audio is not None:
+        raise UserError(
+            "give the spoken consent once: at the start of the recording (--consent-phrase) or in its own file "
+            "(--consent-audio)"
+        )
     voice_name = choose_name(lib, samples, name, force)  # a bad or taken name fails before any checking
     for path in [*samples, *([consent_audio] if consent_audio else [])]:
         check_audio_file(Path(path))  # so does a missing file

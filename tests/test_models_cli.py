@@ -66,6 +66,15 @@ def test_bad_config_file_is_one_line(tmp_path):
     assert "not found" in one_line_error(run("models", "list", "--config", str(tmp_path / "missing.yaml")))
 
 
+def test_a_models_folder_that_is_a_file_is_one_line(tmp_path):
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("x")
+    for command in (["models", "list"], ["models", "download"]):
+        line = one_line_error(run(*command, env={"VOICECLONE_MODELS_DIR": str(not_a_folder)}))
+        assert f"{not_a_folder}: not a folder; converters are kept in a folder" in line
+    assert not_a_folder.read_text() == "x"
+
+
 def test_unknown_version_is_one_line(tmp_path):
     assert "unknown converter version" in one_line_error(
         run("models", "path", "--version", "v9", "--models-dir", str(tmp_path))

@@ -133,7 +133,10 @@ def settings(config: Path | None, **overrides: tuple[str, object]) -> BotConfig:
 
 def store(cfg: BotConfig, models_dir: Path | None) -> ModelStore:
     """The converter store the flags, the environment and the config name (in that order)."""
-    return ModelStore.from_settings(models_dir or cfg.models_dir)
+    found = ModelStore.from_settings(models_dir or cfg.models_dir)
+    if found.root is not None and found.root.exists() and not found.root.is_dir():
+        raise UserError(f"{found.root}: not a folder; converters are kept in a folder (--models-dir, {MODELS_DIR_ENV})")
+    return found
 
 
 def library(cfg: BotConfig, voices_dir: Path | None) -> VoiceLibrary:

@@ -182,15 +182,17 @@ def test_the_consent_sentence_names_the_speaker_and_today(client):
         (json.dumps({"sdp": "v=0 m=audio", "type": "offer", "pc_id": 7}).encode(), "application/json", 422, "pc_id: "),
         (
             json.dumps({"sdp": "v=0 m=audio", "type": "offer", "request_data": 3}).encode(),
-            "text/plain",
+            "application/json",
             422,
             "request_data: ",
         ),
+        (json.dumps({"sdp": "v=0 m=audio", "type": "offer"}).encode(), "text/plain", 415, "Content-Type: application"),
+        (json.dumps({"sdp": "v=0 m=audio", "type": "offer"}).encode(), "", 415, "send the request as JSON"),
         (b"{" + b" " * 300_000 + b"}", "application/json", 413, "larger"),
         (b"[" * 5000 + b"]" * 5000, "application/json", 400, "nested"),
         (
             b'{"sdp": "m=audio", "type": "offer", "request_data": {"a": ' + b"[" * 200 + b"]" * 200 + b"}}",
-            "",
+            "application/json; charset=utf-8",
             400,
             "nested",
         ),
@@ -205,6 +207,8 @@ def test_malformed_offers_get_a_4xx_with_a_message(client, body, content_type, s
 def test_an_offer_that_cannot_be_used_is_a_400(client):
     response = client.post("/api/offer", json={"sdp": "v=0\r\nm=audio nonsense\r\n", "type": "offer"})
     assert response.status_code == 400 and "cannot be used" in response.json()["detail"]
+    response = client.post("/api/offer", json={"sdp": "m=audio garbage", "type": "offer"})
+    assert response.json()["detail"] == "the offer cannot be used: its session description (SDP) is not valid"
 
 
 def test_an_offer_for_an_unknown_voice_is_refused_before_any_call(library):
@@ -389,6 +393,9 @@ def test_start_sessions_stay_bounded_in_size_number_and_age(library, monkeypatch
             assert c.post("/start", json={"body": {"voice": "bob"}}).status_code == 200
         sessions = c.app.state.sessions
         assert len(sessions) == web_app.MAX_PENDING_SESSIONS  # the oldest went first
+        sessions.bind("forgotten-while-answered", "pc-1", {"voice": "bob"})  # its call exists: it comes back
+        assert sessions.body("forgotten-while-answered") == {"voice": "bob"}
+        sessions.call_ended("pc-1")
         monkeypatch.setattr(web_app, "SESSION_TTL_S", 0.0)
         sessions.prune()  # what the app's timer does every PRUNE_EVERY_S
         assert len(sessions) == 0

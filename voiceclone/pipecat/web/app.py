@@ -181,9 +181,13 @@ class _Sessions:
             raise HTTPException(status_code=404, detail=f"unknown session {session_id[:64]!r}")
         return self._sessions[session_id][1]
 
-    def bind(self, session_id: str, pc_id: str) -> None:
-        """Remember the call made through the session, so that the session ends with it."""
-        created, body, _ = self._sessions[session_id]
+    def bind(self, session_id: str, pc_id: str, body: dict) -> None:
+        """Remember the call made through the session, so that the session ends with it.
+
+        The session may have been forgotten while its offer was answered (`new` drops the oldest pending ones when
+        many come at once): the call exists all the same, so the session comes back, bound to it.
+        """
+        created = self._sessions.get(session_id, (time.monotonic(), body, None))[0]
         self._sessions[session_id] = (created, body, pc_id)
 
     def call_ended(self, pc_id: str) -> None:
@@ -322,7 +326,7 @@ def _add_offer_routes(
             await _add_candidates(handler, await parse_json(request, IceBody))
             return {"status": "success"}
         answer = await offer(await parse_json(request, OfferBody), session_body)
-        sessions.bind(session_id, answer["pc_id"])
+        sessions.bind(session_id, answer["pc_id"], session_body)
         return answer
 
 
@@ -345,7 +349,7 @@ async def _answer(handler: SmallWebRTCRequestHandler, request: SmallWebRTCReques
     except HTTPException:
         raise
     except Exception as exc:  # aiortc's errors for an SDP it cannot parse or use
-        raise HTTPException(status_code=400, detail=f"the offer cannot be used: {_first_line(exc)}") from None
+        raise HTTPException(status_code=400, detail=f"the offer cannot be used: {_offer_problem(exc)}") from None
 
 
 async def _add_candidates(handler: SmallWebRTCRequestHandler, body: IceBody) -> None:
@@ -357,6 +361,13 @@ async def _add_candidates(handler: SmallWebRTCRequestHandler, body: IceBody) -> 
         raise
     except Exception as exc:  # aiortc: a candidate line it cannot parse
         raise HTTPException(status_code=400, detail=f"the ICE candidate cannot be used: {_first_line(exc)}") from None
+
+
+def _offer_problem(exc: Exception) -> str:
+    """What aiortc found wrong with an offer; its SDP parser fails on bare `assert`s, which say nothing."""
+    if isinstance(exc, AssertionError) and not str(exc).strip():
+        return "its session description (SDP) is not valid"
+    return _first_line(exc)
 
 
 def _first_line(exc: Exception) -> str:

@@ -85,7 +85,13 @@ async def read_body(request: Request, limit: int, too_large: str) -> bytes:
 async def parse_json(request: Request, model: type[Body], limit: int = MAX_JSON_BYTES) -> Body:
     """The request's JSON object as `model`; 413 when larger than `limit`, 400 for anything not a JSON object or
     nested deeper than `MAX_JSON_DEPTH`, 422 naming the first field that is wrong.
+
+    The body must be sent as JSON (415 otherwise): a `text/plain` POST is one a browser lets any other site send
+    to this bot without asking it first, and four offers so sent would hold every call place for a minute.
     """
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise HTTPException(status_code=415, detail="send the request as JSON (Content-Type: application/json)")
     body = await read_body(request, limit, f"the request is larger than {limit // 1024} KiB")
     if json_depth(body) > MAX_JSON_DEPTH:  # before parsing: thousands of "[" would exhaust Python's recursion
         raise HTTPException(status_code=400, detail=f"the request's JSON is nested more than {MAX_JSON_DEPTH} deep")

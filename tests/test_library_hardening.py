@@ -713,3 +713,11 @@ def test_a_bare_voice_name_is_the_enrolled_voice_even_beside_a_file_of_that_name
     assert find_voice(lib, "Bob").name == "bob"
     assert find_voice(lib, "./bob") == Path("./bob")  # a path still names the file
     assert find_voice(lib, "dave") == Path("dave")  # no voice of that name: the file
+
+
+def test_a_huge_bad_name_is_not_echoed_whole():
+    from voiceclone.voices.names import check_name
+
+    with pytest.raises(VoiceError) as caught:
+        check_name("a" * 20000)  # from a page's query string: the answer must not carry it back
+    assert len(str(caught.value)) < 300 and "(20000 characters)" in str(caught.value)

@@ -35,8 +35,10 @@ _ALLOWED_FILES = re.compile(rf"{re.escape(META_FILE)}|{re.escape(SPEECH_FILE)}|e
 def check_name(name: str) -> str:
     """A voice name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit."""
     if not isinstance(name, str) or not valid_name(name):
+        shown = repr(name)
+        shown = shown if len(shown) <= 80 else f"{shown[:72]}... ({len(str(name))} characters)"  # a page's 20,000
         raise VoiceError(
-            f"bad voice name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            f"bad voice name {shown}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
     return name
 

@@ -434,3 +434,32 @@ def test_same_name_uploads_at_once_get_one_voice_and_409s_for_a_page_user(librar
             assert "--force" not in detail and str(library.root) not in detail and "/" not in detail
         other_case = enroll_request(c, audio, name="FAY", speaker="Fay")
         assert other_case.status_code == 409 and "'fay' already exists" in other_case.json()["detail"]
+
+
+def test_a_call_whose_connection_never_closes_still_ends(monkeypatch):
+    """aiortc may wait forever closing a connection whose peer never came: the call ends all the same (it was
+    dropped while still pending, and destroyed by the garbage collector with its clean-up never run)."""
+    from voiceclone.pipecat.web import app as web_app
+
+    monkeypatch.setattr(web_app, "DISCONNECT_TIMEOUT_S", 0.01)
+
+    class NeverCloses:
+        pc_id = "pc-stuck"
+
+        async def disconnect(self):
+            await asyncio.Event().wait()
+
+    async def run_call(connection, options):
+        return None
+
+    async def scenario():
+        calls = web_app._Calls(run_call, limit=1)
+        ended = asyncio.Event()
+        calls.on_end = lambda pc_id: ended.set()
+        calls.start(NeverCloses(), {})
+        assert len(calls._unfinished) == 1  # held until done, whoever else forgets it
+        await asyncio.wait_for(ended.wait(), 60)
+        await asyncio.sleep(0)
+        assert len(calls) == 0 and not calls._unfinished
+
+    asyncio.run(scenario())

@@ -39,6 +39,7 @@ PRUNE_EVERY_S = 10.0  # how often forgotten sessions are pruned, requests or not
 FORGET_AFTER_CANCEL_S = 5.0  # a call cancelled for never connecting that has still not ended frees its place now
 CONNECT_TIMEOUT_S = 60.0  # a call whose peer never connects (an offer posted and abandoned) frees its place
 COLLECT_AFTER_END_S = 1.0  # an ended call's objects are collected this long after it ends
+DISCONNECT_TIMEOUT_S = 5.0  # closing a call's connection (aiortc) may hang on a peer that never connected
 
 
 class _Calls:
@@ -53,6 +54,9 @@ class _Calls:
         self._admitting = 0  # offers being answered: counted so that two at once cannot both take the last place
         self.on_end: Callable[[str], None] = lambda _pc_id: None
         self._collecting: set[asyncio.Future] = set()  # collections of ended calls under way
+        # Every call's task until it is done, forgotten ones too (the loop holds tasks weakly: a forgotten call
+        # still closing its connection was destroyed pending, its clean-up never run).
+        self._unfinished: set[asyncio.Task] = set()
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -81,6 +85,8 @@ class _Calls:
         pc_id = connection.pc_id
         task = asyncio.create_task(self._run(connection, options))
         self._tasks[pc_id] = task
+        self._unfinished.add(task)
+        task.add_done_callback(self._unfinished.discard)
         task.add_done_callback(lambda _task: self._ended(pc_id))
         forget = lambda: self._tasks.get(pc_id) is task and self._ended(pc_id)  # noqa: E731
         check = asyncio.get_running_loop().call_later(
@@ -94,7 +100,12 @@ class _Calls:
         try:
             await self._run_call(connection, options)
         finally:  # the call ended on its own (idle timeout, an error): hang the browser up too
-            await connection.disconnect()
+            try:
+                await asyncio.wait_for(connection.disconnect(), DISCONNECT_TIMEOUT_S)
+            except TimeoutError:
+                logger.warning(
+                    f"{connection.pc_id}: the connection did not close in {DISCONNECT_TIMEOUT_S:.0f} s; left"
+                )
 
     def _ended(self, pc_id: str) -> None:
         self._tasks.pop(pc_id, None)

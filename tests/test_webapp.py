@@ -463,3 +463,11 @@ def test_a_call_whose_connection_never_closes_still_ends(monkeypatch):
         assert len(calls) == 0 and not calls._unfinished
 
     asyncio.run(scenario())
+
+
+def test_head_is_answered_like_get_without_a_body(client):
+    for path in ("/", "/api/voices", "/api/config", "/static/index.html"):
+        response = client.head(path)
+        assert response.status_code == 200 and response.content == b"", path
+        assert response.headers["content-type"] == client.get(path).headers["content-type"]
+    assert client.head("/api/offer").status_code == 405  # no GET there either

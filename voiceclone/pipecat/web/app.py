@@ -244,6 +244,7 @@ def create_app(
 
     app = FastAPI(lifespan=lifespan)
     app.middleware("http")(_no_tracebacks)
+    app.add_middleware(_HeadAsGet)
     for router in routes:
         app.include_router(router)
     _add_offer_routes(app, handler, calls, sessions, check_options)
@@ -252,6 +253,26 @@ def create_app(
     _add_page(app, calls, max_sessions, ice_servers or [])
     _add_prebuilt_client(app)
     return app
+
+
+class _HeadAsGet:
+    """HEAD answered as GET, without the body: FastAPI's GET routes refuse HEAD (405), so `curl -I` and uptime
+    checks called the page broken. A route that has no GET still answers 405."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message):
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 async def _no_tracebacks(request: Request, call_next):

@@ -80,6 +80,9 @@ def test_the_sentence_names_the_speaker_and_the_day():
     assert consent_sentence("Bob", date(2027, 1, 3)).endswith("on January 3, 2027.")
     with pytest.raises(ConsentError):
         consent_sentence(" 42 ", DAY)
+    assert "Zoë" in consent_sentence("Zoë", DAY)  # Latin letters with accents are fine
+    with pytest.raises(ConsentError, match="in Latin letters"):  # Whisper's English model never writes 张伟
+        consent_sentence("张伟", DAY)
 
 
 def test_normalisation_treats_whispers_spellings_as_the_same_words():

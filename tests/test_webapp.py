@@ -159,9 +159,11 @@ def test_the_consent_sentence_names_the_speaker_and_today(client):
     body = client.get("/api/consent", params={"speaker": "  Alice   Smith "}).json()
     assert body["speaker"] == "Alice Smith" and body["date"] == date.today().isoformat()
     assert "Alice Smith" in body["sentence"] and str(date.today().year) in body["sentence"]
-    for bad in ("", "<script>", "x" * 65, "_"):
+    for bad in ("", "<script>", "x" * 65, "_", "a_b", "张伟", "\U0001d504"):
         response = client.get("/api/consent", params={"speaker": bad})
         assert response.status_code == 400 and "name" in response.json()["detail"], bad
+    decomposed, composed = "A\u030angstr\u00f6m", "\u00c5ngstr\u00f6m"  # "Ångström" typed two ways: one name
+    assert client.get("/api/consent", params={"speaker": decomposed}).json()["speaker"] == composed
 
 
 # ------------------------------------------------------------------------------------------------ offers

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import re
 import tempfile
+import unicodedata
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from voiceclone.cloning.enrollment import enroll, prepare
 from voiceclone.errors import UserError
 from voiceclone.pipecat.web.bodies import read_body
 from voiceclone.responsible.consent.policy import is_verified, speaker_summary, stored_consent, words_verified
-from voiceclone.responsible.consent.sentence import consent_sentence
+from voiceclone.responsible.consent.sentence import consent_sentence, latin_letters
 from voiceclone.responsible.consent.verify import consent_opening
 from voiceclone.voices.errors import VoiceError, VoiceExists
 from voiceclone.voices.lookup import allowed_voice
@@ -36,7 +37,7 @@ MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # 16-bit mono WAV: about 55 s at 48 kHz, amp
 MAX_RECORDING_S = 60.0
 WAV_TYPES = {"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"}
 CONSENT_SOURCE = "browser page"
-_SPEAKER = re.compile(r"[^\W_](?:[\w .'-]{0,62}[^\W_])?")  # letters (any script), digits, spaces, . ' -
+_SPEAKER = re.compile(r"[^\W_](?:(?:[^\W_]|[ .'-]){0,62}[^\W_])?")  # letters, digits, spaces, . ' -
 
 
 class PageAPI:
@@ -200,10 +201,16 @@ def _quality(quality) -> dict:
 
 def _speaker(value) -> str:
     """The speaker's name as the consent sentence shows it: 1-64 letters, digits, spaces, . ' or -."""
-    name = " ".join((value or "").split())
+    name = unicodedata.normalize("NFC", " ".join((value or "").split()))  # "Å" typed either way is one name
     if not name or len(name) > 64 or not _SPEAKER.fullmatch(name):
         raise HTTPException(
             status_code=400, detail="type the speaker's name: 1-64 letters, digits, spaces, '.', ''' or '-'"
+        )
+    if not latin_letters(name):
+        raise HTTPException(
+            status_code=400,
+            detail="type the speaker's name in Latin letters, as it sounds in English: the consent sentence is "
+            "checked by an English speech recognizer",
         )
     return name
 

@@ -53,12 +53,23 @@ def consent_sentence(name: str, on: date) -> str:
         e.g. "My name is Alice, and I agree that my voice may be cloned by voiceclone on November 21, 2026."
 
     Raises:
-        ConsentError: the name has no letter in it.
+        ConsentError: the name has no letter in it, or letters of a script other than Latin.
     """
-    clean = " ".join(str(name).split())
+    clean = unicodedata.normalize("NFC", " ".join(str(name).split()))
     if not any(ch.isalpha() for ch in clean):
         raise ConsentError(f"the consent sentence needs the speaker's name, got {clean!r}")
+    if not latin_letters(clean):
+        raise ConsentError(
+            f"write the speaker's name in Latin letters (as it sounds in English), got {clean!r}: the sentence is "
+            "checked by an English speech recognizer, which never writes other scripts"
+        )
     return TEMPLATE.format(name=clean, date=f"{_MONTHS[on.month - 1]} {on.day}, {on.year}")
+
+
+def latin_letters(name: str) -> bool:
+    """Whether every letter of `name` is a Latin one ("Zoë", "José" yes; "张伟" no): the only script Whisper's
+    English model writes, so the only one a read sentence can be checked against."""
+    return all(not ch.isalpha() or unicodedata.name(ch, "").startswith("LATIN") for ch in name)
 
 
 def consent_window_seconds(expected: str) -> float:

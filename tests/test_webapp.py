@@ -350,6 +350,7 @@ def test_uploads_are_checked_like_any_untrusted_file(client):
         assert response.status_code == status, (kwargs.get("name"), response.text)
         assert words in response.json()["detail"], response.json()
         assert "/tmp" not in response.json()["detail"]  # never the server's temporary paths
+        assert "MP3" not in response.json()["detail"]  # the page takes WAV only: no advice to send another format
     assert "dora" not in [v["name"] for v in client.get("/api/voices").json()["voices"]]
 
 

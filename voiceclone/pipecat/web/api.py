@@ -19,7 +19,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from loguru import logger
 
-from voiceclone.audio.reader import load_audio
+from voiceclone.audio.reader import FORMATS, load_audio
 from voiceclone.cloning.conversion import SPEECH_RATE
 from voiceclone.cloning.enrollment import enroll, prepare
 from voiceclone.errors import UserError
@@ -137,9 +137,8 @@ class PageAPI:
             except VoiceExists:
                 raise  # another upload took the name meanwhile: a 409
             except UserError as exc:
-                raise UserError(
-                    str(exc).replace(str(path), "the recording").replace(path.name, "the recording")
-                ) from None
+                message = str(exc).replace(str(path), "the recording").replace(path.name, "the recording")
+                raise UserError(message.replace(f"use {FORMATS}", "the page sends WAV")) from None
         return {"voice": voice.name, "quality": _quality(sample.quality), "consent": record}
 
 

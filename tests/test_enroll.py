@@ -194,6 +194,15 @@ def test_quality_warnings(recordings, tmp_path):
             warnings,
         )
     assert prepare([recordings["bob"]], 22050).quality.warnings() == []
+    assert prepare([recordings["bob"]], 22050).warnings() == []
+    import soxr
+
+    phone = tmp_path / "phone.wav"
+    sf.write(phone, soxr.resample(speech, sr, 8000), 8000)
+    assert [w for w in prepare([phone], 22050).warnings() if "telephone quality" in w] == [
+        "phone.wav: recorded at 8000 Hz (telephone quality): nothing of the voice above 4 kHz is in it, so the "
+        "clone will sound muffled; record at 16 kHz or more"
+    ]
 
 
 # -------------------------------------------------------------------------------- atomicity and concurrency

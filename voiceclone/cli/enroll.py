@@ -139,6 +139,6 @@ def _render(voice, sample) -> None:
     table.add_row("converters", Text(", ".join(converters_of(voice.record)) or "-"))
     table.add_row("consent", Text(consent_summary(voice.record.consent)))
     out.print(table)
-    for warning in q.warnings():
+    for warning in sample.warnings():
         warn(warning)
     say(f"{voice.name!r} in {voice.folder}", "enrolled", "green")

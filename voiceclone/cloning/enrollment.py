@@ -28,6 +28,7 @@ from voiceclone.voices.record import EmbeddingEntry, SourceFile, VoiceRecord
 from voiceclone.voices.store import VoiceLibrary
 
 MIN_SPEECH_S = 3.0
+NARROW_BAND_RATE = 16000  # below this a recording misses the voice's upper range (sibilants, the timbre's top)
 
 Step = Callable[[str], None]
 
@@ -40,6 +41,17 @@ class Sample:
     sample_rate: int
     quality: Quality
     sources: list[SourceFile] = field(default_factory=list)
+
+    def warnings(self) -> list[str]:
+        """What makes the clone worse but not impossible: the recording's level, noise and clipping, and a
+        recording that carries no more than telephone bandwidth."""
+        narrow = [
+            f"{s.file}: recorded at {s.sample_rate} Hz (telephone quality): nothing of the voice above "
+            f"{s.sample_rate / 2000:.0f} kHz is in it, so the clone will sound muffled; record at 16 kHz or more"
+            for s in self.sources
+            if s.sample_rate is not None and s.sample_rate < NARROW_BAND_RATE
+        ]
+        return self.quality.warnings() + narrow
 
 
 def prepare(paths: Sequence[str | Path], sample_rate: int, on_step: Step | None = None) -> Sample:
@@ -114,7 +126,7 @@ def create(
         speech_seconds=round(len(sample.speech) / sample.sample_rate, 3),  # what is kept (at most 5 min)
         sample_rate=sample.sample_rate,
         quality=sample.quality.as_dict(),
-        warnings=sample.quality.warnings(),
+        warnings=sample.warnings(),
         converter=(openvoice or conversions)[0].record(),
         embeddings={c.key: EmbeddingEntry.of(c.key, c.converter.checkpoint_sha256) for c in openvoice},
         consent=consent,

@@ -207,10 +207,19 @@ def test_exporting_onto_an_existing_file_needs_force(lib, tmp_path):
     make_voice(lib, "v")
     recording = tmp_path / "v.wav"  # `voices export v v.wav`: the name of the recording, by habit
     recording.write_bytes(b"RIFF a precious recording")
-    with pytest.raises(VoiceError, match="already exists; give another file name, or --force to replace it"):
-        lib.export("v", recording)
+    for force in (False, True):
+        with pytest.raises(VoiceError, match="exported as a .tar.gz archive; name it v.voice.tar.gz"):
+            lib.export("v", recording, force=force)
     assert recording.read_bytes() == b"RIFF a precious recording"
-    assert lib.export("v", recording, force=True) == recording and tarfile.is_tarfile(recording)
+    with pytest.raises(VoiceError, match="exported as a .tar.gz archive"):
+        lib.export("v", tmp_path / "v.zip")  # it would be a .tar.gz under another name
+    old = tmp_path / "v.tar.gz"
+    old.write_bytes(b"an older export")
+    with pytest.raises(VoiceError, match="already exists; give another file name, or --force to replace it"):
+        lib.export("v", old)
+    assert old.read_bytes() == b"an older export"
+    assert lib.export("v", old, force=True) == old and tarfile.is_tarfile(old)
+    assert tarfile.is_tarfile(lib.export("v", tmp_path / "plain"))  # no suffix at all: taken as given
 
 
 def test_exporting_through_a_link_or_onto_a_device(lib, tmp_path):

@@ -206,14 +206,17 @@ class VoiceLibrary:
 
     def export(self, name: str, archive: Path, force: bool = False) -> Path:
         """Pack a voice into a .tar.gz archive for another machine (`import_archive` takes any archive this
-        makes); the file follows the umask. An existing file is replaced only with `force`: the name given may
-        well be a recording (`voices export alice alice.wav`)."""
+        makes); the file follows the umask. The name ends in .tar.gz or .tgz (or has no suffix): `alice.wav` may well
+        be the recording. An existing file is replaced only with `force`."""
         check_name(name)
         archive = Path(archive)
         if archive.is_dir():
             archive = archive / f"{name}.voice.tar.gz"
         if not archive.parent.is_dir():
             raise VoiceError(f"{archive.parent}: folder not found")
+        if archive.suffix and not archive.name.lower().endswith((".tar.gz", ".tgz")):
+            # `voices export alice alice.zip` would be a .tar.gz under another name, and `alice.wav` a recording lost
+            raise VoiceError(f"{archive}: a voice is exported as a .tar.gz archive; name it {name}.voice.tar.gz")
         if archive.exists() and not force:
             raise VoiceError(f"{archive}: already exists; give another file name, or --force to replace it")
         target = rename_target(archive)  # through a link; never over a device or a pipe

@@ -169,3 +169,13 @@ def test_eval_bad_inputs_are_one_line(matcher_env, tmp_path):
     assert "not a folder" in error_line(
         run_cli("eval", "bob", "-o", str(voices / "bob" / "voice.json"), "--converter", "matcher", env=matcher_env)
     )
+
+
+def test_a_cache_that_cannot_be_written_is_one_warning_line_and_the_speech_is_made(matcher_env, tmp_path):
+    not_a_folder = tmp_path / "cache-file"
+    not_a_folder.write_text("x")
+    env = {**matcher_env, "VOICECLONE_CACHE_DIR": not_a_folder}
+    result = run_cli("speak", "Hi there.", "--voice", "bob", "-o", str(tmp_path / "o.wav"), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "warning: cannot cache the base-voice profile in" in result.stderr  # as the CLI's own warnings
+    assert "WARNING" not in result.stderr and (tmp_path / "o.wav").is_file()

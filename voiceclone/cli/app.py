@@ -54,7 +54,15 @@ def _root(
 def _configure_logging(verbose: bool) -> None:
     """One logger (loguru, as Pipecat's): warnings only, unless --verbose (Pipecat's banner and details too)."""
     logger.remove()
-    logger.add(sys.stderr, level="DEBUG" if verbose else "WARNING", format="{level} {name}: {message}")
+    if verbose:
+        logger.add(sys.stderr, level="DEBUG", format="{level} {name}: {message}")
+    else:
+        logger.add(sys.stderr, level="WARNING", format=_terse)
+
+
+def _terse(record) -> str:
+    """A warning as the CLI's own lines say it ("warning: cannot cache ..."); anything worse with its source."""
+    return "warning: {message}\n" if record["level"].name == "WARNING" else "{level} {name}: {message}\n"
 
 
 def main() -> None:

@@ -196,8 +196,8 @@ def test_required_policy_refuses_what_has_no_verified_spoken_consent():
         with pytest.raises(ConsentError) as excinfo:
             check_policy("required", records.get(key, key), "voice 'bob'")
         assert refusal(excinfo) == (
-            f"consent: required refuses voice 'bob': {reason}; re-enroll with --consent-phrase "
-            "(see voiceclone enroll --help) or set consent: recorded"
+            f"consent: required refuses voice 'bob': {reason}; enroll it with spoken consent, --consent-phrase or "
+            "--consent-audio (see voiceclone enroll --help), or set consent: recorded"
         )
 
 

@@ -161,8 +161,8 @@ def check_policy(policy: ConsentPolicy, consent_record: dict | None, what: str) 
     else:
         has = "it has no verified spoken consent"
     raise ConsentError(
-        f"consent: required refuses {what}: {has}; re-enroll with --consent-phrase "
-        "(see voiceclone enroll --help) or set consent: recorded"
+        f"consent: required refuses {what}: {has}; enroll it with spoken consent, --consent-phrase or "
+        "--consent-audio (see voiceclone enroll --help), or set consent: recorded"
     )
 
 

@@ -122,7 +122,8 @@ def verify_spoken_consent(
     if wer > MAX_WER:
         raise ConsentError(
             f'consent not recognised: expected "{expected}" but heard "{transcript}" '
-            f"(word error rate {wer:.0%}, at most {MAX_WER:.0%} allowed)"
+            f"(word error rate {wer:.0%}, at most {MAX_WER:.0%} allowed); record the sentence again, read clearly"
+            + (" at the very start" if at_start else "")
         )
     if similarity is not None and similarity < NAME_MIN_SIMILARITY:
         said = heard_name(name, target, [w for w, _ in heard_words[lo:hi]])

@@ -690,9 +690,11 @@ def test_names_that_differ_only_in_letter_case_are_one_name(tmp_path, recordings
     assert sorted(e.name for e in lib.scan()) == ["Bob", "carol"]
 
 
-def test_a_voice_is_found_in_any_letter_case(lib):
+def test_a_voice_is_found_in_any_letter_case(lib, tmp_path):
     make_voice(lib, "alice")
     assert lib.get("Alice").name == "alice" and lib.entry("ALICE").name == "alice"
+    with tarfile.open(lib.export("ALICE", tmp_path / "a.tar.gz")) as tar:
+        assert {m.name.split("/")[0] for m in tar.getmembers()} == {"alice"}  # under its own spelling
     lib.rename("ALICE", "alicia")
     assert lib.names() == ["alicia"]
     lib.remove("Alicia")

@@ -208,7 +208,7 @@ class VoiceLibrary:
         """Pack a voice into a .tar.gz archive for another machine (`import_archive` takes any archive this
         makes); the file follows the umask. The name ends in .tar.gz or .tgz (or has no suffix): `alice.wav` may well
         be the recording. An existing file is replaced only with `force`."""
-        check_name(name)
+        name = self.stored_name(check_name(name))  # the archive holds the voice under its own spelling
         archive = Path(archive)
         if archive.is_dir():
             archive = archive / f"{name}.voice.tar.gz"

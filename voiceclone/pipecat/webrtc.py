@@ -69,7 +69,10 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig, frame):
         if self.should_exit:
             leave_now()
-        super().handle_exit(sig, frame)
+        # uvicorn's own handler is not used. A second Ctrl-C handled inside it (between two of its bytecodes) made
+        # it set `force_exit`, which skips the app's shutdown, and it re-raises the signal after the stop, which
+        # then raised KeyboardInterrupt through the app's unfinished lifespan: a traceback on a double Ctrl-C.
+        self.should_exit = True
         end_calls = getattr(getattr(self.config.app, "state", None), "end_calls", None)
         loop = self._loop
         if end_calls is not None and loop is not None:

@@ -136,6 +136,7 @@ def test_a_different_sentence_is_refused(alice, other_speech):
     message = refusal(excinfo)
     assert message.startswith(f'consent not recognised: expected "{alice}" but heard "The children')
     assert f"at most {MAX_WER:.0%} allowed" in message and "word error rate" in message
+    assert message.endswith("record the sentence again, read clearly at the very start")  # what to do next
 
 
 def test_another_name_is_refused(piper, alice):

@@ -460,10 +460,10 @@ def test_a_call_whose_connection_never_closes_still_ends(monkeypatch):
         ended = asyncio.Event()
         calls.on_end = lambda pc_id: ended.set()
         calls.start(NeverCloses(), {})
-        assert len(calls._unfinished) == 1  # held until done, whoever else forgets it
+        assert len(calls._held) == 1  # held until done, whoever else forgets it
         await asyncio.wait_for(ended.wait(), 60)
         await asyncio.sleep(0)
-        assert len(calls) == 0 and not calls._unfinished
+        assert len(calls) == 0 and not calls._held
 
     asyncio.run(scenario())
 

@@ -53,10 +53,9 @@ class _Calls:
         self._tasks: dict[str, asyncio.Task] = {}  # pc_id -> the call's task
         self._admitting = 0  # offers being answered: counted so that two at once cannot both take the last place
         self.on_end: Callable[[str], None] = lambda _pc_id: None
-        self._collecting: set[asyncio.Future] = set()  # collections of ended calls under way
-        # Every call's task until it is done, forgotten ones too (the loop holds tasks weakly: a forgotten call
-        # still closing its connection was destroyed pending, its clean-up never run).
-        self._unfinished: set[asyncio.Task] = set()
+        # Every call's task, forgotten ones too, and every ended call's collection, until done: the loop holds tasks
+        # weakly (a forgotten call still closing its connection was destroyed pending, its clean-up never run).
+        self._held: set[asyncio.Future] = set()
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -85,8 +84,7 @@ class _Calls:
         pc_id = connection.pc_id
         task = asyncio.create_task(self._run(connection, options))
         self._tasks[pc_id] = task
-        self._unfinished.add(task)
-        task.add_done_callback(self._unfinished.discard)
+        self._hold(task)
         task.add_done_callback(lambda _task: self._ended(pc_id))
         forget = lambda: self._tasks.get(pc_id) is task and self._ended(pc_id)  # noqa: E731
         check = asyncio.get_running_loop().call_later(
@@ -114,9 +112,11 @@ class _Calls:
         asyncio.get_running_loop().call_later(COLLECT_AFTER_END_S, self._collect, pc_id)
 
     def _collect(self, pc_id: str) -> None:
-        task = asyncio.ensure_future(_collect_ended_call(pc_id))
-        self._collecting.add(task)  # (the loop holds tasks weakly)
-        task.add_done_callback(self._collecting.discard)
+        self._hold(asyncio.ensure_future(_collect_ended_call(pc_id)))
+
+    def _hold(self, task: asyncio.Future) -> None:
+        self._held.add(task)
+        task.add_done_callback(self._held.discard)
 
     async def end_all(self, timeout_s: float = 0.5) -> None:
         """Cancel every call and wait (a bounded time) for them to finish.

@@ -166,3 +166,29 @@ async def test_a_call_that_has_ended_is_freed_with_everything_it_held(parts):
         await asyncio.sleep(0.1)
     holders = [type(r).__name__ for r in gc.get_referrers(ended_worker())] if ended_worker() is not None else []
     assert ended_worker() is None and ended_source() is None, f"the ended call is still referenced by {holders}"
+
+
+async def test_the_callers_audio_goes_no_further_than_the_user_aggregator():
+    """`CallerAudioEnd` drops the caller's audio going down (nothing past the user aggregator reads it) and passes
+    everything else both ways, in order."""
+    from pipecat.frames.frames import InputAudioRawFrame, InterruptionFrame, TextFrame
+    from pipecat.processors.frame_processor import FrameDirection
+    from pipecat.tests.utils import run_test
+
+    from voiceclone.pipecat.caller_audio import CallerAudioEnd
+
+    audio = InputAudioRawFrame(audio=b"\x00\x01" * 320, sample_rate=16000, num_channels=1)
+    down, _ = await run_test(
+        CallerAudioEnd(),
+        frames_to_send=[audio, TextFrame("one"), InterruptionFrame(), audio, TextFrame("two")],
+        expected_down_frames=[TextFrame, InterruptionFrame, TextFrame],
+        start_timeout=TIMEOUT_S,
+    )
+    assert [f.text for f in down if isinstance(f, TextFrame)] == ["one", "two"]
+    await run_test(
+        CallerAudioEnd(),
+        frames_to_send=[TextFrame("back")],
+        frames_to_send_direction=FrameDirection.UPSTREAM,
+        expected_up_frames=[TextFrame],
+        start_timeout=TIMEOUT_S,
+    )

@@ -25,6 +25,7 @@ from voiceclone.cloning.conversion import Conversion
 from voiceclone.cloning.enrollment import target_data
 from voiceclone.cloning.speaker import base_engine
 from voiceclone.config.sections import BotConfig, EchoLLMConfig, OpenAILLMConfig
+from voiceclone.pipecat.caller_audio import CallerAudioEnd
 from voiceclone.pipecat.failover import LostTurns
 from voiceclone.pipecat.latency import log_call_summary, track_latency
 from voiceclone.pipecat.lines import DID_NOT_CATCH, LOST_TURN, FixedLines
@@ -140,7 +141,8 @@ def build_worker(
         words = TurnWords()  # the STT tells the LLM the caller's words so far
         llm.read_ahead_from(words, context)
     stt = make_stt_stage(cfg, on_switch=LostTurns(user).stt_switched, pauses=pauses, words=words)
-    pipeline = Pipeline([transport_input, stt, user, llm, tts, transport_output, assistant])
+    # The caller's audio ends at the user aggregator, its last reader (`caller_audio`).
+    pipeline = Pipeline([transport_input, stt, user, CallerAudioEnd(), llm, tts, transport_output, assistant])
     return _worker(cfg, pipeline, on_error, enable_rtvi)
 
 

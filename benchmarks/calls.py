@@ -5,7 +5,8 @@
 Starts `voiceclone run-bot` (configs/offline.yaml: Silero VAD, Whisper tiny.en, the local LLM (or the echo), Piper,
 a real-size OpenVoice converter with random weights or the matcher) and makes N calls at once over real WebRTC on
 localhost. Each caller is an aiortc peer that speaks a recorded question in real time, `--turns` times, all callers
-at the same moment (the worst case: every answer is computed at once); the latency of a turn is from the end of
+at the same moment (the worst case: every answer is computed at once; `--stagger` spreads the callers' questions
+evenly over a turn instead, as calls that overlap without speaking in step do); the latency of a turn is from the end of
 the question's speech, in real time (its last sample louder than SPEECH_LEVEL, the level the browser page counts as
 speaking; not the end of the recording, whose ~0.15 s of trailing silence is no speech), to the first sound of the
 answer arriving. A turn left unanswered, or whose question ends while the bot is still answering an earlier one,
@@ -43,7 +44,7 @@ from av import AudioFrame
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from testkit.process import memory  # noqa: E402
+from testkit.process import cpu_seconds, memory  # noqa: E402
 from voiceclone.audio.pcm import to_int16  # noqa: E402
 from voiceclone.pipecat.latency import SPEECH_LEVEL  # noqa: E402  (where the bot's own figure starts too)
 
@@ -165,10 +166,15 @@ def caller_audio(turns: int) -> tuple[np.ndarray, list[int]]:
     return np.concatenate(pieces), ends
 
 
-async def measure(url: str, calls: int, pcm: np.ndarray, ends: list[int]) -> list[Turn]:
-    """`calls` callers at once; every turn."""
+async def measure(url: str, calls: int, pcm: np.ndarray, ends: list[int], stagger: bool = False) -> list[Turn]:
+    """`calls` callers at once; every turn. `stagger`: caller i starts its questions i / calls of a turn's cycle
+    (question and gap) later, so the questions of different callers end at different moments."""
     await until_idle(url)
-    results = await asyncio.gather(*(one_call(url, pcm, ends) for _ in range(calls)))
+    cycle = (ends[1] - ends[0]) if len(ends) > 1 else len(pcm) - ends[0]
+    offsets = [i * cycle // calls if stagger else 0 for i in range(calls)]
+    results = await asyncio.gather(
+        *(one_call(url, np.concatenate([np.zeros(o, np.int16), pcm]), [e + o for e in ends]) for o in offsets)
+    )
     return [turn for result in results for turn in result]
 
 
@@ -295,12 +301,21 @@ async def run(args) -> None:
             parallel = f", llm.parallel {args.llm_parallel}" if args.llm_parallel else ""
             print(
                 f"offline bot ({args.converter} converter, {args.llm} LLM{parallel}), {args.turns} turns per call, "
-                f"all callers speaking at once; "
+                f"{'callers staggered over each turn' if args.stagger else 'all callers speaking at once'}; "
                 f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start; "
                 f"the bot's memory: {memory(proc.pid)}",
                 flush=True,
             )
-            medians = {n: report(n, await measure(url, n, pcm, ends), args.target) for n in sorted(set(args.calls))}
+            medians = {}
+            for n in sorted(set(args.calls)):
+                used, began = cpu_seconds(proc.pid), time.monotonic()
+                medians[n] = report(n, await measure(url, n, pcm, ends, args.stagger), args.target)
+                used, took = cpu_seconds(proc.pid) - used, time.monotonic() - began
+                print(
+                    f"      the bot's CPU: {used / (n * args.turns):.2f} s a turn; "
+                    f"{used / took:.2f} cores busy on average over the round",
+                    flush=True,
+                )
             if 1 in medians and medians[1] != float("inf"):
                 within = [n for n, m in medians.items() if m <= 1.3 * medians[1]]
                 ratios = ", ".join(f"N={n}: {m / medians[1]:.2f}x" for n, m in sorted(medians.items()))
@@ -327,7 +342,7 @@ async def search(url: str, pcm, ends, medians: dict[int, float], args) -> int:
             return low
         else:
             nxt = (low + high) // 2
-        medians[nxt] = report(nxt, await measure(url, nxt, pcm, ends), args.target)
+        medians[nxt] = report(nxt, await measure(url, nxt, pcm, ends, args.stagger), args.target)
 
 
 def main() -> None:
@@ -340,6 +355,12 @@ def main() -> None:
     parser.add_argument("--llm", choices=["local", "echo"], default="local", help="the built-in local LLM, or the echo")
     parser.add_argument("--llm-parallel", type=int, help="llm.parallel: replies generated at once (default: config's)")
     parser.add_argument("--no-search", action="store_true", help="measure only the Ns given")
+    parser.add_argument(
+        "--stagger",
+        action="store_true",
+        help="callers' questions spread evenly over a turn's cycle, not all at the same moment (the calls overlap, "
+        "their turns do not coincide)",
+    )
     parser.add_argument("--no-speculate", action="store_true", help="start each answer at the turn's end, not ahead")
     parser.add_argument(
         "--no-read-ahead", action="store_true", help="the LLM reads the question only at the turn's end"

@@ -35,6 +35,14 @@ def memory(pid: int | str = "self") -> str:
     return f"RSS {rss:.0f} MiB, PSS {pss:.0f} MiB (anonymous {anon:.0f})"
 
 
+def cpu_seconds(pid: int | str = "self") -> float:
+    """CPU time a process has used so far (user and system, all its threads), seconds."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def machine() -> str:
     """CPU model, cores and load average (1, 5, 15 min): every benchmark figure depends on them."""
     import os

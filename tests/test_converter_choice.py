@@ -141,6 +141,18 @@ def test_choose(models_dir, no_models):
         choose(ConverterSettings(engine="matcher", folder=models_dir), empty)
 
 
+def test_a_gpu_asked_for_with_the_matcher_is_said_to_go_unused(no_models):
+    empty = ModelStore.from_settings(no_models)
+    for engine in ("matcher", "auto"):
+        notes: list[str] = []
+        assert choose(ConverterSettings(engine=engine, device="cuda"), empty, notes.append) is MatcherConversion
+        assert notes[-1] == "the voice matcher runs on the CPU: --device cuda is for the OpenVoice converter"
+    for device in ("auto", "cpu"):
+        notes = []
+        choose(ConverterSettings(engine="matcher", device=device), empty, notes.append)
+        assert notes == []
+
+
 # ------------------------------------------------------------------------------------------------------------ eval
 def test_eval_json_reports_base_and_clone_side_by_side(matcher_env, tmp_path):
     pytest.importorskip("resemblyzer")

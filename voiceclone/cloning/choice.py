@@ -36,6 +36,7 @@ def choose(settings, store, notice: Callable[[str], None] | None = None) -> Call
     if engine == "matcher":
         if settings.folder:
             raise UserError("--converter-dir names an OpenVoice converter: use it with --converter openvoice or auto")
+        _matcher_on_cpu(settings.device, notice)
         return MatcherConversion
     folder = openvoice_folder(settings, store)
     if folder is None:
@@ -46,5 +47,12 @@ def choose(settings, store, notice: Callable[[str], None] | None = None) -> Call
                 f"no OpenVoice {settings.version} converter installed: using the built-in voice matcher "
                 f"(get OpenVoice with `voiceclone models download`)"
             )
+        _matcher_on_cpu(settings.device, notice)
         return MatcherConversion
     return lambda: load_openvoice(folder, settings.device)
+
+
+def _matcher_on_cpu(device: str, notice: Callable[[str], None] | None) -> None:
+    """Say so when a device was asked for that the matcher cannot use: it is numpy and WORLD, on the CPU."""
+    if notice is not None and device not in ("auto", "cpu"):
+        notice(f"the voice matcher runs on the CPU: --device {device} is for the OpenVoice converter")

@@ -474,3 +474,22 @@ def test_head_is_answered_like_get_without_a_body(client):
         assert response.status_code == 200 and response.content == b"", path
         assert response.headers["content-type"] == client.get(path).headers["content-type"]
     assert client.head("/api/offer").status_code == 405  # no GET there either
+
+
+def test_a_refused_request_is_a_line_in_the_bots_log(client):
+    """Whoever runs the bot sees why a page was refused; a missing path (favicon.ico) only at debug level."""
+    from loguru import logger
+
+    lines: list[tuple[str, str]] = []
+    sink = logger.add(lambda m: lines.append((m.record["level"].name, m.record["message"])), level="DEBUG")
+    try:
+        client.post("/api/offer", content=b"{}", headers={"Content-Type": "text/plain"})
+        client.get("/favicon.ico")
+    finally:
+        logger.remove(sink)
+    refusals = [(level, line) for level, line in lines if "refused" in line]
+    assert refusals[0] == (
+        "INFO",
+        "POST /api/offer: refused, 415 send the request as JSON (Content-Type: application/json)",
+    )
+    assert refusals[1][0] == "DEBUG" and refusals[1][1].startswith("GET /favicon.ico: refused, 404")

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from loguru import logger
@@ -26,6 +27,7 @@ from pipecat.transports.smallwebrtc.request_handler import (
     SmallWebRTCRequest,
     SmallWebRTCRequestHandler,
 )
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voiceclone.collector import collect_ended_call
 from voiceclone.pipecat.web import STATIC_DIR
@@ -244,6 +246,7 @@ def create_app(
 
     app = FastAPI(lifespan=lifespan)
     app.middleware("http")(_no_tracebacks)
+    app.add_exception_handler(StarletteHTTPException, _logged_refusal)
     app.add_middleware(_HeadAsGet)
     for router in routes:
         app.include_router(router)
@@ -273,6 +276,15 @@ class _HeadAsGet:
             await send(message)
 
         await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
+async def _logged_refusal(request: Request, exc: StarletteHTTPException):
+    """A refused request is one line in the bot's log too, so whoever runs the bot sees why a page could not start
+    a call or enroll a voice (a missing path is only a debug line: browsers ask for favicon.ico)."""
+    log = logger.debug if exc.status_code in (404, 405) else logger.info
+    detail = " ".join(str(exc.detail).split())[:200]
+    log(f"{request.method} {request.url.path[:100]}: refused, {exc.status_code} {detail}")
+    return await http_exception_handler(request, exc)
 
 
 async def _no_tracebacks(request: Request, call_next):

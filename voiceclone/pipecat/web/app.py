@@ -2,8 +2,8 @@
 and the signalling endpoints both use.
 
 It knows nothing of bots: it is given the coroutine that runs one call, a check of what a caller asks for (the
-voice), and the page's own API routes. Every request it refuses gets a 4xx with a one-line JSON `detail`; the
-request bodies are read and checked by `bodies`.
+voice), and the page's own API routes. Every request it refuses gets a 4xx with a one-line JSON `detail`, and the
+bot's log a line saying why; the request bodies are read and checked by `bodies`.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the endpoint annotations at run time.

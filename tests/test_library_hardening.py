@@ -732,3 +732,19 @@ def test_a_huge_bad_name_is_not_echoed_whole():
     with pytest.raises(VoiceError) as caught:
         check_name("a" * 20000)  # from a page's query string: the answer must not carry it back
     assert len(str(caught.value)) < 300 and "(20000 characters)" in str(caught.value)
+
+
+def test_a_voice_folder_is_its_owners_alone(lib, tmp_path):
+    """A voice is biometric data with its consent record: its folder is readable by its owner only (0700), saved,
+    imported or renamed, whatever the umask; the library root is left as the user's umask makes it."""
+    old = os.umask(0o022)
+    try:
+        make_voice(lib, "v")
+        other = VoiceLibrary(tmp_path / "other")
+        make_voice(other, "w")
+        lib.import_archive(other.export("w", tmp_path / "w.tar.gz"))
+        lib.rename("v", "u")
+    finally:
+        os.umask(old)
+    for name in ("u", "w"):
+        assert (lib.root / name).stat().st_mode & 0o777 == 0o700

@@ -101,6 +101,31 @@ def test_shipped_configs_are_found_by_name_from_any_folder(tmp_path):
     )
 
 
+def test_a_dot_env_that_is_not_utf8_is_a_warning_not_a_crash(tmp_path):
+    (tmp_path / ".env").write_bytes("VOICECLONE_VOICES_DIR=x\n".encode("utf-16"))  # as Windows Notepad saves it
+    result = run_cli("--version", cwd=tmp_path)
+    assert result.returncode == 0 and "voiceclone" in result.stdout, result.stderr
+    assert (
+        result.stderr
+        == f"warning: {tmp_path / '.env'} is not UTF-8 text (save it as UTF-8): its settings were not used\n"
+    )
+
+
+def test_a_closed_standard_stream_is_no_failure(tmp_path):
+    import subprocess
+    import sys
+
+    for closed in ("2>&-", ">&-"):
+        done = subprocess.run(
+            f"{sys.executable} -m voiceclone voices list --voices-dir {tmp_path / 'v'} {closed}; echo rc=$?",
+            shell=True,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert "rc=0" in done.stdout and "Traceback" not in done.stderr, (closed, done.stdout, done.stderr)
+
+
 def test_a_file_as_the_voice_library_is_an_error(tmp_path):
     not_a_folder = tmp_path / "voices.txt"
     not_a_folder.write_text("hello")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -51,6 +52,27 @@ def _root(
     _configure_logging(verbose)
 
 
+def _closed_streams_to_null() -> None:
+    """A standard stream the caller closed (`2>&-`) becomes the null device: Python sets it to None, and every
+    message, the logger's and rich's, then failed with an error nobody could see."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 (for the process's life)
+
+
+def _load_env_file() -> None:
+    """`.env` (here or in a folder above) fills what the environment does not set; one that cannot be read is a
+    warning, not a crash of every command (Windows editors save UTF-16 by default)."""
+    path = find_dotenv(usecwd=True)
+    if not path:
+        return
+    try:
+        load_dotenv(path, override=False, encoding="utf-8")
+    except (UnicodeDecodeError, OSError) as exc:
+        problem = "is not UTF-8 text (save it as UTF-8)" if isinstance(exc, UnicodeDecodeError) else "cannot be read"
+        print(f"warning: {path} {problem}: its settings were not used", file=sys.stderr)
+
+
 def _configure_logging(verbose: bool) -> None:
     """One logger (loguru, as Pipecat's): warnings only, unless --verbose (Pipecat's banner and details too)."""
     logger.remove()
@@ -67,7 +89,8 @@ def _terse(record) -> str:
 
 def main() -> None:
     """Entry point: run the app; errors a user can fix end in one line and exit code 1."""
-    load_dotenv(find_dotenv(usecwd=True), override=False)  # .env fills what the environment does not set
+    _closed_streams_to_null()
+    _load_env_file()
     try:
         app()
     except (UserError, CheckpointError) as exc:

@@ -179,6 +179,15 @@ def test_the_same_seed_gives_the_same_file(env, tmp_path):
 
 
 # ------------------------------------------------------------------------------------- long text (defect 1)
+def test_control_characters_are_not_read_out(env, tmp_path):
+    """A NUL made espeak-ng's phonemizer raise; a terminal colour code was read as "31"."""
+    assert split_sentences("hello\x00world. \x1b[31mRed\x1b[0m text.\x07") == ["hello world.", "Red text."]
+    text = tmp_path / "nul.txt"
+    text.write_bytes(b"hello\x00world.")
+    result = run_cli("speak", "-f", str(text), "--no-clone", "-o", str(tmp_path / "n.wav"), env=env)
+    assert result.returncode == 0 and sf.info(tmp_path / "n.wav").duration > 0.3, result.stderr
+
+
 def test_text_without_a_full_stop_is_cut_into_bounded_units():
     text = " ".join(["word"] * 2500)
     units = split_sentences(text)

@@ -15,6 +15,7 @@ from piper.config import PiperConfig
 from pydantic import Field
 
 from voiceclone.tts.base import EngineSettings, TTSError
+from voiceclone.tts.text import speakable
 
 
 class PiperSettings(EngineSettings):
@@ -69,7 +70,7 @@ class PiperEngine:
 
     def synthesize(self, sentence: str) -> np.ndarray:
         """One sentence (Piper may split it further; the parts are joined)."""
-        parts = [chunk.audio_float_array for chunk in self._voice.synthesize(sentence, self._config)]
+        parts = [chunk.audio_float_array for chunk in self._voice.synthesize(speakable(sentence), self._config)]
         if not parts:
             return np.zeros(0, dtype=np.float32)
         return np.concatenate(parts).astype(np.float32, copy=False)

@@ -13,6 +13,8 @@ import textwrap
 
 from pipecat.utils.string import match_endofsentence
 
+from voiceclone.tts.text import speakable
+
 # About 20 s of speech: long enough that a normal sentence is never cut, short enough to keep Piper small.
 MAX_UNIT_CHARS = 300
 # Sentence ends are looked for in a window of this many characters, so that splitting stays linear in the
@@ -112,7 +114,7 @@ def split_sentences(text: str, max_chars: int = MAX_UNIT_CHARS) -> list[str]:
     """The units of `text` to synthesise one at a time, in order, whitespace-normalised.
 
     Args:
-        text: Any text; blank lines always end a sentence.
+        text: Any text; blank lines always end a sentence. Control characters are dropped (`speakable`).
         max_chars: The longest unit (at least 20 characters); longer sentences are cut at clause
             boundaries (, ; : dashes), then between words.
 
@@ -121,7 +123,7 @@ def split_sentences(text: str, max_chars: int = MAX_UNIT_CHARS) -> list[str]:
         word is longer.
     """
     units: list[str] = []
-    for paragraph in re.split(r"\n\s*\n", text):
+    for paragraph in re.split(r"\n\s*\n", speakable(text)):
         rest = " ".join(paragraph.split())
         while rest:
             window = rest[:_WINDOW_CHARS]

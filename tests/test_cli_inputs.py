@@ -141,6 +141,17 @@ def test_host_and_port_belong_to_webrtc(env):
     assert "--port:" in error_line(run_cli("run-bot", "--port", "0", "--voice", "bob", env=env))
 
 
+def test_host_and_port_apply_to_a_config_that_names_no_transport(tmp_path):
+    from voiceclone.cli.bot_settings import bot_settings
+
+    config = tmp_path / "echo.yaml"
+    config.write_text("llm:\n  engine: echo\n")
+    cfg = bot_settings(config, None, "bob", host="127.0.0.1", port=7862)
+    assert (cfg.transport.type, cfg.transport.host, cfg.transport.port) == ("webrtc", "127.0.0.1", 7862)
+    cfg = bot_settings(ROOT / "configs" / "default.yaml", None, "bob", port=7863)
+    assert cfg.transport.port == 7863
+
+
 # ------------------------------------------------------------------------------------ Whisper models (defect 8)
 def test_an_unknown_whisper_model_is_caught_by_config_check(tmp_path):
     config = tmp_path / "bot.yaml"

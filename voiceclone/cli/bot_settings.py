@@ -36,8 +36,11 @@ def bot_settings(
     transport = transport.strip().lower() if transport else transport  # "WebRTC" is webrtc
     # The transport is checked first (`settings` refuses an unknown one): "--transport pigeon --port 7999" is
     # about the transport, not the port.
-    if (host is not None or port is not None) and _transport(config, transport) != "webrtc":
-        raise UserError("--host and --port are for the webrtc transport (add --transport webrtc)")
+    if host is not None or port is not None:
+        if _transport(config, transport) != "webrtc":
+            raise UserError("--host and --port are for the webrtc transport (add --transport webrtc)")
+        # A config with no transport section is WebRTC's defaults, but `transport.port` alone names no type.
+        transport = "webrtc"
     return settings(
         config,
         transport__type=("--transport", transport),

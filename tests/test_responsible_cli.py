@@ -115,6 +115,8 @@ def test_consent_required_refuses_what_is_not_verified(env, piper, alice, tmp_pa
     )
     bot = run_cli("run-bot", "--config", str(config), "--voice", "t", env=env)
     assert "consent: required" in error_line(bot) and "Open http" not in bot.stderr
+    evaluated = run_cli("eval", "t", "-o", str(tmp_path / "clones"), "-c", str(config), env=env)
+    assert "consent: required" in error_line(evaluated) and not (tmp_path / "clones").exists()
     spoken = run_cli("speak", "Hi.", "--voice", "alice", "-o", out, "-c", str(config), env=env)
     assert spoken.returncode == 0, spoken.stderr  # verified spoken consent passes
 

@@ -26,6 +26,7 @@ from voiceclone.cli.common import (
     say,
     settings,
 )
+from voiceclone.voices.lookup import allowed_voice
 
 MAX_COMPARED = 50  # other voices of the library that each clone is compared with (about 0.1 s each)
 
@@ -54,7 +55,7 @@ def eval_voice(
     engines = converter or [None]
     cfg = settings(config, tts__seed=("--seed", seed), tts__converter__device=("--device", device))
     lib = library(cfg, voices_dir)
-    enrolled = lib.get(voice)
+    enrolled = allowed_voice(lib, voice, cfg.consent)  # the clones it makes are the voice's speech too
     speech, rate = enrolled.speech()
     keep = _keeper(output) if output is not None else None
     # The layers that do the work bring torch and the measuring models: imported once the inputs are good.

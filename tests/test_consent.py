@@ -183,6 +183,7 @@ def test_text_consent_is_kept_as_unverified():
     assert not is_verified(record)
     with pytest.raises(ConsentError):
         text_consent("   ")
+    assert text_consent("ok\x1b[31m by\x00mail")["text"] == "ok by mail"  # nothing a terminal would obey
 
 
 def test_required_policy_refuses_what_has_no_verified_spoken_consent():
@@ -297,3 +298,11 @@ def soxr_to(audio_rate: tuple[np.ndarray, int], rate: int) -> np.ndarray:
 
     audio, source_rate = audio_rate
     return soxr.resample(audio, source_rate, rate).astype(np.float32)
+
+
+def test_a_stored_consent_text_is_shown_without_its_control_characters():
+    """An imported archive's record may hold anything: a terminal never gets its escape codes."""
+    from voiceclone.cli.describe import consent_summary
+
+    assert consent_summary({"kind": "text", "text": "ok\x1b[31mRED"}) == "text (unverified): ok?[31mRED"
+    assert consent_summary("old\x07") == "text (unverified): old?"

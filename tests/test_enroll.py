@@ -134,6 +134,8 @@ def test_bad_names_are_refused(tmp_path, models_dir, recordings, name):
         (["--consent", "she agreed", "--consent-phrase"], "give the consent one way"),
         (["--consent", "she agreed", "--consent-audio", "{bob}"], "give the consent one way"),
         (["--consent-phrase", "--consent-audio", "{bob}"], "give the spoken consent once"),
+        (["--consent", ""], "--consent needs the consent as text"),  # an empty $CONSENT in a script
+        (["--speaker", "Bob"], "--speaker names who reads the consent sentence"),  # and no spoken consent
     ],
 )
 def test_consent_given_two_ways_is_refused_not_half_ignored(tmp_path, models_dir, recordings, extra, needle):

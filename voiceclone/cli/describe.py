@@ -18,11 +18,17 @@ def consent_summary(consent) -> str:
     if not consent:
         return "none recorded"
     if isinstance(consent, str):  # voices enrolled before consent records
-        return f"text (unverified): {consent}"
+        return f"text (unverified): {_printable(consent)}"
     if consent.get("kind") == "spoken":
         words = f"spoken, verified ({consent.get('score', 0):.0%} match, {consent.get('source', '')})"
         return f"{words}, {speaker_summary(consent.get('speaker_check'))}"
-    return f"{consent.get('kind', '?')} (unverified): {consent.get('text', '')}"
+    return f"{_printable(consent.get('kind', '?'))} (unverified): {_printable(consent.get('text', ''))}"
+
+
+def _printable(value) -> str:
+    """A stored value as text fit for a terminal: control characters (an imported archive's escape codes) shown as
+    '?'."""
+    return "".join(ch if ch.isprintable() else "?" for ch in str(value))
 
 
 def converters_of(record: VoiceRecord) -> list[str]:

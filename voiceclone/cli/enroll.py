@@ -91,6 +91,10 @@ def enroll(
         raise UserError(
             "give the consent one way: spoken (--consent-phrase or --consent-audio, verified) or as text (--consent)"
         )
+    if speaker is not None and not (consent_phrase or consent_audio is not None):
+        raise UserError(
+            "--speaker names who reads the consent sentence: give it with --consent-phrase or --consent-audio"
+        )
     if consent_phrase and consent_audio is not None:
         raise UserError(
             "give the spoken consent once: at the start of the recording (--consent-phrase) or in its own file "

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Literal, get_args
 
 from voiceclone.errors import UserError
+from voiceclone.tts.text import speakable
 
 ConsentPolicy = Literal["required", "recorded", "off"]
 CONSENT_POLICIES: tuple[str, ...] = get_args(ConsentPolicy)
@@ -91,7 +92,7 @@ def text_consent(text: str) -> dict:
     Raises:
         ConsentError: the text is empty.
     """
-    clean = " ".join(str(text).split())
+    clean = " ".join(speakable(str(text)).split())  # no terminal escape codes kept to be printed later
     if not clean:
         raise ConsentError('--consent needs the consent as text, e.g. --consent "Alice agreed on 2026-11-21"')
     return {"kind": "text", "verified": False, "text": clean, "time": utc_now()}

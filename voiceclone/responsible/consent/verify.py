@@ -254,7 +254,7 @@ def enrollment_consent(
         record = consent_opening(
             audio, rate, expected, name=speaker, source="recording start", file_sha256=digest, others=others
         )
-    elif text:
+    elif text is not None:  # "" too: an empty $CONSENT in a script must not pass as no consent at all
         record = text_consent(text)
     check_policy(policy, record, f"the voice of {speaker}")
     return stored_consent(policy, record)

@@ -153,6 +153,28 @@ def test_a_gpu_asked_for_with_the_matcher_is_said_to_go_unused(no_models):
         assert notes == []
 
 
+def test_an_unknown_device_is_refused_whichever_converter(matcher_env, tmp_path):
+    out = str(tmp_path / "o.wav")
+    for converter in ("matcher", "auto"):
+        line = error_line(
+            run_cli(
+                "speak",
+                "Hi.",
+                "--voice",
+                "bob",
+                "--converter",
+                converter,
+                "--device",
+                "tpu",
+                "-o",
+                out,
+                env=matcher_env,
+            )
+        )
+        assert line == "error: --device: unknown device 'tpu': use auto, cpu, cuda, cuda:N or mps"
+    assert ConverterSettings(device=" CUDA:1 ").device == "cuda:1"
+
+
 # ------------------------------------------------------------------------------------------------------------ eval
 def test_eval_json_reports_base_and_clone_side_by_side(matcher_env, tmp_path):
     pytest.importorskip("resemblyzer")

@@ -6,10 +6,11 @@ Every section refuses unknown keys. `transport`, `stt` and `llm` are each one of
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from voiceclone.openvoice.sampling import TAU_DEFAULT, TAU_MAX
@@ -32,6 +33,14 @@ class ConverterSettings(_Strict):
     version: Literal["v1", "v2"] = "v2"
     folder: Optional[Path] = None
     device: str = "auto"
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        """Checked here, not only where OpenVoice loads: with the matcher a typo would pass unnoticed."""
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value.strip().lower()):
+            raise PydanticCustomError("device", f"unknown device {value!r}: use auto, cpu, cuda, cuda:N or mps")
+        return value.strip().lower()
 
 
 class TTSConfig(_Strict):

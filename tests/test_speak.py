@@ -274,15 +274,21 @@ def test_openai_engine_errors(cache):
         (["hi", "-o", "{tmp}/a.wav"], "say whose voice"),
         (["hi", "--voice", "bob", "-o", "{tmp}/a.wav", "--tau", "-1"], "--tau"),
         (["hi", "--voice", "bob", "-o", "{tmp}/a.wav", "--device", "tpu"], "unknown device"),
+        (["hi", "--voice", "bob", "-o", "{tmp}/a.wav/"], "names a folder; give a file name such as"),
+        (["hi", "--voice", "bob", "-o", "{lib}/bob/speech.flac"], "is inside the voice library"),
+        (["hi", "--voice", "bob", "-o", "{tmp}/a.mp3", "--sample-rate", "12345"], "MP3 at 12345 Hz (MPEG-1/2/2.5 only"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path, models_dir, library, recordings, cache, args, needle):
-    args = [a.format(tmp=tmp_path, notes=recordings["notes"], alice=recordings["alice"]) for a in args]
+    fields = dict(tmp=tmp_path, notes=recordings["notes"], alice=recordings["alice"], lib=library.root)
+    args = [a.format(**fields) for a in args]
+    before = {p: p.read_bytes() for p in library.root.rglob("*") if p.is_file()}
     result = cli(*args, "--voices-dir", str(library.root), models_dir=models_dir, cache=cache)
     assert needle in error_line(result)
     assert not (tmp_path / "a.wav").exists() and not (tmp_path / "a.txt").exists()
     assert sf.info(recordings["alice"]).duration > 1  # the recording is still a recording
     assert not any(p.name.endswith(".part") for p in tmp_path.iterdir())
+    assert {p: p.read_bytes() for p in library.root.rglob("*") if p.is_file()} == before
 
 
 @pytest.mark.parametrize(

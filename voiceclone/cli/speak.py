@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -110,6 +111,7 @@ def speak(
     check_voice_given(cfg.tts, no_clone)
     _check_output(output, play, inputs=[cfg.tts.voice, file])
     lib = library(cfg, voices_dir)
+    _outside_library(output, lib.root)
     if not no_clone:
         check_consent(cfg.consent, lib, cfg.tts.voice)  # an unknown or refused voice fails before anything loads
     # The layers that do the work bring torch and Pipecat (2 s): imported once the command's inputs are good.
@@ -187,10 +189,25 @@ def _check_output(output: str | None, play: bool, inputs: list = ()) -> None:
             "-o - writes raw PCM: pipe it into a program (e.g. `| aplay -f S16_LE -r 22050`) or use -o FILE.wav"
         )
     if output not in (None, "-"):
+        if output.endswith(("/", os.sep)):  # Path() drops the slash: "x.wav/" would become a file x.wav
+            raise UserError(f"{output}: names a folder; give a file name such as {Path(output) / 'speech.wav'}")
         check_output_file(Path(output))
         for given in inputs:  # `--voice me.wav -o me.wav` would replace the only recording with the clone
             if given is not None and _same_file(Path(output), Path(given)):
                 raise UserError(f"{output}: is also an input of this command; write the audio to another file")
+
+
+def _outside_library(output: str | None, library_root: Path) -> None:
+    """Refuse an output inside the voice library: it would replace a voice's own files (its speech, its consent)
+    and leave it listed as sound."""
+    if output in (None, "-"):
+        return
+    try:
+        inside = Path(output).resolve().is_relative_to(library_root.resolve())
+    except OSError:
+        return
+    if inside:
+        raise UserError(f"{output}: is inside the voice library ({library_root}); write the audio somewhere else")
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -204,7 +204,9 @@ class EncodedSink(FileSink):
         cause = self._through.error if isinstance(exc, sf.LibsndfileError | RuntimeError | AssertionError) else exc
         if isinstance(cause, OSError):
             raise storage_error(cause, self.path) or OutputError(f"{self.path}: {cause.strerror or cause}") from None
-        raise OutputError(f"{self.path}: {what} ({exc})") from None
+        # libsndfile's own words, without soundfile's "Error opening <object at 0x...>:" before them
+        detail = " ".join(str(getattr(exc, "error_string", None) or exc).split()).removeprefix("Error : ")
+        raise OutputError(f"{self.path}: {what} ({detail})") from None
 
 
 class RawSink:

@@ -235,6 +235,15 @@ def test_exporting_through_a_link_or_onto_a_device(lib, tmp_path):
     assert Path(os.devnull).is_char_device()
 
 
+def test_standard_streams_are_no_archive(lib, tmp_path):
+    """`-` means a standard stream to a user: export wrote a file named - (and nothing to the pipe)."""
+    make_voice(lib, "v")
+    line = error_line(run_cli("voices", "export", "v", "-", "--voices-dir", str(lib.root), cwd=tmp_path))
+    assert "not written to standard output" in line and not (tmp_path / "-").exists()
+    line = error_line(run_cli("voices", "import", "-", "--voices-dir", str(lib.root), cwd=tmp_path))
+    assert "not read from standard input" in line
+
+
 def test_exporting_to_a_disk_that_really_fills(lib, tiny_disk):
     make_voice(lib, "v", seconds=10.0)
     result = run_cli("voices", "export", "v", str(tiny_disk / "v.tar.gz"), "--voices-dir", str(lib.root))

@@ -105,7 +105,7 @@ def rename_target(path: Path) -> Path:
     if target.exists() and not target.is_file() and not target.is_dir():
         raise StorageError(
             f"{path}: is not a plain file (a device or a pipe) and will not be replaced; give a file name "
-            "(to stream audio, use -o - and redirect standard output)"
+            "(`speak -o -` streams audio to standard output)"
         )
     if target.parent.exists() and not target.parent.is_dir():
         raise StorageError(f"{path.parent}: is a file, not a folder")

@@ -111,6 +111,8 @@ def voices_export(
     config: ConfigOption = None,
 ) -> None:
     """Pack a voice into an archive to move it to another machine."""
+    if str(file) == "-":
+        raise UserError("voices export writes a file: give its name (an archive is not written to standard output)")
     archive = _library(voices_dir, config).export(name, file, force=force)
     say(f"exported {name!r} to {archive}")
 
@@ -124,6 +126,11 @@ def voices_import(
     config: ConfigOption = None,
 ) -> None:
     """Add a voice from an exported archive (checked: nothing may land outside the library)."""
+    if str(file) == "-":
+        raise UserError(
+            "voices import reads a file: give its name (an archive is not read from standard input; a file named - "
+            "is ./-)"
+        )
     voice = _library(voices_dir, config).import_archive(file, name=name, force=force)
     say(f"imported {voice.name!r} into {voice.folder}")
     say(consent_summary(voice.record.consent), "consent:", "bold")  # as recorded elsewhere: never re-checked here

@@ -83,6 +83,9 @@ def test_the_sentence_names_the_speaker_and_the_day():
     assert "Zoë" in consent_sentence("Zoë", DAY)  # Latin letters with accents are fine
     with pytest.raises(ConsentError, match="in Latin letters"):  # Whisper's English model never writes 张伟
         consent_sentence("张伟", DAY)
+    from voiceclone.responsible.consent.sentence import speaker_from_voice_name
+
+    assert [speaker_from_voice_name(n) for n in ("alice-studio", "alice2", "bob_smith")] == ["Alice", "Alice", "Bob"]
 
 
 def test_normalisation_treats_whispers_spellings_as_the_same_words():

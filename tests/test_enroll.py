@@ -95,6 +95,9 @@ def test_a_default_name_from_an_odd_file_name(tmp_path, converter, recordings):
     odd.write_bytes(recordings["bob"].read_bytes())
     voice, _ = enroll(VoiceLibrary(tmp_path / "lib"), [odd], converter)
     assert voice.name == "My-Voice-take-2"
+    from voiceclone.voices.names import default_name
+
+    assert [default_name(n) for n in ("José.wav", "Ångström 2.wav", "张伟.wav")] == ["Jose", "Angstrom-2", "voice"]
 
 
 # --------------------------------------------------------------------------------------------- bad input

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from pathlib import Path
 
 from voiceclone.voices.errors import VoiceError
@@ -86,6 +87,8 @@ def default_voices_dir(explicit: str | Path | None = None, configured: str | Pat
 
 
 def default_name(path: str | Path) -> str:
-    """A voice name from a file name: its stem, with characters a name may not hold replaced by '-'."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).stem).strip("-._")
+    """A voice name from a file name: its stem, accents dropped (José -> Jose), other characters a name may not
+    hold replaced by '-'."""
+    plain = "".join(ch for ch in unicodedata.normalize("NFKD", Path(path).stem) if not unicodedata.combining(ch))
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", plain).strip("-._")
     return stem[:64] or "voice"

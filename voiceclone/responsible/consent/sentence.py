@@ -99,6 +99,7 @@ def words(text: str) -> list[str]:
 
 
 def speaker_from_voice_name(voice_name: str) -> str:
-    """A person's name to put in the sentence when none is given: "alice-studio" -> "Alice"."""
+    """A person's name to put in the sentence when none is given: "alice-studio" -> "Alice", "alice2" -> "Alice"."""
     first = re.split(r"[-_.\s]+", voice_name.strip())[0]
+    first = re.sub(r"\d+", "", first) or first  # a number tells takes apart, no one says it as part of a name
     return first[:1].upper() + first[1:] if first else voice_name

@@ -199,7 +199,13 @@ def test_quality_warnings(recordings, tmp_path):
             warnings,
         )
     assert prepare([recordings["bob"]], 22050).quality.warnings() == []
-    assert prepare([recordings["bob"]], 22050).warnings() == []
+    assert prepare([recordings["bob"], recordings["dave"]], 22050).warnings() == []
+    short = "s of speech: 10 s or more gives a better clone"  # bob has about 8 s
+    (alone,) = prepare([recordings["bob"]], 22050).warnings()
+    assert alone.startswith("only ") and alone.endswith(short)
+    twice = prepare([recordings["bob"], recordings["bob"], recordings["silence"]], 22050).warnings()
+    assert twice[0] == "silence.wav: no speech found in it (left out)" and twice[1].endswith(short)
+    assert twice[2:] == ["bob.flac: the same recording as one given before (used once)"]
     import soxr
 
     phone = tmp_path / "phone.wav"

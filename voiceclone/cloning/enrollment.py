@@ -28,6 +28,7 @@ from voiceclone.voices.record import EmbeddingEntry, SourceFile, VoiceRecord
 from voiceclone.voices.store import VoiceLibrary
 
 MIN_SPEECH_S = 3.0
+GOOD_SPEECH_S = 10.0  # less still makes a voice, a worse one
 NARROW_BAND_RATE = 16000  # below this a recording misses the voice's upper range (sibilants, the timbre's top)
 
 Step = Callable[[str], None]
@@ -41,17 +42,28 @@ class Sample:
     sample_rate: int
     quality: Quality
     sources: list[SourceFile] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what reading the recordings found (a file given twice)
 
     def warnings(self) -> list[str]:
-        """What makes the clone worse but not impossible: the recording's level, noise and clipping, and a
-        recording that carries no more than telephone bandwidth."""
+        """What makes the clone worse but not impossible: the recording's level, noise and clipping, a recording
+        that carries no more than telephone bandwidth or no speech at all, little speech; and what was left out."""
         narrow = [
             f"{s.file}: recorded at {s.sample_rate} Hz (telephone quality): nothing of the voice above "
             f"{s.sample_rate / 2000:.0f} kHz is in it, so the clone will sound muffled; record at 16 kHz or more"
             for s in self.sources
             if s.sample_rate is not None and s.sample_rate < NARROW_BAND_RATE
         ]
-        return self.quality.warnings() + narrow
+        silent = [f"{s.file}: no speech found in it (left out)" for s in self.sources if s.speech_s == 0]
+        amount = []
+        if self.quality.speech_s < GOOD_SPEECH_S:
+            amount.append(
+                f"only {self.quality.speech_s:.1f} s of speech: {GOOD_SPEECH_S:.0f} s or more gives a better clone"
+            )
+        elif self.quality.speech_s > MAX_SPEECH_S + 1:
+            amount.append(
+                f"{self.quality.speech_s:.0f} s of speech: the cleanest {MAX_SPEECH_S:.0f} s are kept, which is plenty"
+            )
+        return self.quality.warnings() + narrow + silent + amount + self.notes
 
 
 def prepare(paths: Sequence[str | Path], sample_rate: int, on_step: Step | None = None) -> Sample:
@@ -62,8 +74,14 @@ def prepare(paths: Sequence[str | Path], sample_rate: int, on_step: Step | None 
     """
     step = on_step or (lambda _: None)
     meter, kept, sources = QualityMeter(sample_rate), SpeechSelection(sample_rate, MAX_SPEECH_S, PIECE_S), []
+    notes, seen = [], set()
     for path in paths:
         path = Path(path)
+        digest = sha256_file(path) if path.is_file() else None
+        if digest is not None and digest in seen:  # the same speech twice would count twice
+            notes.append(f"{path.name}: the same recording as one given before (used once)")
+            continue
+        seen.add(digest)
         step(f"reading {path.name}")
         samples = speech = 0
         with AudioReader(path) as reader:
@@ -76,7 +94,7 @@ def prepare(paths: Sequence[str | Path], sample_rate: int, on_step: Step | None 
         sources.append(
             SourceFile(
                 file=path.name,
-                sha256=sha256_file(path),
+                sha256=digest or sha256_file(path),
                 duration_s=round(samples / sample_rate, 3),
                 sample_rate=reader.sample_rate,
                 speech_s=round(speech / sample_rate, 3),
@@ -91,7 +109,7 @@ def prepare(paths: Sequence[str | Path], sample_rate: int, on_step: Step | None 
             f"{names}: only {quality.speech_s:.1f} s of speech; at least {MIN_SPEECH_S:.0f} s is needed "
             f"(10 s or more gives a better clone)"
         )
-    return Sample(kept.speech(), sample_rate, quality, sources)
+    return Sample(kept.speech(), sample_rate, quality, sources, notes)
 
 
 def create(

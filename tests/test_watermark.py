@@ -324,16 +324,19 @@ def test_detect_command_reports_each_file(marked, plain, tmp_path, monkeypatch):
     odd = "[bold]clone[red] .wav"  # a name that would be markup if printed as markup
     sf.write(odd, marked, RATE)
     sf.write("plain.wav", plain, RATE)
-    result = CliRunner().invoke(_cli(), ["detect", odd, "plain.wav"])
+    sf.write("blip.wav", marked[: int(0.05 * RATE)], RATE)  # too short for a verdict either way
+    result = CliRunner().invoke(_cli(), ["detect", odd, "plain.wav", "blip.wav"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert any("[bold]clone[red] .wav" in line and "present" in line for line in lines), result.output
     assert any("plain.wav" in line and "absent" in line for line in lines), result.output
+    assert any("blip.wav" in line and "unknown" in line and "too short" in line for line in lines), result.output
 
-    result = CliRunner().invoke(_cli(), ["detect", "--json", odd, "plain.wav"])
+    result = CliRunner().invoke(_cli(), ["detect", "--json", odd, "plain.wav", "blip.wav"])
     assert result.exit_code == 0
     rows = json.loads(result.stdout)
-    assert [r["present"] for r in rows] == [True, False]
+    assert [r["present"] for r in rows] == [True, False, False]
+    assert [r["too_short"] for r in rows] == [False, False, True]
     assert rows[0]["file"] == odd and 0.0 <= rows[1]["confidence"] <= 1.0
     assert rows[0]["stretches"][0]["start"] < 0.3 and rows[1]["stretches"] == []
 

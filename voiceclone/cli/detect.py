@@ -21,7 +21,8 @@ def detect(
         bool,
         typer.Option(
             "--json",
-            help="Print a JSON list of {file, present, confidence, seconds, stretches: [{start, end, confidence}]}.",
+            help="Print a JSON list of {file, present, confidence, seconds, too_short, stretches: [{start, end, "
+            "confidence}]}.",
         ),
     ] = False,
 ) -> None:
@@ -73,7 +74,7 @@ def _table(results: list[dict], min_seconds: float) -> None:
         mark = Text("present", style="green") if r["present"] else Text("absent")
         where = _where(r["stretches"], r["seconds"])
         if r["seconds"] < min_seconds:
-            where = f"under {min_seconds:g} s: too short to tell"
+            mark, where = Text("unknown", style="yellow"), f"under {min_seconds:g} s: too short to tell"
         table.add_row(Text(r["file"]), mark, f"{r['confidence']:.3f}", f"{r['seconds']:.1f}", where)
     out.print(table)
     say("PerTh watermark: 'present' when the whole file or any stretch of a second or more carries it.")

@@ -91,6 +91,7 @@ class Detection:
         out["confidence"] = round(self.confidence, 4)
         out["seconds"] = round(self.seconds, 3)
         out["stretches"] = [s.to_dict() for s in self.stretches]
+        out["too_short"] = self.seconds < MIN_RELIABLE_SECONDS  # "absent" then means "cannot tell"
         return out
 
 

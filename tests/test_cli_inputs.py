@@ -99,6 +99,9 @@ def test_shipped_configs_are_found_by_name_from_any_folder(tmp_path):
     assert "shipped configs: daily, default, local, offline, webrtc" in error_line(
         run_cli("config", "check", "nonesuch", cwd=tmp_path)
     )
+    (tmp_path / "offline").mkdir()  # a folder of the same name does not hide the shipped config
+    result = run_cli("config", "check", "offline", cwd=tmp_path)
+    assert result.returncode == 0 and "ok:" in result.stdout, result.stderr
 
 
 def test_a_dot_env_that_is_not_utf8_is_a_warning_not_a_crash(tmp_path):

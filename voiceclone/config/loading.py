@@ -53,14 +53,24 @@ def shipped_configs() -> list[str]:
 def resolve_config(path: Path) -> Path:
     """A config file that exists, else the shipped config it names (`offline`, `offline.yaml`, `configs/offline.yaml`).
 
-    So that an installed `voiceclone` finds its example configs from any folder.
+    So that an installed `voiceclone` finds its example configs from any folder; a folder that happens to bear a
+    shipped config's name (`offline/`) does not hide it.
     """
-    if path.exists() or path.parent not in (Path("."), Path("configs")):
+    if (
+        path.is_file()
+        or (path.exists() and not _names_shipped(path))
+        or path.parent not in (Path("."), Path("configs"))
+    ):
         return path
     shipped = SHIPPED_CONFIGS / (path.name if path.suffix else f"{path.name}.yaml")
     if shipped.is_file():
         return shipped
     raise ConfigError(f"{path}: config file not found (shipped configs: {', '.join(shipped_configs())})")
+
+
+def _names_shipped(path: Path) -> bool:
+    """`path` is a bare name (or configs/NAME) of a shipped config."""
+    return path.parent in (Path("."), Path("configs")) and (SHIPPED_CONFIGS / f"{path.stem}.yaml").is_file()
 
 
 def _override_transport(raw: dict, transport: str) -> None:

@@ -134,7 +134,9 @@ def test_choose(models_dir, no_models):
     assert choose(ConverterSettings(engine="auto"), empty, notes.append) is MatcherConversion and len(notes) == 1
     assert isinstance(choose(ConverterSettings(engine="auto"), installed, notes.append)(), OpenVoiceConversion)
     assert choose(ConverterSettings(engine="matcher"), installed, notes.append) is MatcherConversion
-    assert len(notes) == 1
+    assert len(notes) == 1 and notes[0].endswith("`voiceclone models download`)")
+    choose(ConverterSettings(engine="auto", version="v1"), empty, notes.append)
+    assert notes[1].endswith("`voiceclone models download --version v1`)")
     with pytest.raises(UserError, match="models download"):
         choose(ConverterSettings(engine="openvoice"), empty)
     with pytest.raises(UserError, match="--converter-dir"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from voiceclone.cloning.checkpoints import DEFAULT_VERSION
 from voiceclone.cloning.conversion import Conversion
 from voiceclone.cloning.matcher_conversion import MatcherConversion
 from voiceclone.cloning.openvoice_conversion import load_openvoice
@@ -43,9 +44,10 @@ def choose(settings, store, notice: Callable[[str], None] | None = None) -> Call
         if engine == "openvoice":
             store.require(settings.version)  # raises: how to download it
         if notice is not None:
+            flag = "" if settings.version == DEFAULT_VERSION else f" --version {settings.version}"
             notice(
                 f"no OpenVoice {settings.version} converter installed: using the built-in voice matcher "
-                f"(get OpenVoice with `voiceclone models download`)"
+                f"(get OpenVoice with `voiceclone models download{flag}`)"
             )
         _matcher_on_cpu(settings.device, notice)
         return MatcherConversion

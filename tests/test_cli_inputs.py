@@ -144,6 +144,14 @@ def test_host_and_port_belong_to_webrtc(env):
     assert "--port:" in error_line(run_cli("run-bot", "--port", "0", "--voice", "bob", env=env))
 
 
+def test_a_host_that_is_not_this_machine_is_refused_before_anything_loads(env, tmp_path):
+    config = tmp_path / "far.yaml"
+    config.write_text("transport:\n  type: webrtc\n  host: nonsense.invalid\n")
+    assert "is not an address of this machine" in error_line(run_cli("config", "check", str(config), env=env))
+    bot = run_cli("run-bot", "-c", "offline", "--voice", "bob", "--host", "999.1.1.1", env=env)
+    assert "'999.1.1.1' is not an address of this machine" in error_line(bot) and "Loading" not in bot.stderr
+
+
 def test_host_and_port_apply_to_a_config_that_names_no_transport(tmp_path):
     from voiceclone.cli.bot_settings import bot_settings
 

@@ -21,7 +21,7 @@ from voiceclone.cli.common import (
     library,
     say,
 )
-from voiceclone.config.needs import check_keys
+from voiceclone.config.needs import check_keys, check_transport
 from voiceclone.errors import UserError
 from voiceclone.voices.lookup import check_consent
 
@@ -51,6 +51,7 @@ def run_bot(
     if not cfg.tts.voice:
         raise UserError("say whose voice the bot speaks in: --voice NAME or tts.voice in the config")
     check_keys(cfg)  # before anything loads or connects
+    check_transport(cfg, listen=True)
     lib = library(cfg, voices_dir)
     check_consent(cfg.consent, lib, cfg.tts.voice)  # an unknown or refused voice fails before anything loads
     # The layers that do the work bring torch and Pipecat (3 s): imported once the config and voice are good.

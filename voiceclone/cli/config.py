@@ -9,7 +9,7 @@ import typer
 
 from voiceclone.cli.bot_settings import TransportOption, bot_settings
 from voiceclone.cli.common import say
-from voiceclone.config.needs import check_keys
+from voiceclone.config.needs import check_keys, check_transport
 from voiceclone.errors import UserError
 
 app = typer.Typer(help="Bot config files: check them before running.", no_args_is_help=True)
@@ -23,6 +23,7 @@ def config_check(
     """Validate a bot config (keys, values, the environment variables it needs) without running it."""
     cfg = bot_settings(file, transport, None)  # a bad file fails before Pipecat and torch load (3 s)
     check_keys(cfg)
+    check_transport(cfg, listen=False)  # a port in use now may be free when the bot starts
     from voiceclone.pipecat.services import describe_llm, describe_stt  # Pipecat: see cli/__init__
 
     stt = describe_stt(cfg)

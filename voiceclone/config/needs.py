@@ -1,4 +1,4 @@
-"""What a bot config needs from the machine before anything loads: its keys, and its local model files.
+"""What a bot config needs from the machine before anything loads: its keys, its local model files, its transport.
 
 Light on purpose (no Pipecat, no torch): `run-bot` and `config check` refuse a config that cannot run in well under
 a second, before the layers that do the work are imported.
@@ -6,11 +6,18 @@ a second, before the layers that do the work are imported.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import socket
 
 from voiceclone.config.sections import BotConfig, DeepgramSTTConfig, LocalLLMConfig, OpenAILLMConfig
 from voiceclone.errors import UserError
 from voiceclone.llm.models import resolve_model
+
+LOCAL_EXTRA = (
+    "the local transport needs the `local` extra: pip install -e '.[local]' (it builds pyaudio, which needs the "
+    "portaudio19-dev system package)"
+)
 
 
 def required_keys(cfg: BotConfig) -> list[str]:
@@ -35,3 +42,31 @@ def check_keys(cfg: BotConfig) -> None:
     for llm in cfg.llm_engines:
         if isinstance(llm, LocalLLMConfig):
             resolve_model(llm.model, download=False)  # a hub file not yet downloaded is fetched by `preload`
+
+
+def check_transport(cfg: BotConfig, listen: bool) -> None:
+    """The transport can start here: the local one's extra is installed, WebRTC's host is an address of this
+    machine and, when `listen` (a bot about to start, not `config check`), its port is free."""
+    t = cfg.transport
+    if t.type == "local" and importlib.util.find_spec("pyaudio") is None:
+        raise UserError(LOCAL_EXTRA)
+    if t.type == "webrtc":
+        check_listening(t.host, t.port if listen else None)
+
+
+def check_listening(host: str, port: int | None) -> None:
+    """`host` is an address of this machine and `port` (unless None) is free on it: fail before announcing a URL
+    that would not work, and before the models load."""
+    try:
+        infos = socket.getaddrinfo(host, port or 0, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise UserError(f"transport.host {host!r} is not an address of this machine") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if port is None:
+                raise UserError(f"transport.host {host!r} is not an address of this machine ({exc.strerror})") from None
+            raise UserError(f"cannot listen on {host}:{port} ({exc.strerror}): choose another transport.port") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from voiceclone.audio.reader import quiet_stderr
+from voiceclone.config.needs import LOCAL_EXTRA
 from voiceclone.config.sections import BotConfig, LocalTransportConfig
 from voiceclone.errors import UserError
 from voiceclone.pipecat.bot import VoiceResources, build_worker, report_error, run_worker, speak_opening_line
@@ -21,10 +22,7 @@ def _local_audio():
         import pyaudio
         from pipecat.transports.local.audio import LocalAudioTransport, LocalAudioTransportParams
     except ImportError:
-        raise UserError(
-            "the local transport needs the `local` extra: pip install -e '.[local]' (it builds pyaudio, which needs "
-            "the portaudio19-dev system package)"
-        ) from None
+        raise UserError(LOCAL_EXTRA) from None
     return pyaudio, LocalAudioTransport, LocalAudioTransportParams
 
 

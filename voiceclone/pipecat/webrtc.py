@@ -7,7 +7,6 @@ voice, which the caller picks with the offer and switches in the call with an RT
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import uvicorn
 from aiortc.jitterbuffer import JitterBuffer
@@ -16,6 +15,7 @@ from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.smallwebrtc.connection import IceServer
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 
+from voiceclone.config.needs import check_listening
 from voiceclone.config.sections import BotConfig, IceServerConfig, WebRTCTransportConfig
 from voiceclone.errors import UserError
 from voiceclone.pipecat.bot import VoiceResources, build_worker, report_error, run_worker, speak_opening_line
@@ -37,7 +37,7 @@ async def run_webrtc(cfg: BotConfig, t: WebRTCTransportConfig, resources: VoiceR
         resources: The loaded voice and models, shared by every call.
         announce: Shows the user one line: the URL to open.
     """
-    _check_port_free(t.host, t.port)
+    check_listening(t.host, t.port)  # again: it may have been taken while the models loaded
     page = PageAPI(resources.library, resources.converter, resources.voice_name, resources.consent)
     app = create_app(
         lambda connection, options: run_webrtc_session(cfg, resources, connection, voice=options.get("voice")),
@@ -93,21 +93,6 @@ class _Server(uvicorn.Server):
             self._on_listening()
 
     _loop: asyncio.AbstractEventLoop | None = None
-
-
-def _check_port_free(host: str, port: int) -> None:
-    """Fail before announcing a URL that would not work."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror:
-        raise UserError(f"transport.host {host!r} is not an address of this machine") from None
-    family, _, _, _, address = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            raise UserError(f"cannot listen on {host}:{port} ({exc.strerror}): choose another transport.port") from None
 
 
 def ice_servers(configured: list[str | IceServerConfig]) -> list:

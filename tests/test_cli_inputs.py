@@ -133,6 +133,9 @@ def test_a_file_as_the_voice_library_is_an_error(tmp_path):
     not_a_folder = tmp_path / "voices.txt"
     not_a_folder.write_text("hello")
     assert "not a folder" in error_line(run_cli("voices", "list", "--voices-dir", str(not_a_folder)))
+    config = tmp_path / "c.yaml"
+    config.write_text(f"voices_dir: {not_a_folder}\n")
+    assert "not a folder" in error_line(run_cli("config", "check", str(config)))  # as run-bot would say
 
 
 # ------------------------------------------------------------------------------------- run-bot flags (defect 11)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from voiceclone.cli.bot_settings import TransportOption, bot_settings
-from voiceclone.cli.common import say
+from voiceclone.cli.common import library, say
 from voiceclone.config.needs import check_keys, check_transport
 from voiceclone.errors import UserError
 
@@ -24,6 +24,7 @@ def config_check(
     cfg = bot_settings(file, transport, None)  # a bad file fails before Pipecat and torch load (3 s)
     check_keys(cfg)
     check_transport(cfg, listen=False)  # a port in use now may be free when the bot starts
+    library(cfg, None)  # a voices_dir that is a file
     from voiceclone.pipecat.services import describe_llm, describe_stt  # Pipecat: see cli/__init__
 
     stt = describe_stt(cfg)
@@ -44,7 +45,6 @@ def _voice_not_found(cfg) -> str | None:
     """Why `run-bot` would refuse the config's voice as things stand (not the file's fault: the library's)."""
     if not cfg.tts.voice:
         return None
-    from voiceclone.cli.common import library
     from voiceclone.voices.lookup import find_voice
 
     try:

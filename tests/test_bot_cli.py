@@ -44,6 +44,10 @@ def test_config_check_names_the_missing_keys():
         ("tts:\n  voice: ${NOT_SET_ANYWHERE}\n", "tts.voice: ${NOT_SET_ANYWHERE} is not set"),
         ("pipeline: [1\n", "not valid YAML: while parsing a flow sequence (line 1), expected ',' or ']'"),
         ("a: b\n  c: d\n", "not valid YAML: mapping values are not allowed here (line 2)"),
+        ("transport:\n  type: webrtc\n  ice_servers: [bogus]\n", "transport.ice_servers: 'bogus' is not a STUN"),
+        ("transport:\n  type: webrtc\n  ice_servers: [{urls: [stun:a.org, x]}]\n", "'x' is not a STUN or TURN"),
+        ("transport:\n  type: daily\n  room_url: notaurl\n", "transport.room_url: 'notaurl' is not a room's address"),
+        ("tts:\n  converter:\n    device: tpu\n", "tts.converter.device: unknown device 'tpu'"),
     ],
 )
 def test_bad_config_values_name_the_key_path(tmp_path, text, needle):

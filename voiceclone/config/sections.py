@@ -69,6 +69,14 @@ class DailyTransportConfig(_Strict):
     bot_name: str = "voiceclone"
     room_expiry_minutes: int = Field(default=60, ge=1, le=24 * 60)
 
+    @field_validator("room_url")
+    @classmethod
+    def _a_room_address(cls, value: Optional[str]) -> Optional[str]:
+        """A web address (https://NAME.daily.co/ROOM), checked before the bot loads and tries to join it."""
+        if value is not None and not re.fullmatch(r"https?://[^\s/]+/\S*", value.strip()):
+            raise PydanticCustomError("room_url", f"{value!r} is not a room's address (https://NAME.daily.co/ROOM)")
+        return value.strip() if value is not None else None
+
 
 class IceServerConfig(_Strict):
     """A STUN or TURN server for WebRTC (TURN needs a username and credential)."""
@@ -76,6 +84,13 @@ class IceServerConfig(_Strict):
     urls: Union[str, list[str]]
     username: Optional[str] = None
     credential: Optional[str] = None
+
+
+def _check_ice_url(url: str) -> str:
+    """A STUN or TURN server's address (stun:, stuns:, turn:, turns:), or a one-line error."""
+    if not re.match(r"(stuns?|turns?):\S+$", url.strip()):
+        raise PydanticCustomError("ice_url", f"{url!r} is not a STUN or TURN address (stun:HOST:PORT, turn:HOST:PORT)")
+    return url.strip()
 
 
 class WebRTCTransportConfig(_Strict):
@@ -94,6 +109,17 @@ class WebRTCTransportConfig(_Strict):
     max_sessions: int = Field(default=4, ge=1, le=64)
     ice_servers: list[Union[str, IceServerConfig]] = Field(default_factory=list)
     receive_buffer_frames: int = Field(default=1, ge=1, le=8)
+
+    @field_validator("ice_servers")
+    @classmethod
+    def _ice_server_addresses(cls, value: list):
+        """Checked here for both forms (a URL, or {urls, ...}): inside the union a bad URL of the second form was
+        reported as "should be a valid string"."""
+        for server in value:
+            urls = server.urls if isinstance(server, IceServerConfig) else server
+            for url in [urls] if isinstance(urls, str) else urls:
+                _check_ice_url(url)
+        return value
 
 
 class LocalTransportConfig(_Strict):

@@ -109,7 +109,7 @@ def test_a_default_name_from_an_odd_file_name(tmp_path, converter, recordings):
         ("empty", "empty"),
         ("notes", "not a readable audio file"),
         ("cut_wav", "truncated"),
-        ("cut_flac", "not a readable audio file"),
+        ("cut_flac", "the file is truncated or damaged"),
         ("nan", "NaN"),
         ("silence", "no speech"),
         ("hum", "no speech"),

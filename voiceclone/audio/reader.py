@@ -63,6 +63,9 @@ class AudioReader:
                 with quiet_stderr():
                     got = len(self._file.read(len(buffer), dtype="float32", always_2d=True, out=buffer))
             except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+                if "lost sync" in str(exc):  # what libsndfile says of a FLAC cut short (or damaged) mid-stream
+                    lost = f"{self.path}: the file is truncated or damaged (the FLAC decoder lost sync)"
+                    raise AudioError(lost) from None
                 raise self._unreadable(exc) from None
             if got == 0:
                 break

@@ -215,3 +215,9 @@ def test_a_cache_that_cannot_be_written_is_one_warning_line_and_the_speech_is_ma
     assert result.returncode == 0, result.stderr
     assert "warning: cannot cache the base-voice profile in" in result.stderr  # as the CLI's own warnings
     assert "WARNING" not in result.stderr and (tmp_path / "o.wav").is_file()
+
+
+def test_eval_keeps_its_audio_out_of_the_voice_library(matcher_env):
+    inside = matcher_env["VOICECLONE_VOICES_DIR"] / "bob" / "clips"
+    assert "is inside the voice library" in error_line(run_cli("eval", "bob", "-o", str(inside), env=matcher_env))
+    assert not inside.exists()

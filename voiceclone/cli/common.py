@@ -147,6 +147,19 @@ def library(cfg: BotConfig, voices_dir: Path | None) -> VoiceLibrary:
     return VoiceLibrary(root)
 
 
+def outside_library(output: str | Path | None, library_root: Path) -> None:
+    """Refuse an output inside the voice library: it would replace or add to a voice's own files (its speech, its
+    consent) and leave it listed as sound."""
+    if output is None or str(output) == "-":
+        return
+    try:
+        inside = Path(output).resolve().is_relative_to(library_root.resolve())
+    except OSError:
+        return
+    if inside:
+        raise UserError(f"{output}: is inside the voice library ({library_root}); write the audio somewhere else")
+
+
 def conversion_loader(cfg: BotConfig, models_dir: Path | None, spinner: bool = True):
     """The converter the settings choose (`auto` says once when it falls back to the matcher), as a loader.
 

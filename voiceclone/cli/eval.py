@@ -22,6 +22,7 @@ from voiceclone.cli.common import (
     err,
     library,
     out,
+    outside_library,
     progress_bar,
     say,
     settings,
@@ -56,6 +57,7 @@ def eval_voice(
     cfg = settings(config, tts__seed=("--seed", seed), tts__converter__device=("--device", device))
     lib = library(cfg, voices_dir)
     enrolled = allowed_voice(lib, voice, cfg.consent)  # the clones it makes are the voice's speech too
+    outside_library(output, lib.root)
     speech, rate = enrolled.speech()
     keep = _keeper(output) if output is not None else None
     # The layers that do the work bring torch and the measuring models: imported once the inputs are good.

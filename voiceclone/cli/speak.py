@@ -20,6 +20,7 @@ from voiceclone.cli.common import (
     conversion_loader,
     err,
     library,
+    outside_library,
     progress_bar,
     say,
     settings,
@@ -111,7 +112,7 @@ def speak(
     check_voice_given(cfg.tts, no_clone)
     _check_output(output, play, inputs=[cfg.tts.voice, file])
     lib = library(cfg, voices_dir)
-    _outside_library(output, lib.root)
+    outside_library(output, lib.root)
     if not no_clone:
         check_consent(cfg.consent, lib, cfg.tts.voice)  # an unknown or refused voice fails before anything loads
     # The layers that do the work bring torch and Pipecat (2 s): imported once the command's inputs are good.
@@ -195,19 +196,6 @@ def _check_output(output: str | None, play: bool, inputs: list = ()) -> None:
         for given in inputs:  # `--voice me.wav -o me.wav` would replace the only recording with the clone
             if given is not None and _same_file(Path(output), Path(given)):
                 raise UserError(f"{output}: is also an input of this command; write the audio to another file")
-
-
-def _outside_library(output: str | None, library_root: Path) -> None:
-    """Refuse an output inside the voice library: it would replace a voice's own files (its speech, its consent)
-    and leave it listed as sound."""
-    if output in (None, "-"):
-        return
-    try:
-        inside = Path(output).resolve().is_relative_to(library_root.resolve())
-    except OSError:
-        return
-    if inside:
-        raise UserError(f"{output}: is inside the voice library ({library_root}); write the audio somewhere else")
 
 
 def _same_file(a: Path, b: Path) -> bool:

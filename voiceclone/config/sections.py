@@ -86,11 +86,10 @@ class IceServerConfig(_Strict):
     credential: Optional[str] = None
 
 
-def _check_ice_url(url: str) -> str:
-    """A STUN or TURN server's address (stun:, stuns:, turn:, turns:), or a one-line error."""
+def _check_ice_url(url: str) -> None:
+    """Refuse, in one line, what is not a STUN or TURN server's address (stun:, stuns:, turn:, turns:)."""
     if not re.match(r"(stuns?|turns?):\S+$", url.strip()):
         raise PydanticCustomError("ice_url", f"{url!r} is not a STUN or TURN address (stun:HOST:PORT, turn:HOST:PORT)")
-    return url.strip()
 
 
 class WebRTCTransportConfig(_Strict):
